@@ -1,0 +1,58 @@
+# Pharos. `make run` starts the all-in-one node; `make test` runs every test.
+GO        ?= go
+BIN       := bin/pharos
+PKGS      := ./...
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
+STATICCHECK_VERSION        := 2026.1
+
+VTPROTO_POOL := $(foreach m,PushRequest TimeSeries LabelPair Sample QueryStreamResponse ChunkSeries Chunk,pool=github.com/pharos-tsdb/pharos/storage/ingesterpb.$(m))
+comma := ,
+empty :=
+space := $(empty) $(empty)
+
+.PHONY: all build run test test-short lint bench proto proto-tools tools clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/pharos
+
+run: build
+	./$(BIN)
+
+test:
+	$(GO) test -race -timeout 25m $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GOBIN)/staticcheck $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./storage/... ./ingest/... ./querier/...
+
+tools:
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+proto-tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	$(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_VTPROTO_VERSION)
+
+# protoc comes from Debian's protobuf-compiler package.
+proto: proto-tools
+	cd storage/ingesterpb && PATH="$(GOBIN):$$PATH" protoc \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+unmarshal_unsafe+size+pool+clone+equal,$(subst $(space),$(comma),$(VTPROTO_POOL)) \
+		ingester.proto
+
+clean:
+	rm -rf bin
