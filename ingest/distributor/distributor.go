@@ -1,0 +1,413 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// Ingesters is how the distributor finds ingesters. Foundation: a static
+// list, every series goes to every ingester listed. The Cluster issue
+// replaces it with a ring that picks RF of N per series hash; route is the
+// only code that changes with it.
+type Ingesters interface {
+	// Clients returns the ingesters to write to. It is called once per push
+	// and may return a different list each time.
+	Clients() []ingesterpb.IngesterClient
+}
+
+// StaticIngesters is a fixed list of ingesters that all get every series.
+type StaticIngesters []ingesterpb.IngesterClient
+
+// Clients implements Ingesters.
+func (s StaticIngesters) Clients() []ingesterpb.IngesterClient { return s }
+
+// Sentinel errors of Push. Errors from ingesters are returned wrapped, with
+// their gRPC status intact.
+var (
+	// ErrNoIngesters: there is no ingester to write to (HTTP 503).
+	ErrNoIngesters = errors.New("no ingesters available")
+	// ErrTooManyInflight: MaxInflightPushRequests pushes are already running
+	// (HTTP 429).
+	ErrTooManyInflight = errors.New("too many push requests in flight")
+)
+
+// PushResult is what happened to a push that reached the ingesters (or had
+// nothing to send).
+type PushResult struct {
+	SamplesWritten, HistogramsWritten, ExemplarsWritten uint64
+	// Rejected lists the series (or parts of series) not written, in the
+	// order of PushRequest.series. The rest of the request was written.
+	Rejected []Rejection
+}
+
+// Distributor validates series and sends them to ingesters. It is safe for
+// concurrent use.
+type Distributor struct {
+	cfg       Config
+	ings      Ingesters
+	logger    *slog.Logger
+	inflight  chan struct{} // nil: no limit
+	now       func() time.Time
+	batchPool sync.Pool // of *ingesterpb.PushRequest; never the vtproto pool, see subRequest
+
+	receivedSamples    prometheus.Counter
+	receivedHistograms prometheus.Counter
+	receivedExemplars  prometheus.Counter
+	discarded          *prometheus.CounterVec
+	requests           *prometheus.CounterVec
+	ingesterPushes     *prometheus.CounterVec
+	ingesterLatency    prometheus.Histogram
+}
+
+// New returns a Distributor. cfg must be valid.
+func New(cfg Config, ings Ingesters, logger *slog.Logger, reg prometheus.Registerer) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("distributor config: %w", err)
+	}
+	if ings == nil {
+		return nil, errors.New("distributor: no ingesters")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Distributor{
+		cfg:    cfg,
+		ings:   ings,
+		logger: logger,
+		now:    time.Now,
+	}
+	if cfg.MaxInflightPushRequests > 0 {
+		d.inflight = make(chan struct{}, cfg.MaxInflightPushRequests)
+	}
+	f := promauto.With(reg)
+	d.receivedSamples = f.NewCounter(prometheus.CounterOpts{
+		Name: "pharos_distributor_received_samples_total",
+		Help: "Float samples received by the distributor, before validation.",
+	})
+	d.receivedHistograms = f.NewCounter(prometheus.CounterOpts{
+		Name: "pharos_distributor_received_histograms_total",
+		Help: "Native histogram samples received by the distributor, before validation.",
+	})
+	d.receivedExemplars = f.NewCounter(prometheus.CounterOpts{
+		Name: "pharos_distributor_received_exemplars_total",
+		Help: "Exemplars received by the distributor, before validation.",
+	})
+	d.discarded = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_discarded_samples_total",
+		Help: "Samples (float and histogram) discarded by the distributor or rejected by ingesters, by reason.",
+	}, []string{"reason"})
+	d.requests = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_distributor_requests_total",
+		Help: "Remote-write requests handled, by HTTP status code.",
+	}, []string{"code"})
+	d.ingesterPushes = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_distributor_ingester_pushes_total",
+		Help: "Push calls to ingesters, by gRPC status code.",
+	}, []string{"code"})
+	d.ingesterLatency = f.NewHistogram(prometheus.HistogramOpts{
+		Name:                        "pharos_distributor_ingester_push_duration_seconds",
+		Help:                        "Latency of Push calls to ingesters.",
+		Buckets:                     prometheus.DefBuckets,
+		NativeHistogramBucketFactor: 1.1,
+	})
+	return d, nil
+}
+
+// Push validates req and writes it to the ingesters. It normalises req in
+// place (drops empty label values, sorts labels, drops samples outside the
+// accepted time range) and does not keep it after returning.
+//
+// Rejected series are reported in the result and the rest is written. An
+// error means the write failed as a whole and may be retried; the result is
+// then nil.
+func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*PushResult, error) {
+	if d.inflight != nil {
+		select {
+		case d.inflight <- struct{}{}:
+			defer func() { <-d.inflight }()
+		default:
+			return nil, ErrTooManyInflight
+		}
+	}
+	res := &PushResult{}
+	v := newValidator(&d.cfg, d.now())
+
+	// keep is nil while every series is valid, so that the common case
+	// sends req as it is.
+	var keep []int
+	var samples, histograms, exemplars int
+	for i, ts := range req.Series {
+		samples += len(ts.Samples)
+		histograms += len(ts.Histograms)
+		exemplars += len(ts.Exemplars)
+		ok := d.validate(&v, i, ts, res)
+		if !ok && keep == nil {
+			keep = make([]int, i, len(req.Series))
+			for j := range keep {
+				keep[j] = j
+			}
+		} else if ok && keep != nil {
+			keep = append(keep, i)
+		}
+	}
+	d.receivedSamples.Add(float64(samples))
+	d.receivedHistograms.Add(float64(histograms))
+	d.receivedExemplars.Add(float64(exemplars))
+
+	send := req
+	if keep != nil {
+		if len(keep) == 0 {
+			return res, nil
+		}
+		send = d.subRequest(req, keep)
+		defer d.putSubRequest(send)
+	}
+	if len(send.Series) == 0 {
+		return res, nil
+	}
+	if err := d.send(ctx, send, keep, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// validate checks one series and records what it rejects. It returns false
+// when nothing of the series is left to send.
+func (d *Distributor) validate(v *validator, i int, ts *ingesterpb.TimeSeries, res *PushResult) bool {
+	if reason, msg := v.labels(ts); reason != "" {
+		d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg,
+			Samples: len(ts.Samples), Histograms: len(ts.Histograms)})
+		return false
+	}
+	if reason, msg, s, h := v.samples(ts); reason != "" {
+		d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg, Samples: s, Histograms: h})
+	}
+	return len(ts.Samples) > 0 || len(ts.Histograms) > 0 || len(ts.Exemplars) > 0
+}
+
+func (d *Distributor) reject(res *PushResult, r Rejection) {
+	res.Rejected = append(res.Rejected, r)
+	d.discard(r.Reason, r.Samples+r.Histograms)
+}
+
+func (d *Distributor) discard(reason string, n int) {
+	if n > 0 {
+		d.discarded.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+// subRequest returns a request of the series of req at keep. The series are
+// shared with req, so it goes back to the distributor's own pool, never to
+// ingesterpb's vtproto pool (whose users overwrite the messages).
+func (d *Distributor) subRequest(req *ingesterpb.PushRequest, keep []int) *ingesterpb.PushRequest {
+	sub, _ := d.batchPool.Get().(*ingesterpb.PushRequest)
+	if sub == nil {
+		sub = &ingesterpb.PushRequest{}
+	}
+	for _, i := range keep {
+		sub.Series = append(sub.Series, req.Series[i])
+	}
+	sub.Metadata = req.Metadata
+	return sub
+}
+
+func (d *Distributor) putSubRequest(sub *ingesterpb.PushRequest) {
+	clear(sub.Series)
+	sub.Series = sub.Series[:0]
+	sub.Metadata = nil
+	d.batchPool.Put(sub)
+}
+
+// batch is what one ingester gets.
+type batch struct {
+	client ingesterpb.IngesterClient
+	req    *ingesterpb.PushRequest
+	// pos maps a series of req to its position in the request being sent;
+	// nil means the identity (the batch is the whole request).
+	pos []int
+}
+
+// route splits req by ingester. Foundation: every ingester gets all of req,
+// so every series has the same replication factor, len(batches).
+func (d *Distributor) route(req *ingesterpb.PushRequest) ([]batch, int, error) {
+	clients := d.ings.Clients()
+	if len(clients) == 0 {
+		return nil, 0, ErrNoIngesters
+	}
+	batches := make([]batch, len(clients))
+	for i, c := range clients {
+		batches[i] = batch{client: c, req: req}
+	}
+	return batches, len(clients), nil
+}
+
+type batchResult struct {
+	resp *ingesterpb.PushResponse
+	err  error
+}
+
+// send pushes req to its ingesters in parallel and waits for a write quorum
+// (⌊RF/2⌋+1 acks) of every series. index maps req's series to the caller's
+// request (nil: identity).
+func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, index []int, res *PushResult) error {
+	batches, rf, err := d.route(req)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(d.cfg.RemoteTimeout))
+	defer cancel()
+
+	results := make([]batchResult, len(batches))
+	if len(batches) == 1 {
+		results[0] = d.pushOne(ctx, batches[0])
+	} else {
+		var wg sync.WaitGroup
+		for i := range batches {
+			wg.Go(func() { results[i] = d.pushOne(ctx, batches[i]) })
+		}
+		wg.Wait()
+	}
+
+	// Per-series acks. With the static route all series share the batches;
+	// counting per series keeps this right once the ring routes per series.
+	quorum := rf/2 + 1
+	var acks []int
+	if len(batches) > 1 {
+		acks = make([]int, len(req.Series))
+	}
+	var (
+		firstErr   error
+		seen       map[int]bool // series already reported by a replica
+		ok         int
+		rejS, rejH int // samples and histograms the ingesters rejected
+	)
+	for i, r := range results {
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("push to ingester %d of %d: %w", i+1, len(batches), r.err)
+			}
+			continue
+		}
+		ok++
+		b := batches[i]
+		if acks != nil {
+			for j := range b.req.Series {
+				acks[at(b.pos, j)]++
+			}
+		}
+		for _, e := range r.resp.Errors {
+			if int(e.Index) >= len(b.req.Series) {
+				continue
+			}
+			idx := at(index, at(b.pos, int(e.Index)))
+			if seen[idx] {
+				continue
+			}
+			if seen == nil {
+				seen = map[int]bool{}
+			}
+			seen[idx] = true
+			rejS += int(e.RejectedSamples)
+			rejH += int(e.RejectedHistograms)
+			d.reject(res, Rejection{
+				Index:      idx,
+				Reason:     ingesterReason(e.Reason),
+				Series:     FormatSeries(b.req.Series[e.Index].Labels),
+				Message:    e.Message,
+				Samples:    int(e.RejectedSamples),
+				Histograms: int(e.RejectedHistograms),
+			})
+		}
+	}
+	if ok == 0 {
+		return firstErr
+	}
+	for _, n := range acks {
+		if n < quorum {
+			return fmt.Errorf("write quorum not reached (%d of %d acks, need %d): %w", n, rf, quorum, firstErr)
+		}
+	}
+	// Count from the request, minus what ingesters rejected: replicas do
+	// not multiply what the sender wrote.
+	for _, ts := range req.Series {
+		res.SamplesWritten += uint64(len(ts.Samples))
+		res.HistogramsWritten += uint64(len(ts.Histograms))
+		res.ExemplarsWritten += uint64(len(ts.Exemplars))
+	}
+	res.SamplesWritten -= uint64(min(rejS, int(res.SamplesWritten)))
+	res.HistogramsWritten -= uint64(min(rejH, int(res.HistogramsWritten)))
+	if rf == 1 {
+		res.ExemplarsWritten = results[0].resp.ExemplarsWritten
+	}
+	sortRejections(res.Rejected)
+	return nil
+}
+
+// at maps position j through index (nil: the identity).
+func at(index []int, j int) int {
+	if index == nil {
+		return j
+	}
+	return index[j]
+}
+
+func (d *Distributor) pushOne(ctx context.Context, b batch) batchResult {
+	start := time.Now()
+	resp, err := b.client.Push(ctx, b.req)
+	d.ingesterLatency.Observe(time.Since(start).Seconds())
+	d.ingesterPushes.WithLabelValues(status.Code(err).String()).Inc()
+	if err != nil {
+		d.logger.Debug("push to ingester failed", "err", err)
+	}
+	return batchResult{resp: resp, err: err}
+}
+
+func ingesterReason(r ingesterpb.SeriesError_Reason) string {
+	switch r {
+	case ingesterpb.SeriesError_OUT_OF_ORDER:
+		return ReasonOutOfOrder
+	case ingesterpb.SeriesError_TOO_OLD:
+		return ReasonTooOld
+	case ingesterpb.SeriesError_DUPLICATE_TIMESTAMP:
+		return ReasonDuplicateSample
+	case ingesterpb.SeriesError_TOO_FAR_IN_FUTURE:
+		return ReasonTooFarInFuture
+	case ingesterpb.SeriesError_INVALID:
+		return ReasonInvalid
+	}
+	return ReasonIngesterRejected
+}
+
+// retryable tells whether err (from Push) is worth retrying, and whether it
+// is overload rather than failure.
+func retryable(err error) (retry, overload bool) {
+	switch {
+	case errors.Is(err, ErrTooManyInflight):
+		return true, true
+	case errors.Is(err, ErrNoIngesters), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return true, false
+	}
+	switch status.Code(err) {
+	case codes.ResourceExhausted:
+		return true, true
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+		return true, false
+	}
+	return false, false
+}
+
+func sortRejections(rs []Rejection) {
+	slices.SortStableFunc(rs, func(a, b Rejection) int { return a.Index - b.Index })
+}

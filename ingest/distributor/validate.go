@@ -1,0 +1,187 @@
+package distributor
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// Reasons of pharos_discarded_samples_total and of Rejection.Reason.
+const (
+	ReasonMissingMetricName    = "missing_metric_name"
+	ReasonInvalidMetricName    = "invalid_metric_name"
+	ReasonInvalidLabel         = "invalid_label"
+	ReasonDuplicateLabelNames  = "duplicate_label_names"
+	ReasonLabelNameTooLong     = "label_name_too_long"
+	ReasonLabelValueTooLong    = "label_value_too_long"
+	ReasonMaxLabelNames        = "max_label_names_per_series"
+	ReasonInvalidUTF8          = "invalid_utf8"
+	ReasonInvalidSymbolRef     = "invalid_symbol_reference"
+	ReasonTooFarInFuture       = "too_far_in_future"
+	ReasonTooOld               = "too_old"
+	ReasonOutOfOrder           = "out_of_order"
+	ReasonDuplicateSample      = "duplicate_sample"
+	ReasonInvalid              = "invalid"
+	ReasonIngesterRejected     = "ingester_rejected"
+	metricNameLabel            = model.MetricNameLabel
+	maxLabelValueInMessage     = 256
+	timestampLayoutInRejection = time.RFC3339Nano
+)
+
+// Rejection is a series, or some samples of a series, that was not written
+// because of what it contains. Retrying it cannot succeed.
+type Rejection struct {
+	// Index of the series in the PushRequest.
+	Index int
+	// Reason is one of the Reason* constants.
+	Reason string
+	// Series is the label set in Prometheus notation, e.g. {__name__="up", job="node"}.
+	Series string
+	// Message says what is wrong, without the series.
+	Message string
+	// Samples and Histograms count what was discarded.
+	Samples, Histograms int
+}
+
+func (r Rejection) Error() string { return r.Message + " for series " + r.Series }
+
+// validator checks and normalises series in place.
+type validator struct {
+	cfg         *Config
+	minT, maxT  int64 // accepted sample timestamps, inclusive
+	pastEnabled bool
+}
+
+func newValidator(cfg *Config, now time.Time) validator {
+	v := validator{cfg: cfg, maxT: now.Add(time.Duration(cfg.CreationGracePeriod)).UnixMilli()}
+	if cfg.PastGracePeriod > 0 {
+		v.pastEnabled = true
+		v.minT = now.Add(-time.Duration(cfg.PastGracePeriod)).UnixMilli()
+	}
+	return v
+}
+
+func lessPair(a, b *ingesterpb.LabelPair) int { return bytes.Compare(a.Name, b.Name) }
+
+// labels normalises ts.Labels (drops empty values, sorts) and checks them.
+// It returns a non-empty reason and a message when the series is invalid.
+func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
+	ls := ts.Labels
+	// Empty values mean "no such label" in Prometheus: drop them.
+	for i := 0; i < len(ls); i++ {
+		if len(ls[i].Value) == 0 {
+			ls = slices.DeleteFunc(ls, func(l *ingesterpb.LabelPair) bool { return len(l.Value) == 0 })
+			break
+		}
+	}
+	if !slices.IsSortedFunc(ls, lessPair) {
+		slices.SortStableFunc(ls, lessPair)
+	}
+	ts.Labels = ls
+
+	if len(ls) > v.cfg.MaxLabelNamesPerSeries {
+		return ReasonMaxLabelNames, fmt.Sprintf("series has %d labels, more than the limit of %d", len(ls), v.cfg.MaxLabelNamesPerSeries)
+	}
+	hasName := false
+	for _, l := range ls {
+		if string(l.Name) == metricNameLabel {
+			hasName = true
+			if !utf8.Valid(l.Value) {
+				return ReasonInvalidMetricName, fmt.Sprintf("invalid metric name %s (not valid UTF-8)", strconv.Quote(string(l.Value)))
+			}
+			break
+		}
+	}
+	if !hasName {
+		return ReasonMissingMetricName, "missing metric name (__name__ label)"
+	}
+	for i, l := range ls {
+		if len(l.Name) == 0 || !utf8.Valid(l.Name) {
+			return ReasonInvalidLabel, fmt.Sprintf("invalid label name %s", strconv.Quote(string(l.Name)))
+		}
+		if len(l.Name) > v.cfg.MaxLabelNameLength {
+			return ReasonLabelNameTooLong, fmt.Sprintf("label name %s is longer than the limit of %d bytes (%d bytes)", quoteTrunc(l.Name), v.cfg.MaxLabelNameLength, len(l.Name))
+		}
+		if len(l.Value) > v.cfg.MaxLabelValueLength {
+			return ReasonLabelValueTooLong, fmt.Sprintf("value of label %s is longer than the limit of %d bytes (%d bytes)", quoteTrunc(l.Name), v.cfg.MaxLabelValueLength, len(l.Value))
+		}
+		if !utf8.Valid(l.Value) {
+			return ReasonInvalidUTF8, fmt.Sprintf("value of label %s is not valid UTF-8", strconv.Quote(string(l.Name)))
+		}
+		if i > 0 && bytes.Equal(l.Name, ls[i-1].Name) {
+			return ReasonDuplicateLabelNames, fmt.Sprintf("duplicate label name %s", strconv.Quote(string(l.Name)))
+		}
+	}
+	return "", ""
+}
+
+// samples drops the samples and histograms outside the accepted time range
+// from ts and describes the first offender.
+func (v *validator) samples(ts *ingesterpb.TimeSeries) (reason, msg string, samples, histograms int) {
+	bad := func(t int64) bool { return t > v.maxT || (v.pastEnabled && t < v.minT) }
+	first := int64(0)
+	found := false
+	for _, s := range ts.Samples {
+		if bad(s.TimestampMs) {
+			first, found = s.TimestampMs, true
+			break
+		}
+	}
+	if !found {
+		for _, h := range ts.Histograms {
+			if bad(h.TimestampMs) {
+				first, found = h.TimestampMs, true
+				break
+			}
+		}
+	}
+	if !found {
+		return "", "", 0, 0
+	}
+	n, m := len(ts.Samples), len(ts.Histograms)
+	ts.Samples = slices.DeleteFunc(ts.Samples, func(s *ingesterpb.Sample) bool { return bad(s.TimestampMs) })
+	ts.Histograms = slices.DeleteFunc(ts.Histograms, func(h *ingesterpb.Histogram) bool { return bad(h.TimestampMs) })
+	samples, histograms = n-len(ts.Samples), m-len(ts.Histograms)
+	ft := time.UnixMilli(first).UTC().Format(timestampLayoutInRejection)
+	if first > v.maxT {
+		return ReasonTooFarInFuture, fmt.Sprintf("sample timestamp %s (%d) is too far in the future (creation grace period %s)", ft, first, v.cfg.CreationGracePeriod), samples, histograms
+	}
+	return ReasonTooOld, fmt.Sprintf("sample timestamp %s (%d) is too old (past grace period %s)", ft, first, v.cfg.PastGracePeriod), samples, histograms
+}
+
+// FormatSeries renders labels as Prometheus does, e.g.
+// {__name__="up", job="node"}. Over-long values are cut, so that a message
+// about an over-long value stays readable.
+func FormatSeries(ls []*ingesterpb.LabelPair) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range ls {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if model.LegacyValidation.IsValidLabelName(string(l.Name)) {
+			b.Write(l.Name)
+		} else {
+			b.WriteString(strconv.Quote(string(l.Name)))
+		}
+		b.WriteByte('=')
+		b.WriteString(quoteTrunc(l.Value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func quoteTrunc(s []byte) string {
+	if len(s) > maxLabelValueInMessage {
+		return strconv.Quote(string(s[:maxLabelValueInMessage])) + "..."
+	}
+	return strconv.Quote(string(s))
+}

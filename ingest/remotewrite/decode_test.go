@@ -1,0 +1,425 @@
+package remotewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/tsdb/tsdbutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+func pairs(ls ...string) []*ingesterpb.LabelPair {
+	out := make([]*ingesterpb.LabelPair, 0, len(ls)/2)
+	for i := 0; i < len(ls); i += 2 {
+		out = append(out, &ingesterpb.LabelPair{Name: []byte(ls[i]), Value: []byte(ls[i+1])})
+	}
+	return out
+}
+
+// histToPB converts an upstream histogram by its wire encoding, which 1.0
+// and ingesterpb share field for field.
+func histToPB(t testing.TB, h prompb.Histogram) *ingesterpb.Histogram {
+	b, err := h.Marshal()
+	require.NoError(t, err)
+	out := &ingesterpb.Histogram{}
+	require.NoError(t, out.UnmarshalVT(b))
+	return out
+}
+
+func v1Request() *prompb.WriteRequest {
+	return &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{
+			{
+				Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "node"}},
+				Samples: []prompb.Sample{{Value: 1, Timestamp: 1000}, {Value: 0, Timestamp: 2000}},
+				Exemplars: []prompb.Exemplar{{
+					Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 1.5, Timestamp: 1500,
+				}},
+			},
+			{
+				// A long value forces multi-byte lengths; unsorted labels stay unsorted.
+				Labels:     []prompb.Label{{Name: "z", Value: string(bytes.Repeat([]byte("v"), 300))}, {Name: "__name__", Value: "h"}},
+				Histograms: []prompb.Histogram{prompb.FromIntHistogram(3000, tsdbutil.GenerateTestHistogram(3)), prompb.FromFloatHistogram(4000, tsdbutil.GenerateTestFloatHistogram(4))},
+			},
+			{Labels: []prompb.Label{{Name: "__name__", Value: "empty"}}},
+		},
+		Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "up", Help: "is up", Unit: "1"}},
+	}
+}
+
+func v1Expected(t testing.TB, req *prompb.WriteRequest) *ingesterpb.PushRequest {
+	out := &ingesterpb.PushRequest{}
+	for _, ts := range req.Timeseries {
+		s := &ingesterpb.TimeSeries{}
+		for _, l := range ts.Labels {
+			s.Labels = append(s.Labels, pairs(l.Name, l.Value)...)
+		}
+		for _, x := range ts.Samples {
+			s.Samples = append(s.Samples, &ingesterpb.Sample{TimestampMs: x.Timestamp, Value: x.Value})
+		}
+		for _, h := range ts.Histograms {
+			s.Histograms = append(s.Histograms, histToPB(t, h))
+		}
+		for _, e := range ts.Exemplars {
+			pe := &ingesterpb.Exemplar{Value: e.Value, TimestampMs: e.Timestamp}
+			for _, l := range e.Labels {
+				pe.Labels = append(pe.Labels, pairs(l.Name, l.Value)...)
+			}
+			s.Exemplars = append(s.Exemplars, pe)
+		}
+		out.Series = append(out.Series, s)
+	}
+	for _, m := range req.Metadata {
+		out.Metadata = append(out.Metadata, &ingesterpb.MetricMetadata{
+			Type: ingesterpb.MetricMetadata_MetricType(m.Type), MetricFamilyName: m.MetricFamilyName, Help: m.Help, Unit: m.Unit,
+		})
+	}
+	return out
+}
+
+func v2Request() *writev2.Request {
+	st := writev2.NewSymbolTable()
+	series := []writev2.TimeSeries{
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "up", "job", "node"), nil),
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000, StartTimestamp: 500}, {Value: 2, Timestamp: 2000, StartTimestamp: 500}},
+			Exemplars: []writev2.Exemplar{{
+				LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "abc"), nil), Value: 1.5, Timestamp: 1500,
+			}},
+			Metadata: writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("is up"), UnitRef: st.Symbolize("1")},
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "h", "le", "x"), nil),
+			Histograms: []writev2.Histogram{writev2.FromIntHistogram(100, 3000, tsdbutil.GenerateTestHistogram(3)), writev2.FromFloatHistogram(100, 4000, tsdbutil.GenerateTestFloatHistogram(4))},
+		},
+	}
+	return &writev2.Request{Symbols: st.Symbols(), Timeseries: series}
+}
+
+func v2Expected(t testing.TB, req *writev2.Request) *ingesterpb.PushRequest {
+	out := &ingesterpb.PushRequest{}
+	refs := func(r []uint32) []*ingesterpb.LabelPair {
+		var ps []*ingesterpb.LabelPair
+		for i := 0; i < len(r); i += 2 {
+			ps = append(ps, pairs(req.Symbols[r[i]], req.Symbols[r[i+1]])...)
+		}
+		return ps
+	}
+	for _, ts := range req.Timeseries {
+		s := &ingesterpb.TimeSeries{Labels: refs(ts.LabelsRefs)}
+		for _, x := range ts.Samples {
+			s.Samples = append(s.Samples, &ingesterpb.Sample{TimestampMs: x.Timestamp, Value: x.Value})
+			if s.StartTimestampMs == 0 {
+				s.StartTimestampMs = x.StartTimestamp
+			}
+		}
+		for _, h := range ts.Histograms {
+			st := h.StartTimestamp
+			h.StartTimestamp = 0 // not an ingesterpb field
+			b, err := h.Marshal()
+			require.NoError(t, err)
+			ph := &ingesterpb.Histogram{}
+			require.NoError(t, ph.UnmarshalVT(b))
+			s.Histograms = append(s.Histograms, ph)
+			if s.StartTimestampMs == 0 {
+				s.StartTimestampMs = st
+			}
+		}
+		for _, e := range ts.Exemplars {
+			s.Exemplars = append(s.Exemplars, &ingesterpb.Exemplar{Labels: refs(e.LabelsRefs), Value: e.Value, TimestampMs: e.Timestamp})
+		}
+		out.Series = append(out.Series, s)
+		if ts.Metadata.Type != 0 || ts.Metadata.HelpRef != 0 || ts.Metadata.UnitRef != 0 {
+			out.Metadata = append(out.Metadata, &ingesterpb.MetricMetadata{
+				Type:             ingesterpb.MetricMetadata_MetricType(ts.Metadata.Type),
+				MetricFamilyName: string(s.Labels[0].Value),
+				Help:             req.Symbols[ts.Metadata.HelpRef],
+				Unit:             req.Symbols[ts.Metadata.UnitRef],
+			})
+		}
+	}
+	return out
+}
+
+type marshaler interface{ Marshal() ([]byte, error) }
+
+func compress(t testing.TB, m marshaler) []byte {
+	b, err := m.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, b)
+}
+
+func requireEqualPush(t *testing.T, want, got *ingesterpb.PushRequest) {
+	t.Helper()
+	if !want.EqualVT(got) {
+		wb, _ := want.MarshalVT()
+		gb, _ := got.MarshalVT()
+		require.Equal(t, want.String(), got.String())
+		require.Equal(t, wb, gb)
+	}
+}
+
+func TestDecodeRoundTrip(t *testing.T) {
+	tests := []struct {
+		name    string
+		version Version
+		body    []byte
+		want    *ingesterpb.PushRequest
+	}{
+		{"v1", V1, compress(t, v1Request()), v1Expected(t, v1Request())},
+		{"v2", V2, compress(t, v2Request()), v2Expected(t, v2Request())},
+		{"v1 empty body", V1, nil, &ingesterpb.PushRequest{}},
+		{"v2 empty body", V2, nil, &ingesterpb.PushRequest{}},
+		{"v1 empty message", V1, snappy.Encode(nil, nil), &ingesterpb.PushRequest{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Twice through the same pooled request: reuse must not leak state.
+			r := NewRequest()
+			defer r.Release()
+			for range 2 {
+				r.reset()
+				require.NoError(t, r.ReadBody(bytes.NewReader(tc.body), int64(len(tc.body)), 1<<20))
+				require.NoError(t, r.Decode(tc.version))
+				require.Empty(t, r.Invalid)
+				requireEqualPush(t, tc.want, &r.Push)
+			}
+		})
+	}
+}
+
+func TestDecodeV2InvalidSymbolRefs(t *testing.T) {
+	req := v2Request()
+	good := req.Timeseries[0]
+	req.Timeseries = []writev2.TimeSeries{
+		{LabelsRefs: []uint32{1, 9999}, Samples: []writev2.Sample{{Value: 1, Timestamp: 1}}},
+		good,
+		{LabelsRefs: []uint32{1}, Samples: []writev2.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}},
+	}
+	r := NewRequest()
+	defer r.Release()
+	require.NoError(t, r.SetBody(compress(t, req), 1<<20))
+	require.NoError(t, r.Decode(V2))
+	require.Len(t, r.Push.Series, 1)
+	require.Equal(t, "up", string(r.Push.Series[0].Labels[0].Value))
+	require.Len(t, r.Invalid, 2)
+	require.Equal(t, 0, r.Invalid[0].Index)
+	require.EqualError(t, r.Invalid[0].Err, fmt.Sprintf("series labels: label reference 9999 outside of the symbols table (size %d)", len(req.Symbols)))
+	require.Equal(t, 2, r.Invalid[1].Index)
+	require.Equal(t, 2, r.Invalid[1].Samples)
+	require.EqualError(t, r.Invalid[1].Err, "series labels: odd number of label references")
+}
+
+func TestDecodeErrors(t *testing.T) {
+	v1, err := v1Request().Marshal()
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		body    []byte
+		limit   int64
+		version Version
+		want    error
+	}{
+		{"not snappy", []byte("this is not snappy"), 1 << 20, V1, ErrMalformed},
+		{"snappy but not protobuf", snappy.Encode(nil, []byte("\xff\xff\xff\xff not a protobuf")), 1 << 20, V1, ErrMalformed},
+		{"truncated protobuf", snappy.Encode(nil, v1[:len(v1)-3]), 1 << 20, V1, ErrMalformed},
+		{"v2 symbols without leading empty string", snappy.Encode(nil, []byte("\x22\x01a")), 1 << 20, V2, ErrMalformed},
+		{"compressed over limit", snappy.Encode(nil, v1), 10, V1, ErrTooLarge},
+		{"decompressed over limit", snappy.Encode(nil, make([]byte, 4096)), 1024, V1, ErrTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRequest()
+			defer r.Release()
+			err := r.ReadBody(bytes.NewReader(tc.body), -1, tc.limit)
+			if err == nil {
+				err = r.Decode(tc.version)
+			}
+			require.ErrorIs(t, err, tc.want)
+			require.Empty(t, r.Push.Series)
+		})
+	}
+}
+
+func TestParseContentType(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Version
+		err  error
+	}{
+		{"", V1, nil},
+		{"application/x-protobuf", V1, nil},
+		{"application/x-protobuf;proto=prometheus.WriteRequest", V1, nil},
+		{"application/x-protobuf; proto=io.prometheus.write.v2.Request", V2, nil},
+		{"application/json", 0, ErrUnsupportedMediaType},
+		{"application/x-protobuf;proto=foo.Bar", 0, ErrUnsupportedMediaType},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			v, err := ParseContentType(tc.in)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, v)
+		})
+	}
+	require.NoError(t, CheckContentEncoding("snappy"))
+	require.NoError(t, CheckContentEncoding(""))
+	require.ErrorIs(t, CheckContentEncoding("gzip"), ErrUnsupportedMediaType)
+}
+
+// benchRequests builds requests of n series with 10 labels and 10 samples.
+func benchV1(n int) *prompb.WriteRequest {
+	req := &prompb.WriteRequest{}
+	for i := range n {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "metric_" + fmt.Sprint(i%50)}}}
+		for j := range 9 {
+			ts.Labels = append(ts.Labels, prompb.Label{Name: fmt.Sprintf("label_%d", j), Value: fmt.Sprintf("value_%d_%d", j, i)})
+		}
+		for k := range 10 {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: int64(k) * 15000, Value: float64(i + k)})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	return req
+}
+
+func benchV2(n int) *writev2.Request {
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{}
+	sb := labels.NewScratchBuilder(0)
+	for _, ts := range benchV1(n).Timeseries {
+		s := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(ts.ToLabels(&sb, nil), nil)}
+		for _, x := range ts.Samples {
+			s.Samples = append(s.Samples, writev2.Sample{Timestamp: x.Timestamp, Value: x.Value})
+		}
+		s.Metadata = writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: st.Symbolize("help")}
+		req.Timeseries = append(req.Timeseries, s)
+	}
+	req.Symbols = st.Symbols()
+	return req
+}
+
+func TestDecodeDoesNotAllocate(t *testing.T) {
+	for _, tc := range []struct {
+		v    Version
+		body []byte
+	}{{V1, compress(t, benchV1(200))}, {V2, compress(t, benchV2(200))}} {
+		t.Run(tc.v.String(), func(t *testing.T) {
+			r := NewRequest()
+			defer r.Release()
+			rd := bytes.NewReader(nil)
+			run := func() {
+				r.reset()
+				rd.Reset(tc.body)
+				if err := r.ReadBody(rd, int64(len(tc.body)), 1<<24); err != nil {
+					panic(err)
+				}
+				if err := r.Decode(tc.v); err != nil {
+					panic(err)
+				}
+			}
+			run() // warm
+			require.Zero(t, testing.AllocsPerRun(20, run))
+			require.Len(t, r.Push.Series, 200)
+			if tc.v == V2 {
+				require.Len(t, r.Push.Metadata, 50, "metadata is sent once per family")
+			}
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, tc := range []struct {
+		v    Version
+		body []byte
+	}{{V1, compress(b, benchV1(2000))}, {V2, compress(b, benchV2(2000))}} {
+		b.Run(tc.v.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := NewRequest()
+				if err := r.ReadBody(bytes.NewReader(tc.body), int64(len(tc.body)), 1<<26); err != nil {
+					b.Fatal(err)
+				}
+				if err := r.Decode(tc.v); err != nil {
+					b.Fatal(err)
+				}
+				r.Release()
+			}
+			b.ReportMetric(float64(b.N)*20000/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+	b.Run("upstream-gogo-v1", func(b *testing.B) {
+		body := compress(b, benchV1(2000))
+		b.ReportAllocs()
+		for b.Loop() {
+			raw, err := snappy.Decode(nil, body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var req prompb.WriteRequest
+			if err := req.Unmarshal(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)*20000/b.Elapsed().Seconds(), "samples/s")
+	})
+}
+
+// fuzzDecode checks that arbitrary bytes never panic the decoder, and that a
+// message upstream decodes is decoded by us to the same labels and samples.
+func fuzzDecode(t *testing.T, v Version, data []byte) {
+	r := NewRequest()
+	defer r.Release()
+	err := r.DecodeProto(v, data)
+	if err != nil {
+		require.True(t, errors.Is(err, ErrMalformed), err)
+		return
+	}
+	// Whatever we decoded must marshal for the ingester.
+	_, err = r.Push.MarshalVT()
+	require.NoError(t, err)
+	if v == V1 {
+		var up prompb.WriteRequest
+		if up.Unmarshal(data) != nil {
+			return
+		}
+		require.Len(t, r.Push.Series, len(up.Timeseries))
+		for i, ts := range up.Timeseries {
+			require.Len(t, r.Push.Series[i].Labels, len(ts.Labels))
+			for j, l := range ts.Labels {
+				require.Equal(t, l.Name, string(r.Push.Series[i].Labels[j].Name))
+				require.Equal(t, l.Value, string(r.Push.Series[i].Labels[j].Value))
+			}
+			require.Len(t, r.Push.Series[i].Samples, len(ts.Samples))
+		}
+	}
+}
+
+func FuzzDecodeV1(f *testing.F) {
+	b, err := v1Request().Marshal()
+	require.NoError(f, err)
+	f.Add(b)
+	f.Add([]byte{})
+	f.Add(b[:len(b)/2])
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode(t, V1, data) })
+}
+
+func FuzzDecodeV2(f *testing.F) {
+	b, err := v2Request().Marshal()
+	require.NoError(f, err)
+	f.Add(b)
+	f.Add([]byte{})
+	f.Add(b[:len(b)/2])
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode(t, V2, data) })
+}

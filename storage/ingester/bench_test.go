@@ -1,0 +1,192 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// The write benchmark's shape: warm series (they exist before the timer
+// starts), 10 samples per series per request, 2000 series per request.
+const (
+	benchSeries     = 200_000
+	benchSamples    = 10
+	benchPerRequest = 2000
+	benchStepMs     = 15_000
+)
+
+func benchRequests() []*ingesterpb.PushRequest {
+	reqs := make([]*ingesterpb.PushRequest, 0, benchSeries/benchPerRequest)
+	for r := range benchSeries / benchPerRequest {
+		req := &ingesterpb.PushRequest{Series: make([]*ingesterpb.TimeSeries, 0, benchPerRequest)}
+		for s := range benchPerRequest {
+			id := r*benchPerRequest + s
+			ts := &ingesterpb.TimeSeries{
+				Labels: lbls(
+					"__name__", "http_requests_total",
+					"instance", fmt.Sprintf("host-%04d.example.org:9100", id/100),
+					"job", "node",
+					"method", []string{"GET", "POST", "PUT", "DELETE"}[id%4],
+					"series", fmt.Sprintf("%06d", id),
+				),
+				Samples: make([]*ingesterpb.Sample, benchSamples),
+			}
+			for k := range ts.Samples {
+				ts.Samples[k] = &ingesterpb.Sample{}
+			}
+			req.Series = append(req.Series, ts)
+		}
+		reqs = append(reqs, req)
+	}
+	return reqs
+}
+
+// setRound gives every sample of round n its timestamp and value.
+func setRound(reqs []*ingesterpb.PushRequest, n int) {
+	base := int64(n) * benchSamples * benchStepMs
+	for _, req := range reqs {
+		for _, ts := range req.Series {
+			for k, s := range ts.Samples {
+				s.TimestampMs = base + int64(k)*benchStepMs
+				s.Value = float64(n*benchSamples + k)
+			}
+		}
+	}
+}
+
+// forEachConcurrently runs f on every request with c requests in flight.
+func forEachConcurrently(reqs []*ingesterpb.PushRequest, c int, f func(*ingesterpb.PushRequest) error) error {
+	var g errgroup.Group
+	g.SetLimit(c)
+	for _, req := range reqs {
+		g.Go(func() error { return f(req) })
+	}
+	return g.Wait()
+}
+
+func BenchmarkPush(b *testing.B) {
+	for _, c := range []int{1, 4} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			h := startIngester(b, testConfig(b, b.TempDir()))
+			reqs := benchRequests()
+			push := func(req *ingesterpb.PushRequest) error {
+				resp, err := h.client.Push(context.Background(), req)
+				if err != nil {
+					return err
+				}
+				if len(resp.Errors) > 0 || resp.SamplesWritten != benchPerRequest*benchSamples {
+					return fmt.Errorf("push: %d written, errors %v", resp.SamplesWritten, resp.Errors)
+				}
+				return nil
+			}
+			setRound(reqs, 0)
+			require.NoError(b, forEachConcurrently(reqs, c, push))
+
+			b.ReportAllocs()
+			b.ResetTimer()
+			for n := range b.N {
+				b.StopTimer()
+				setRound(reqs, n+1)
+				b.StartTimer()
+				require.NoError(b, forEachConcurrently(reqs, c, push))
+			}
+			b.ReportMetric(float64(b.N)*benchSeries*benchSamples/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// BenchmarkTSDBAppend is BenchmarkPush's baseline: the same samples appended
+// straight into a tsdb.DB with the same options, one appender per 2000
+// series, labels built beforehand, series refs reused within a batch.
+func BenchmarkTSDBAppend(b *testing.B) {
+	for _, c := range []int{1, 4} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			cfg := testConfig(b, b.TempDir())
+			db, err := tsdb.Open(cfg.TSDBDir(), nil, nil, cfg.tsdbOptions(), nil)
+			require.NoError(b, err)
+			b.Cleanup(func() { require.NoError(b, db.Close()) })
+
+			reqs := benchRequests()
+			lsets := make(map[*ingesterpb.TimeSeries]labels.Labels, benchSeries)
+			for _, req := range reqs {
+				for _, ts := range req.Series {
+					lsets[ts] = toLabels(ts.Labels)
+				}
+			}
+			appendReq := func(req *ingesterpb.PushRequest) error {
+				app := db.AppenderV2(context.Background())
+				for _, ts := range req.Series {
+					ls := lsets[ts]
+					var ref storage.SeriesRef
+					for _, s := range ts.Samples {
+						var err error
+						if ref, err = app.Append(ref, ls, 0, s.TimestampMs, s.Value, nil, nil, storage.AOptions{}); err != nil {
+							_ = app.Rollback()
+							return err
+						}
+					}
+				}
+				return app.Commit()
+			}
+			setRound(reqs, 0)
+			require.NoError(b, forEachConcurrently(reqs, c, appendReq))
+
+			b.ReportAllocs()
+			b.ResetTimer()
+			for n := range b.N {
+				b.StopTimer()
+				setRound(reqs, n+1)
+				b.StartTimer()
+				require.NoError(b, forEachConcurrently(reqs, c, appendReq))
+			}
+			b.ReportMetric(float64(b.N)*benchSeries*benchSamples/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// BenchmarkQueryStream reads 10k series of an hour of 15s samples (two
+// chunks each) from the head over gRPC, the querier's hot path.
+func BenchmarkQueryStream(b *testing.B) {
+	const series, samples = 10_000, 240
+	h := startIngester(b, testConfig(b, b.TempDir()))
+	for k := 0; k < samples; k += benchSamples {
+		req := &ingesterpb.PushRequest{}
+		for s := range series {
+			ts := &ingesterpb.TimeSeries{Labels: lbls("__name__", "q", "job", "bench", "series", fmt.Sprintf("%05d", s))}
+			for j := range benchSamples {
+				ts.Samples = append(ts.Samples, &ingesterpb.Sample{TimestampMs: int64(k+j) * benchStepMs, Value: float64(s + k + j)})
+			}
+			req.Series = append(req.Series, ts)
+		}
+		_, err := h.client.Push(context.Background(), req)
+		require.NoError(b, err)
+	}
+	req := &ingesterpb.QueryRequest{StartMs: 0, EndMs: samples * benchStepMs, Matchers: []*ingesterpb.LabelMatcher{eq("job", "bench")}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		stream, err := h.client.QueryStream(context.Background(), req)
+		require.NoError(b, err)
+		got := 0
+		for {
+			r, err := stream.Recv()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(b, err)
+			got += len(r.Series)
+		}
+		require.Equal(b, series, got)
+	}
+	b.ReportMetric(float64(b.N)*series/b.Elapsed().Seconds(), "series/s")
+	b.ReportMetric(float64(b.N)*series*samples/b.Elapsed().Seconds(), "samples/s")
+}

@@ -1,0 +1,168 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// ErrClosed is returned (as codes.Unavailable on the wire) by every call that
+// arrives after Close has started.
+var ErrClosed = errors.New("ingester is shutting down")
+
+// Ingester serves the Ingester gRPC service from one tsdb.DB. It is safe for
+// concurrent use; all methods may be called from any goroutine.
+type Ingester struct {
+	ingesterpb.UnimplementedIngesterServer
+
+	cfg     Config
+	logger  *slog.Logger
+	db      *tsdb.DB
+	metrics *metrics
+	meta    *metadataStore
+
+	// mu guards closing; inflight counts the calls admitted before it was set.
+	mu       sync.RWMutex
+	closing  bool
+	inflight sync.WaitGroup
+	closed   chan struct{} // closed once the tsdb is closed
+	closeErr error
+
+	// testHookPushAdmitted, if set, runs in Push right after admission; tests
+	// use it to hold a push in flight.
+	testHookPushAdmitted func()
+}
+
+// New validates cfg and opens the tsdb in cfg.Path/tsdb, replaying its WAL;
+// it returns once the ingester is ready to accept pushes. The tsdb's own
+// metrics (prometheus_tsdb_*) and the ingester's (pharos_ingester_*) are
+// registered on reg.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("storage config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register ingester metrics: %w", err)
+	}
+	db, err := tsdb.Open(cfg.TSDBDir(), logger.With("component", "tsdb"), reg, cfg.tsdbOptions(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tsdb %s: %w", cfg.TSDBDir(), err)
+	}
+	i := &Ingester{
+		cfg:     cfg,
+		logger:  logger,
+		db:      db,
+		metrics: m,
+		meta:    newMetadataStore(cfg.MetadataMaxFamilies),
+		closed:  make(chan struct{}),
+	}
+	if err := m.registerMetadata(reg, i.meta); err != nil {
+		return nil, errors.Join(fmt.Errorf("register metadata metrics: %w", err), db.Close())
+	}
+	logger.Info("ingester ready", "path", cfg.TSDBDir(), "head_series", db.Head().NumSeries())
+	return i, nil
+}
+
+// Register registers the Ingester service on s. Push is registered with a
+// decoder that takes the request from the vtproto pool and returns it after
+// the handler (and any interceptor) has returned, so interceptors on s must
+// not keep the request beyond the call.
+func (i *Ingester) Register(s *grpc.Server) {
+	desc := ingesterpb.Ingester_ServiceDesc
+	desc.Methods = append([]grpc.MethodDesc(nil), desc.Methods...)
+	for k := range desc.Methods {
+		if desc.Methods[k].MethodName == "Push" {
+			desc.Methods[k].Handler = pooledPushHandler
+		}
+	}
+	s.RegisterService(&desc, i)
+}
+
+func pooledPushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := ingesterpb.PushRequestFromVTPool()
+	defer in.ReturnToVTPool()
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ingesterpb.IngesterServer).Push(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: ingesterpb.Ingester_Push_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return srv.(ingesterpb.IngesterServer).Push(ctx, req.(*ingesterpb.PushRequest))
+	})
+}
+
+// DB is the underlying tsdb, for status pages and all-in-one wiring. Callers
+// must not close it.
+func (i *Ingester) DB() *tsdb.DB { return i.db }
+
+// Ready returns nil while the ingester accepts pushes: New has replayed the
+// WAL and Close has not started.
+func (i *Ingester) Ready(context.Context) error {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	if i.closing {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close stops admitting calls (they fail with codes.Unavailable), waits for
+// in-flight calls until ctx ends, then closes the tsdb. If ctx ends first the
+// tsdb is closed anyway and ctx's error is returned with any close error.
+// Calling Close again waits for the first Close and returns its result.
+func (i *Ingester) Close(ctx context.Context) error {
+	i.mu.Lock()
+	if i.closing {
+		i.mu.Unlock()
+		select {
+		case <-i.closed:
+			return i.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	i.closing = true
+	i.mu.Unlock()
+
+	drained := make(chan struct{})
+	go func() {
+		i.inflight.Wait()
+		close(drained)
+	}()
+	var waitErr error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		waitErr = fmt.Errorf("wait for in-flight requests: %w", ctx.Err())
+	}
+	i.closeErr = errors.Join(waitErr, i.db.Close())
+	close(i.closed)
+	return i.closeErr
+}
+
+// enter admits a call; the caller must call i.inflight.Done when it returns.
+func (i *Ingester) enter() error {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	if i.closing {
+		return status.Error(codes.Unavailable, ErrClosed.Error())
+	}
+	i.inflight.Add(1)
+	return nil
+}

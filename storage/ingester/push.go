@@ -1,0 +1,415 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"unsafe"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// pushState is the scratch space of one Push; pooled so that a warm push
+// allocates nothing per sample and, for known series, nothing per series.
+type pushState struct {
+	sb         labels.ScratchBuilder // series labels, written with Overwrite
+	ls         labels.Labels         // aliases sb's buffer: never handed to the tsdb
+	exSB       labels.ScratchBuilder
+	exemplars  []exemplar.Exemplar
+	rejections []rejection
+}
+
+var pushStatePool = sync.Pool{New: func() any {
+	return &pushState{sb: labels.NewScratchBuilder(16), exSB: labels.NewScratchBuilder(4)}
+}}
+
+// release returns st to the pool without the request's errors, histograms
+// and exemplar labels, which would otherwise stay reachable.
+func (st *pushState) release() {
+	clear(st.rejections)
+	clear(st.exemplars)
+	st.rejections, st.exemplars = st.rejections[:0], st.exemplars[:0]
+	pushStatePool.Put(st)
+}
+
+// seriesResult accumulates what happened to one series of the request.
+type seriesResult struct {
+	samples, histograms uint64
+	err                 *ingesterpb.SeriesError
+}
+
+// Push implements ingesterpb.IngesterServer. req may come from the vtproto
+// pool (see Register): nothing of it is retained after Push returns.
+func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	if err := i.enter(); err != nil {
+		i.metrics.pushes.WithLabelValues(codes.Unavailable.String()).Inc()
+		return nil, err
+	}
+	defer i.inflight.Done()
+	if i.testHookPushAdmitted != nil {
+		i.testHookPushAdmitted()
+	}
+
+	resp, err := i.push(ctx, req)
+	if err != nil {
+		i.metrics.pushes.WithLabelValues(status.Code(err).String()).Inc()
+		return nil, err
+	}
+	i.metrics.pushOK.Inc()
+	return resp, nil
+}
+
+func (i *Ingester) push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	resp := &ingesterpb.PushResponse{}
+	app := i.db.AppenderV2(ctx)
+	// Both are implemented by the tsdb's appender; checked once per request
+	// so that a future tsdb without them degrades instead of panicking.
+	getRef, _ := app.(storage.GetRef)
+	exApp, _ := app.(storage.ExemplarAppenderV2)
+
+	st := pushStatePool.Get().(*pushState)
+	defer st.release()
+
+	var rejected [numReasons]uint64
+	for idx, ts := range req.Series {
+		if err := ctx.Err(); err != nil {
+			_ = app.Rollback()
+			return nil, status.FromContextError(err).Err()
+		}
+		res := i.appendSeries(ctx, st, app, getRef, exApp, uint32(idx), ts, &resp.ExemplarsWritten)
+		resp.SamplesWritten += res.samples
+		resp.HistogramsWritten += res.histograms
+		if res.err != nil {
+			resp.Errors = append(resp.Errors, res.err)
+			rejected[res.err.Reason] += uint64(res.err.RejectedSamples + res.err.RejectedHistograms)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		i.logger.Error("push commit failed", "err", err)
+		return nil, status.Errorf(codes.Internal, "commit: %v", err)
+	}
+
+	if dropped := i.meta.update(req.Metadata); dropped > 0 {
+		i.metrics.metadataDropped.Add(float64(dropped))
+	}
+	i.metrics.samplesAppended.Add(float64(resp.SamplesWritten))
+	i.metrics.histogramsApp.Add(float64(resp.HistogramsWritten))
+	i.metrics.exemplarsAppended.Add(float64(resp.ExemplarsWritten))
+	for reason, n := range rejected {
+		if n > 0 {
+			i.metrics.rejected[reason].Add(float64(n))
+		}
+	}
+	return resp, nil
+}
+
+// rejection is one sample the appender refused.
+type rejection struct {
+	t    int64
+	err  error
+	v    float64
+	h    *histogram.Histogram
+	fh   *histogram.FloatHistogram
+	hist bool
+}
+
+// appendSeries appends the samples, histograms and exemplars of one series.
+// Floats and histograms are merged by timestamp, so a series that changes
+// type within a request keeps its order.
+func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.AppenderV2, getRef storage.GetRef, exApp storage.ExemplarAppenderV2,
+	idx uint32, ts *ingesterpb.TimeSeries, exemplarsWritten *uint64,
+) seriesResult {
+	var res seriesResult
+	ref, ls := st.seriesLabels(getRef, ts.Labels)
+	if ls.IsEmpty() {
+		return seriesResult{err: &ingesterpb.SeriesError{
+			Index:              idx,
+			Reason:             ingesterpb.SeriesError_INVALID,
+			Message:            "series without labels",
+			RejectedSamples:    uint32(len(ts.Samples)),
+			RejectedHistograms: uint32(len(ts.Histograms)),
+		}}
+	}
+
+	st.rejections = st.rejections[:0]
+	samples, hists := ts.Samples, ts.Histograms
+	for len(samples) > 0 || len(hists) > 0 {
+		if len(hists) == 0 || (len(samples) > 0 && samples[0].TimestampMs <= hists[0].TimestampMs) {
+			s := samples[0]
+			samples = samples[1:]
+			newRef, err := app.Append(ref, ls, ts.StartTimestampMs, s.TimestampMs, s.Value, nil, nil, storage.AOptions{})
+			if err != nil {
+				st.rejections = append(st.rejections, rejection{t: s.TimestampMs, err: err, v: s.Value})
+				continue
+			}
+			ref = newRef
+			res.samples++
+			continue
+		}
+		hp := hists[0]
+		hists = hists[1:]
+		h, fh := fromProtoHistogram(hp)
+		newRef, err := app.Append(ref, ls, ts.StartTimestampMs, hp.TimestampMs, 0, h, fh, storage.AOptions{})
+		if err != nil {
+			st.rejections = append(st.rejections, rejection{t: hp.TimestampMs, err: err, h: h, fh: fh, hist: true})
+			continue
+		}
+		ref = newRef
+		res.histograms++
+	}
+	if len(st.rejections) > 0 {
+		res.err = i.seriesError(ctx, idx, ls, st.rejections, &res)
+	}
+
+	if len(ts.Exemplars) > 0 {
+		if ref == 0 || exApp == nil {
+			i.metrics.exemplarsRejected.Add(float64(len(ts.Exemplars)))
+			return res
+		}
+		exs := st.buildExemplars(ts.Exemplars)
+		_, err := exApp.AppendExemplars(ref, ls, exs)
+		failed := 0
+		var perr *storage.AppendPartialError
+		switch {
+		case err == nil:
+		case errors.As(err, &perr):
+			failed = len(perr.ExemplarErrors)
+		default:
+			failed = len(exs)
+		}
+		*exemplarsWritten += uint64(len(exs) - failed)
+		if failed > 0 {
+			i.metrics.exemplarsRejected.Add(float64(failed))
+		}
+	}
+	return res
+}
+
+// seriesError turns the rejections of one series into its SeriesError, or
+// nil if every rejected sample turns out to be already stored with the same
+// value. The tsdb only forgives an identical copy of a series' latest sample;
+// a retried batch (e.g. after a timeout on a replica that did write it) also
+// repeats older samples, which must not count as errors either. That costs a
+// read, but only on the error path.
+func (i *Ingester) seriesError(ctx context.Context, idx uint32, ls labels.Labels, rejs []rejection, res *seriesResult) *ingesterpb.SeriesError {
+	i.forgiveStoredDuplicates(ctx, ls, rejs)
+	var se *ingesterpb.SeriesError
+	for _, r := range rejs {
+		if r.err == nil {
+			if r.hist {
+				res.histograms++
+			} else {
+				res.samples++
+			}
+			continue
+		}
+		if se == nil {
+			se = &ingesterpb.SeriesError{
+				Index:   idx,
+				Reason:  reasonOf(r.err),
+				Message: fmt.Sprintf("%v for series %s at timestamp %d", r.err, ls.String(), r.t),
+			}
+		}
+		if r.hist {
+			se.RejectedHistograms++
+		} else {
+			se.RejectedSamples++
+		}
+	}
+	return se
+}
+
+// forgiveStoredDuplicates clears the error of each rejection refused for
+// its age whose timestamp already holds the very same value.
+func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, ls labels.Labels, rejs []rejection) {
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, r := range rejs {
+		if errors.Is(r.err, storage.ErrOutOfOrderSample) || errors.Is(r.err, storage.ErrOutOfBounds) || errors.Is(r.err, storage.ErrTooOldSample) {
+			mint, maxt = min(mint, r.t), max(maxt, r.t)
+		}
+	}
+	if mint > maxt {
+		return
+	}
+	q, err := i.db.Querier(mint, maxt)
+	if err != nil {
+		return
+	}
+	defer q.Close()
+	ms := make([]*labels.Matcher, 0, ls.Len())
+	ls.Range(func(l labels.Label) {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+	})
+	ss := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, ms...)
+	for ss.Next() {
+		s := ss.At()
+		if !labels.Equal(s.Labels(), ls) {
+			continue
+		}
+		it := s.Iterator(nil)
+		for k := range rejs {
+			r := &rejs[k]
+			if r.err == nil || r.t < mint || r.t > maxt {
+				continue
+			}
+			switch it.Seek(r.t) {
+			case chunkenc.ValFloat:
+				if t, v := it.At(); !r.hist && t == r.t && math.Float64bits(v) == math.Float64bits(r.v) {
+					r.err = nil
+				}
+			case chunkenc.ValHistogram:
+				if t, h := it.AtHistogram(nil); r.h != nil && t == r.t && h.Equals(r.h) {
+					r.err = nil
+				}
+			case chunkenc.ValFloatHistogram:
+				if t, fh := it.AtFloatHistogram(nil); r.fh != nil && t == r.t && fh.Equals(r.fh) {
+					r.err = nil
+				}
+			case chunkenc.ValNone:
+				// Seek only moves forward: later rejections are past the end too.
+				return
+			}
+		}
+		return
+	}
+}
+
+// seriesLabels returns the series' ref (0 if the tsdb does not know it yet)
+// and labels safe to hand to the tsdb. Known series cost no allocation: the
+// lookup uses a scratch buffer and the tsdb's own copy of the labels comes
+// back. Only new series pay for one copy, which the head then keeps.
+func (st *pushState) seriesLabels(getRef storage.GetRef, pairs []*ingesterpb.LabelPair) (storage.SeriesRef, labels.Labels) {
+	st.sb.Reset()
+	sorted := true
+	prev := ""
+	for k, lp := range pairs {
+		if len(lp.Value) == 0 {
+			// Prometheus treats an empty value as an absent label.
+			continue
+		}
+		name := yoloString(lp.Name)
+		if k > 0 && name < prev {
+			sorted = false
+		}
+		prev = name
+		st.sb.Add(name, yoloString(lp.Value))
+	}
+	if !sorted {
+		st.sb.Sort()
+	}
+	st.sb.Overwrite(&st.ls)
+	if st.ls.IsEmpty() {
+		return 0, st.ls
+	}
+	if getRef != nil {
+		if ref, ls := getRef.GetRef(st.ls, st.ls.Hash()); ref != 0 {
+			return ref, ls
+		}
+	}
+	return 0, st.ls.Copy()
+}
+
+// buildExemplars converts exemplars, sorted by timestamp as the tsdb wants.
+// Their labels are allocated: the exemplar storage keeps them.
+func (st *pushState) buildExemplars(in []*ingesterpb.Exemplar) []exemplar.Exemplar {
+	st.exemplars = st.exemplars[:0]
+	for _, e := range in {
+		st.exSB.Reset()
+		for _, lp := range e.Labels {
+			st.exSB.Add(yoloString(lp.Name), yoloString(lp.Value))
+		}
+		st.exSB.Sort()
+		st.exemplars = append(st.exemplars, exemplar.Exemplar{
+			Labels: st.exSB.Labels(),
+			Value:  e.Value,
+			Ts:     e.TimestampMs,
+			HasTs:  true,
+		})
+	}
+	slices.SortStableFunc(st.exemplars, func(a, b exemplar.Exemplar) int {
+		switch {
+		case a.Ts < b.Ts:
+			return -1
+		case a.Ts > b.Ts:
+			return 1
+		}
+		return 0
+	})
+	return st.exemplars
+}
+
+func reasonOf(err error) ingesterpb.SeriesError_Reason {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return ingesterpb.SeriesError_OUT_OF_ORDER
+	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+		return ingesterpb.SeriesError_TOO_OLD
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return ingesterpb.SeriesError_DUPLICATE_TIMESTAMP
+	default:
+		// Everything else the appender refuses at Append time is about the
+		// sample itself: invalid histogram, empty or duplicate labels, ...
+		return ingesterpb.SeriesError_INVALID
+	}
+}
+
+// fromProtoHistogram returns exactly one of an integer or a float histogram.
+// Everything is copied: the head keeps the last histogram of each series.
+func fromProtoHistogram(p *ingesterpb.Histogram) (*histogram.Histogram, *histogram.FloatHistogram) {
+	if _, isFloat := p.Count.(*ingesterpb.Histogram_CountFloat); isFloat {
+		return nil, &histogram.FloatHistogram{
+			CounterResetHint: histogram.CounterResetHint(p.ResetHint),
+			Schema:           p.Schema,
+			ZeroThreshold:    p.ZeroThreshold,
+			ZeroCount:        p.GetZeroCountFloat(),
+			Count:            p.GetCountFloat(),
+			Sum:              p.Sum,
+			PositiveSpans:    fromProtoSpans(p.PositiveSpans),
+			NegativeSpans:    fromProtoSpans(p.NegativeSpans),
+			PositiveBuckets:  slices.Clone(p.PositiveCounts),
+			NegativeBuckets:  slices.Clone(p.NegativeCounts),
+			CustomValues:     slices.Clone(p.CustomValues),
+		}
+	}
+	return &histogram.Histogram{
+		CounterResetHint: histogram.CounterResetHint(p.ResetHint),
+		Schema:           p.Schema,
+		ZeroThreshold:    p.ZeroThreshold,
+		ZeroCount:        p.GetZeroCountInt(),
+		Count:            p.GetCountInt(),
+		Sum:              p.Sum,
+		PositiveSpans:    fromProtoSpans(p.PositiveSpans),
+		NegativeSpans:    fromProtoSpans(p.NegativeSpans),
+		PositiveBuckets:  slices.Clone(p.PositiveDeltas),
+		NegativeBuckets:  slices.Clone(p.NegativeDeltas),
+		CustomValues:     slices.Clone(p.CustomValues),
+	}, nil
+}
+
+func fromProtoSpans(in []*ingesterpb.BucketSpan) []histogram.Span {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]histogram.Span, len(in))
+	for k, s := range in {
+		out[k] = histogram.Span{Offset: s.Offset, Length: s.Length}
+	}
+	return out
+}
+
+// yoloString views b as a string without copying. Only for strings that are
+// copied before b changes (ScratchBuilder copies on Overwrite and Labels).
+func yoloString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

@@ -1,0 +1,307 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// Batch bounds of streamed responses: large enough to amortise per-message
+// cost, small enough to stay far below gRPC's message size limits.
+const (
+	maxSeriesPerBatch = 128
+	maxBytesPerBatch  = 1 << 20
+)
+
+// QueryStream implements ingesterpb.IngesterServer: the matching series with
+// their encoded chunks, sorted by labels, in batches; warnings come last.
+func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
+	if err := i.enter(); err != nil {
+		return err
+	}
+	defer i.inflight.Done()
+	ctx := stream.Context()
+
+	matchers, err := fromProtoMatchers(req.Matchers)
+	if err != nil {
+		return err
+	}
+	q, err := i.db.ChunkQuerier(req.StartMs, req.EndMs)
+	if err != nil {
+		return status.Errorf(codes.Internal, "open chunk querier: %v", err)
+	}
+	defer q.Close()
+
+	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs}
+	if h := req.Hints; h != nil {
+		hints.Step, hints.Func, hints.Grouping, hints.By, hints.Range = h.StepMs, h.Func, h.Grouping, h.By, h.RangeMs
+		hints.Limit = int(h.Limit)
+	}
+	ss := q.Select(ctx, true, hints, matchers...)
+
+	// One response is reused for every batch: Send marshals it before it
+	// returns, so its series, chunks and byte slices can be overwritten.
+	resp := &ingesterpb.QueryStreamResponse{}
+	var (
+		n, size int
+		it      chunks.Iterator
+	)
+	for ss.Next() {
+		s := ss.At()
+		cs := nextChunkSeries(resp, n)
+		n++
+		size += setLabels(&cs.Labels, s.Labels())
+		it = s.Iterator(it)
+		nc := 0
+		for it.Next() {
+			meta := it.At()
+			if nc == len(cs.Chunks) {
+				cs.Chunks = append(cs.Chunks, &ingesterpb.Chunk{})
+			}
+			c := cs.Chunks[nc]
+			nc++
+			c.MinTimeMs, c.MaxTimeMs = meta.MinTime, meta.MaxTime
+			c.Encoding = uint32(meta.Chunk.Encoding())
+			// Copy: the head's open chunk keeps growing under us, and the
+			// chunk may live in a memory-mapped file that compaction drops.
+			c.Data = append(c.Data[:0], meta.Chunk.Bytes()...)
+			size += len(c.Data) + 24
+		}
+		cs.Chunks = cs.Chunks[:nc]
+		if err := it.Err(); err != nil {
+			return status.Errorf(codes.Internal, "iterate chunks of %s: %v", s.Labels(), err)
+		}
+		if n >= maxSeriesPerBatch || size >= maxBytesPerBatch {
+			resp.Series = resp.Series[:n]
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			n, size = 0, 0
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return selectError(ctx, err)
+	}
+	resp.Series = resp.Series[:n]
+	resp.Warnings = warningStrings(ss.Warnings())
+	if n == 0 && len(resp.Warnings) == 0 {
+		return nil
+	}
+	return stream.Send(resp)
+}
+
+// nextChunkSeries returns resp's n-th series, reusing an earlier allocation.
+func nextChunkSeries(resp *ingesterpb.QueryStreamResponse, n int) *ingesterpb.ChunkSeries {
+	if n < cap(resp.Series) {
+		resp.Series = resp.Series[:n+1]
+		if resp.Series[n] == nil {
+			resp.Series[n] = &ingesterpb.ChunkSeries{}
+		}
+	} else {
+		resp.Series = append(resp.Series, &ingesterpb.ChunkSeries{})
+	}
+	return resp.Series[n]
+}
+
+// setLabels writes ls into *dst, reusing its pairs and their byte slices,
+// and returns roughly how many bytes that adds to the message.
+func setLabels(dst *[]*ingesterpb.LabelPair, ls labels.Labels) int {
+	pairs := (*dst)[:0]
+	size := 0
+	ls.Range(func(l labels.Label) {
+		k := len(pairs)
+		if k < cap(pairs) {
+			pairs = pairs[:k+1]
+			if pairs[k] == nil {
+				pairs[k] = &ingesterpb.LabelPair{}
+			}
+		} else {
+			pairs = append(pairs, &ingesterpb.LabelPair{})
+		}
+		p := pairs[k]
+		p.Name = append(p.Name[:0], l.Name...)
+		p.Value = append(p.Value[:0], l.Value...)
+		size += len(l.Name) + len(l.Value) + 4
+	})
+	*dst = pairs
+	return size
+}
+
+// Series implements ingesterpb.IngesterServer: label sets only, sorted, in
+// batches, at most req.Limit of them (0 = no limit).
+func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Ingester_SeriesServer) error {
+	if err := i.enter(); err != nil {
+		return err
+	}
+	defer i.inflight.Done()
+	ctx := stream.Context()
+
+	matchers, err := fromProtoMatchers(req.Matchers)
+	if err != nil {
+		return err
+	}
+	q, err := i.db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return status.Errorf(codes.Internal, "open querier: %v", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series", Limit: int(req.Limit)}, matchers...)
+
+	resp := &ingesterpb.SeriesResponse{}
+	var n, size, total int
+	for ss.Next() {
+		if req.Limit > 0 && int64(total) >= req.Limit {
+			break
+		}
+		total++
+		if n < cap(resp.Series) {
+			resp.Series = resp.Series[:n+1]
+			if resp.Series[n] == nil {
+				resp.Series[n] = &ingesterpb.SeriesLabels{}
+			}
+		} else {
+			resp.Series = append(resp.Series, &ingesterpb.SeriesLabels{})
+		}
+		size += setLabels(&resp.Series[n].Labels, ss.At().Labels())
+		n++
+		if n >= maxSeriesPerBatch*8 || size >= maxBytesPerBatch {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			n, size = 0, 0
+			resp.Series = resp.Series[:0]
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return selectError(ctx, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	return stream.Send(resp)
+}
+
+// LabelNames implements ingesterpb.IngesterServer.
+func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+	if err := i.enter(); err != nil {
+		return nil, err
+	}
+	defer i.inflight.Done()
+
+	matchers, err := fromProtoMatchers(req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	q, err := i.db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "open querier: %v", err)
+	}
+	defer q.Close()
+	names, warns, err := q.LabelNames(ctx, labelHints(req.Limit), matchers...)
+	if err != nil {
+		return nil, selectError(ctx, err)
+	}
+	return &ingesterpb.LabelNamesResponse{Names: names, Warnings: warningStrings(warns)}, nil
+}
+
+// LabelValues implements ingesterpb.IngesterServer.
+func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+	if err := i.enter(); err != nil {
+		return nil, err
+	}
+	defer i.inflight.Done()
+
+	if req.Name == "" {
+		return nil, status.Error(codes.InvalidArgument, "label name must not be empty")
+	}
+	matchers, err := fromProtoMatchers(req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	q, err := i.db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "open querier: %v", err)
+	}
+	defer q.Close()
+	values, warns, err := q.LabelValues(ctx, req.Name, labelHints(req.Limit), matchers...)
+	if err != nil {
+		return nil, selectError(ctx, err)
+	}
+	return &ingesterpb.LabelValuesResponse{Values: values, Warnings: warningStrings(warns)}, nil
+}
+
+// MetricsMetadata implements ingesterpb.IngesterServer from the in-memory
+// metadata of pushes since start.
+func (i *Ingester) MetricsMetadata(_ context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
+	if err := i.enter(); err != nil {
+		return nil, err
+	}
+	defer i.inflight.Done()
+	return &ingesterpb.MetricsMetadataResponse{Metadata: i.meta.query(req.Metric, req.Limit)}, nil
+}
+
+// labelHints asks for the lexically smallest values when limited, so that a
+// querier merging several ingesters' answers still gets the right first N.
+func labelHints(limit int64) *storage.LabelHints {
+	if limit <= 0 {
+		return nil
+	}
+	return &storage.LabelHints{Limit: int(limit), LimitSmallest: true}
+}
+
+func fromProtoMatchers(in []*ingesterpb.LabelMatcher) ([]*labels.Matcher, error) {
+	out := make([]*labels.Matcher, 0, len(in))
+	for _, m := range in {
+		var t labels.MatchType
+		switch m.Type {
+		case ingesterpb.LabelMatcher_EQ:
+			t = labels.MatchEqual
+		case ingesterpb.LabelMatcher_NEQ:
+			t = labels.MatchNotEqual
+		case ingesterpb.LabelMatcher_RE:
+			t = labels.MatchRegexp
+		case ingesterpb.LabelMatcher_NRE:
+			t = labels.MatchNotRegexp
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "unknown matcher type %d", m.Type)
+		}
+		lm, err := labels.NewMatcher(t, m.Name, m.Value)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "matcher %s: %v", m.Name, err)
+		}
+		out = append(out, lm)
+	}
+	return out, nil
+}
+
+// selectError maps a read error to a gRPC status: the caller's cancellation
+// or deadline keeps its code, anything else is the ingester's fault.
+func selectError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return status.Error(codes.Internal, fmt.Sprintf("select: %v", err))
+}
+
+func warningStrings(w annotations.Annotations) []string {
+	if len(w) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(w))
+	for _, err := range w {
+		out = append(out, err.Error())
+	}
+	// Annotations are a map; sort so that replicas answer identically.
+	slices.Sort(out)
+	return out
+}
