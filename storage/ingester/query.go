@@ -42,7 +42,10 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	}
 	defer q.Close()
 
-	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs}
+	// Chunks go out whole: trimming re-encodes the edge chunks, which loses
+	// native histograms' counter-reset hints, and the querier cuts samples
+	// to the range itself, as tsdb's own querier does.
+	hints := &storage.SelectHints{Start: req.StartMs, End: req.EndMs, DisableTrimming: true}
 	if h := req.Hints; h != nil {
 		hints.Step, hints.Func, hints.Grouping, hints.By, hints.Range = h.StepMs, h.Func, h.Grouping, h.By, h.RangeMs
 		hints.Limit = int(h.Limit)

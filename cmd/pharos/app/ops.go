@@ -1,0 +1,72 @@
+package app
+
+import (
+	"fmt"
+	"html/template"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// registerOperational adds the endpoints every Pharos process serves,
+// whatever its roles, with Prometheus's paths and answers.
+func (a *App) registerOperational(mux *http.ServeMux) {
+	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(a.reg, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "Pharos is Healthy.")
+	})
+	ready := func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "Service Unavailable: Pharos is not ready.", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintln(w, "Pharos is Ready.")
+	}
+	mux.HandleFunc("/-/ready", ready)
+	mux.HandleFunc("/ready", ready)
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "This endpoint requires a POST or PUT request.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := a.Reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = indexPage.Execute(w, a.roles)
+	})
+}
+
+var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
+<html><head><title>Pharos</title></head><body>
+<h1>Pharos</h1>
+<p>Roles: {{range .}}{{.}} {{end}}</p>
+<ul>
+<li><a href="api/v1/query?query=up">api/v1/query?query=up</a></li>
+<li><a href="api/v1/status/buildinfo">api/v1/status/buildinfo</a></li>
+<li><a href="metrics">metrics</a></li>
+<li><a href="-/ready">-/ready</a></li>
+</ul>
+</body></html>
+`))
+
+// readyHandler wraps API handlers so they answer 503 until the node is ready,
+// as Prometheus does during WAL replay.
+func (a *App) readyHandler(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		f(w, r)
+	}
+}
+
+func (a *App) flagsMap() map[string]string { return a.cfg.flags }

@@ -1,0 +1,50 @@
+package querier
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Config is the `querier:` YAML section.
+type Config struct {
+	// Timeout bounds one query's evaluation, as Prometheus's
+	// -query.timeout does.
+	Timeout model.Duration `yaml:"timeout"`
+	// MaxSamples bounds the samples one query may hold in memory at once.
+	MaxSamples int `yaml:"max_samples"`
+	// MaxConcurrent bounds the queries evaluated at once; the rest wait.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// LookbackDelta is how far back an instant vector selector looks for
+	// the last sample of a series.
+	LookbackDelta model.Duration `yaml:"lookback_delta"`
+}
+
+// RegisterFlags registers the querier flags. The defaults are Prometheus's.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Timeout = model.Duration(2 * time.Minute)
+	fs.Var(&c.Timeout, "querier.timeout", "Maximum time a query may take before it is aborted.")
+	fs.IntVar(&c.MaxSamples, "querier.max-samples", 50_000_000, "Maximum number of samples a single query can load into memory.")
+	fs.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Maximum number of queries evaluated concurrently; further queries wait.")
+	c.LookbackDelta = model.Duration(5 * time.Minute)
+	fs.Var(&c.LookbackDelta, "querier.lookback-delta", "How far back an instant selector looks for the most recent sample.")
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.Timeout <= 0 {
+		return errors.New("querier.timeout must be positive")
+	}
+	if c.MaxSamples <= 0 {
+		return errors.New("querier.max_samples must be positive")
+	}
+	if c.MaxConcurrent <= 0 {
+		return errors.New("querier.max_concurrent must be positive")
+	}
+	if c.LookbackDelta <= 0 {
+		return errors.New("querier.lookback_delta must be positive")
+	}
+	return nil
+}

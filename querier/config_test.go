@@ -1,0 +1,54 @@
+package querier_test
+
+import (
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/pharos-tsdb/pharos/querier"
+)
+
+func TestConfig(t *testing.T) {
+	defaults := func() querier.Config {
+		var c querier.Config
+		fs := flag.NewFlagSet("q", flag.ContinueOnError)
+		c.RegisterFlags(fs)
+		require.NoError(t, fs.Parse(nil))
+		return c
+	}
+	d := defaults()
+	require.Equal(t, querier.Config{
+		Timeout:       model.Duration(2 * time.Minute),
+		MaxSamples:    50_000_000,
+		MaxConcurrent: 20,
+		LookbackDelta: model.Duration(5 * time.Minute),
+	}, d)
+
+	for _, tc := range []struct {
+		name    string
+		yaml    string
+		wantErr string
+	}{
+		{"defaults", "", ""},
+		{"overrides", "timeout: 30s\nmax_samples: 10\nmax_concurrent: 2\nlookback_delta: 1d\n", ""},
+		{"zero timeout", "timeout: 0s\n", "timeout"},
+		{"negative samples", "max_samples: -1\n", "max_samples"},
+		{"zero concurrency", "max_concurrent: 0\n", "max_concurrent"},
+		{"zero lookback", "lookback_delta: 0s\n", "lookback_delta"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaults()
+			require.NoError(t, yaml.UnmarshalStrict([]byte(tc.yaml), &c))
+			err := c.Validate()
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}

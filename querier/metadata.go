@@ -1,0 +1,106 @@
+package querier
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/metadata"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// MetadataFunc returns the metadata of metric (every metric if empty) as
+// Prometheus's /api/v1/metadata does: at most limit metrics and
+// limitPerMetric entries per metric, a negative limit meaning none.
+type MetadataFunc = func(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error)
+
+// NewMetadataFunc returns a MetadataFunc that asks every ingester and merges
+// the answers, dropping entries that replicas repeat.
+func NewMetadataFunc(ings Ingesters) MetadataFunc {
+	return func(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error) {
+		return metricsMetadata(ctx, ings, metric, limit, limitPerMetric)
+	}
+}
+
+func metricsMetadata(ctx context.Context, ings Ingesters, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error) {
+	res := map[string][]metadata.Metadata{}
+	if limit == 0 {
+		return res, nil
+	}
+	req := &ingesterpb.MetricsMetadataRequest{Metric: metric, Limit: int64(max(limit, 0)), LimitPerMetric: int64(max(limitPerMetric, 0))}
+	clients := ings.Clients()
+	answers := make([][]*ingesterpb.MetricMetadata, len(clients))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, c := range clients {
+		g.Go(func() error {
+			resp, err := c.MetricsMetadata(gctx, req)
+			if err != nil {
+				return ingesterError(clientName(c, i), "metrics metadata", err)
+			}
+			answers[i] = resp.Metadata
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+
+	sets := map[string]map[metadata.Metadata]struct{}{}
+	for _, ms := range answers {
+		for _, m := range ms {
+			set, ok := sets[m.MetricFamilyName]
+			if !ok {
+				set = map[metadata.Metadata]struct{}{}
+				sets[m.MetricFamilyName] = set
+			}
+			if limitPerMetric > 0 && len(set) >= limitPerMetric {
+				continue
+			}
+			set[metadata.Metadata{Type: metricType(m.Type), Help: m.Help, Unit: m.Unit}] = struct{}{}
+		}
+	}
+	// Sorted, so that a limit keeps the same metrics on every call.
+	for _, name := range slices.Sorted(maps.Keys(sets)) {
+		if limit > 0 && len(res) >= limit {
+			break
+		}
+		res[name] = slices.SortedFunc(maps.Keys(sets[name]), func(a, b metadata.Metadata) int {
+			switch {
+			case a.Type != b.Type:
+				return strings.Compare(string(a.Type), string(b.Type))
+			case a.Help != b.Help:
+				return strings.Compare(a.Help, b.Help)
+			default:
+				return strings.Compare(a.Unit, b.Unit)
+			}
+		})
+	}
+	return res, nil
+}
+
+func metricType(t ingesterpb.MetricMetadata_MetricType) model.MetricType {
+	switch t {
+	case ingesterpb.MetricMetadata_COUNTER:
+		return model.MetricTypeCounter
+	case ingesterpb.MetricMetadata_GAUGE:
+		return model.MetricTypeGauge
+	case ingesterpb.MetricMetadata_HISTOGRAM:
+		return model.MetricTypeHistogram
+	case ingesterpb.MetricMetadata_GAUGEHISTOGRAM:
+		return model.MetricTypeGaugeHistogram
+	case ingesterpb.MetricMetadata_SUMMARY:
+		return model.MetricTypeSummary
+	case ingesterpb.MetricMetadata_INFO:
+		return model.MetricTypeInfo
+	case ingesterpb.MetricMetadata_STATESET:
+		return model.MetricTypeStateset
+	}
+	return model.MetricTypeUnknown
+}

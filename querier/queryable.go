@@ -1,0 +1,408 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/status"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// Ingesters is the set of ingesters a query asks. Every query fans out to all
+// of them and merges the answers, so each series must be held by at least one.
+// Clients is called once per Select/LabelNames/LabelValues call and may
+// return a different set each time (the ring changes).
+type Ingesters interface {
+	Clients() []ingesterpb.IngesterClient
+}
+
+// StaticIngesters is a fixed list of ingesters, e.g. the single local one of
+// an all-in-one process.
+type StaticIngesters []ingesterpb.IngesterClient
+
+// Clients implements Ingesters.
+func (s StaticIngesters) Clients() []ingesterpb.IngesterClient { return s }
+
+// seriesFunc is the SelectHints.Func the API sets when it wants label sets
+// only; such selects use the Series RPC, which sends no chunks.
+const seriesFunc = "series"
+
+// Queryable reads series from ingesters. It is safe for concurrent use.
+type Queryable struct {
+	ings     Ingesters
+	logger   *slog.Logger
+	duration *prometheus.HistogramVec
+}
+
+var _ storage.SampleAndChunkQueryable = (*Queryable)(nil)
+
+// NewQueryable returns a queryable over ings. Its metrics are registered on
+// reg, which may be nil.
+func NewQueryable(ings Ingesters, logger *slog.Logger, reg prometheus.Registerer) storage.SampleAndChunkQueryable {
+	return newQueryable(ings, logger, reg)
+}
+
+func newQueryable(ings Ingesters, logger *slog.Logger, reg prometheus.Registerer) *Queryable {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Queryable{
+		ings:   ings,
+		logger: logger,
+		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "pharos_querier_ingester_request_duration_seconds",
+			Help:                        "Time spent on requests from the querier to one ingester, until the last message is received.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, []string{"method", "status_code"}),
+	}
+}
+
+// Querier implements storage.Queryable.
+func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &sampleQuerier{baseQuerier{q: q, mint: mint, maxt: maxt}}, nil
+}
+
+// ChunkQuerier implements storage.ChunkQueryable.
+func (q *Queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return &chunkQuerier{baseQuerier{q: q, mint: mint, maxt: maxt}}, nil
+}
+
+func (q *Queryable) observe(method string, start time.Time, err error) {
+	q.duration.WithLabelValues(method, status.Code(err).String()).Observe(time.Since(start).Seconds())
+}
+
+// baseQuerier holds what sample and chunk queriers share: the time range,
+// label queries, and the cancel functions of streams still running, which
+// Close stops.
+type baseQuerier struct {
+	q          *Queryable
+	mint, maxt int64
+
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+	closed  bool
+}
+
+func (b *baseQuerier) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for _, c := range b.cancels {
+		c()
+	}
+	b.cancels = nil
+	return nil
+}
+
+// selectSets starts one stream per ingester and returns their sets, not yet
+// received: the engine calls Select for every selector before it reads any,
+// so the ingesters work on all selectors at once.
+func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *storage.SelectHints, matchers []*labels.Matcher) ([]*streamSet, int, error) {
+	mint, maxt := b.mint, b.maxt
+	limit := 0
+	if hints != nil {
+		mint, maxt = hints.Start, hints.End
+		limit = hints.Limit
+	}
+	pms, err := toProtoMatchers(matchers)
+	if err != nil {
+		return nil, 0, err
+	}
+	clients := b.q.ings.Clients()
+	if len(clients) == 0 {
+		return nil, limit, nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		cancel()
+		return nil, 0, errors.New("querier is closed")
+	}
+	b.cancels = append(b.cancels, cancel)
+	b.mu.Unlock()
+
+	f := &fanout{ctx: ctx, cancel: cancel}
+	sets := make([]*streamSet, len(clients))
+	if hints != nil && hints.Func == seriesFunc {
+		req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: pms, Limit: int64(limit)}
+		for i, c := range clients {
+			s := newStreamSet(f, clientName(c, i), samples, mint, maxt)
+			sets[i] = s
+			go s.runSeries(ctx, b.q, c, req)
+		}
+		return sets, limit, nil
+	}
+	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: pms}
+	if hints != nil {
+		req.Hints = &ingesterpb.SelectHints{
+			StepMs: hints.Step,
+			Func:   hints.Func,
+			// A copy: the engine sorts its slice in place while the
+			// stream goroutines marshal the request.
+			Grouping: slices.Clone(hints.Grouping),
+			By:       hints.By,
+			RangeMs:  hints.Range,
+			Limit:    int64(hints.Limit),
+		}
+	}
+	for i, c := range clients {
+		s := newStreamSet(f, clientName(c, i), samples, mint, maxt)
+		sets[i] = s
+		go s.runQueryStream(ctx, b.q, c, req)
+	}
+	return sets, limit, nil
+}
+
+func (b *baseQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	pms, err := toProtoMatchers(matchers)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: b.mint, EndMs: b.maxt, Matchers: pms, Limit: hintLimit(hints)}
+	return b.fanOutStrings(ctx, "LabelValues", req.Limit, func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, []string, error) {
+		resp, err := c.LabelValues(ctx, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		return resp.Values, resp.Warnings, nil
+	})
+}
+
+func (b *baseQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	pms, err := toProtoMatchers(matchers)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &ingesterpb.LabelNamesRequest{StartMs: b.mint, EndMs: b.maxt, Matchers: pms, Limit: hintLimit(hints)}
+	return b.fanOutStrings(ctx, "LabelNames", req.Limit, func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, []string, error) {
+		resp, err := c.LabelNames(ctx, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		return resp.Names, resp.Warnings, nil
+	})
+}
+
+// fanOutStrings calls call on every ingester at once and merges the sorted
+// answers into one sorted list without duplicates, cut to limit if positive.
+func (b *baseQuerier) fanOutStrings(ctx context.Context, method string, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, []string, error)) ([]string, annotations.Annotations, error) {
+	clients := b.q.ings.Clients()
+	results := make([][]string, len(clients))
+	warnings := make([][]string, len(clients))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, c := range clients {
+		g.Go(func() error {
+			start := time.Now()
+			vals, warns, err := call(gctx, c)
+			b.q.observe(method, start, err)
+			if err != nil {
+				return ingesterError(clientName(c, i), method, err)
+			}
+			results[i], warnings[i] = vals, warns
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, err
+	}
+	var annos annotations.Annotations
+	for _, ws := range warnings {
+		for _, w := range ws {
+			annos.Add(errors.New(w))
+		}
+	}
+	merged := mergeSortedUnique(results)
+	if limit > 0 && int64(len(merged)) > limit {
+		merged = merged[:limit]
+	}
+	return merged, annos, nil
+}
+
+// mergeSortedUnique merges lists into one sorted list without duplicates. It
+// returns an empty, non-nil slice when there is nothing, as tsdb does.
+func mergeSortedUnique(lists [][]string) []string {
+	switch len(lists) {
+	case 0:
+		return []string{}
+	case 1:
+		if lists[0] == nil {
+			return []string{}
+		}
+		if slices.IsSorted(lists[0]) {
+			return slices.Compact(lists[0])
+		}
+	}
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]string, 0, n)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func hintLimit(h *storage.LabelHints) int64 {
+	if h == nil || h.Limit <= 0 {
+		return 0
+	}
+	return int64(h.Limit)
+}
+
+// sampleQuerier is a storage.Querier.
+type sampleQuerier struct{ baseQuerier }
+
+// Select fans out and merges. Replicas' duplicate samples are dropped by the
+// chained merge, which keeps one sample per timestamp.
+func (q *sampleQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+	sets, limit, err := q.selectSets(ctx, true, hints, matchers)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	switch len(sets) {
+	case 0:
+		return storage.EmptySeriesSet()
+	case 1:
+		if limit > 0 {
+			return storage.NewMergeSeriesSet([]storage.SeriesSet{sets[0]}, limit, storage.ChainedSeriesMerge)
+		}
+		return sets[0]
+	}
+	ss := make([]storage.SeriesSet, len(sets))
+	for i, s := range sets {
+		ss[i] = s
+	}
+	return storage.NewMergeSeriesSet(ss, limit, storage.ChainedSeriesMerge)
+}
+
+// chunkQuerier is a storage.ChunkQuerier, used by remote read.
+type chunkQuerier struct{ baseQuerier }
+
+// Select fans out and merges; overlapping chunks of replicas are decoded and
+// re-encoded into one chunk sequence without duplicate samples.
+func (q *chunkQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	sets, limit, err := q.selectSets(ctx, false, hints, matchers)
+	if err != nil {
+		return storage.ErrChunkSeriesSet(err)
+	}
+	if len(sets) == 0 {
+		return storage.EmptyChunkSeriesSet()
+	}
+	if len(sets) == 1 && limit <= 0 {
+		return chunkSet{sets[0]}
+	}
+	ss := make([]storage.ChunkSeriesSet, len(sets))
+	for i, s := range sets {
+		ss[i] = chunkSet{s}
+	}
+	return storage.NewMergeChunkSeriesSet(ss, limit, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
+}
+
+// fanout is what the streams of one Select share: the first ingester error,
+// which cancels the other streams and is what every set then reports.
+type fanout struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	first error
+}
+
+// fail turns a stream's err into the error its set reports.
+func (f *fanout) fail(name, method string, err error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.first != nil {
+		return f.first
+	}
+	if ctxErr := f.ctx.Err(); ctxErr != nil {
+		// The query was cancelled or timed out, or the querier closed. The
+		// engine wraps a storage error as an execution error (422), so name
+		// it as the engine's own timeout or cancellation, as Prometheus
+		// reports it (503 timeout / canceled).
+		switch {
+		case errors.Is(ctxErr, context.DeadlineExceeded):
+			return promql.ErrQueryTimeout("fetching series from ingesters")
+		case errors.Is(ctxErr, context.Canceled):
+			return promql.ErrQueryCanceled("fetching series from ingesters")
+		}
+		return ctxErr
+	}
+	f.first = ingesterError(name, method, err)
+	f.cancel()
+	return f.first
+}
+
+// ingesterError marks err as a storage error, which the API reports as an
+// internal error (500) rather than as a bad query (422).
+func ingesterError(name, method string, err error) error {
+	return promql.ErrStorage{Err: fmt.Errorf("ingester %s: %s: %w", name, method, err)}
+}
+
+// clientName names an ingester in errors: its address when the client knows
+// it, else its position.
+func clientName(c ingesterpb.IngesterClient, i int) string {
+	if a, ok := c.(interface{ Addr() string }); ok {
+		return a.Addr()
+	}
+	return fmt.Sprintf("#%d", i)
+}
+
+func toProtoMatchers(ms []*labels.Matcher) ([]*ingesterpb.LabelMatcher, error) {
+	out := make([]*ingesterpb.LabelMatcher, len(ms))
+	for i, m := range ms {
+		var t ingesterpb.LabelMatcher_Type
+		switch m.Type {
+		case labels.MatchEqual:
+			t = ingesterpb.LabelMatcher_EQ
+		case labels.MatchNotEqual:
+			t = ingesterpb.LabelMatcher_NEQ
+		case labels.MatchRegexp:
+			t = ingesterpb.LabelMatcher_RE
+		case labels.MatchNotRegexp:
+			t = ingesterpb.LabelMatcher_NRE
+		default:
+			return nil, fmt.Errorf("unknown matcher type %v", m.Type)
+		}
+		out[i] = &ingesterpb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value}
+	}
+	return out, nil
+}
+
+// recvAll is the loop shared by the streaming RPCs: it receives until EOF.
+func recvAll[T any](recv func() (T, error), each func(T) bool) error {
+	for {
+		m, err := recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !each(m) {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,365 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// streamBuffer is how many received batches may wait for the engine per
+// ingester: enough to keep the network busy while the engine decodes.
+const streamBuffer = 4
+
+// batch is one received message: series in order, and the ingester's
+// warnings (sent with the last batch).
+type batch struct {
+	series   []*ingesterpb.ChunkSeries
+	warnings []string
+}
+
+// streamSet is the series of one ingester's stream. A goroutine receives
+// batches and hands them over a channel, so receiving overlaps with the
+// engine's work; the set itself is used by one goroutine, as every SeriesSet.
+//
+// As a storage.SeriesSet its series are storage.Series; chunkSet wraps it as
+// a storage.ChunkSeriesSet.
+type streamSet struct {
+	f          *fanout
+	mint, maxt int64 // the range the series are trimmed to
+	name       string
+	samples    bool
+	ch         chan batch
+	err        error // written before ch is closed
+
+	pending  []*ingesterpb.ChunkSeries
+	cur      *series
+	warnings annotations.Annotations
+	builder  labels.ScratchBuilder
+	done     bool
+}
+
+func newStreamSet(f *fanout, name string, samples bool, mint, maxt int64) *streamSet {
+	return &streamSet{f: f, name: name, samples: samples, mint: mint, maxt: maxt, ch: make(chan batch, streamBuffer)}
+}
+
+func (s *streamSet) send(ctx context.Context, b batch) bool {
+	select {
+	case s.ch <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, c ingesterpb.IngesterClient, req *ingesterpb.QueryRequest) {
+	defer close(s.ch)
+	start := time.Now()
+	err := func() error {
+		stream, err := c.QueryStream(ctx, req)
+		if err != nil {
+			return err
+		}
+		return recvAll(stream.Recv, func(m *ingesterpb.QueryStreamResponse) bool {
+			return s.send(ctx, batch{series: m.Series, warnings: m.Warnings})
+		})
+	}()
+	if err == nil {
+		err = ctx.Err()
+	}
+	q.observe("QueryStream", start, err)
+	if err != nil {
+		s.err = s.f.fail(s.name, "query stream", err)
+	}
+}
+
+func (s *streamSet) runSeries(ctx context.Context, q *Queryable, c ingesterpb.IngesterClient, req *ingesterpb.SeriesRequest) {
+	defer close(s.ch)
+	start := time.Now()
+	err := func() error {
+		stream, err := c.Series(ctx, req)
+		if err != nil {
+			return err
+		}
+		return recvAll(stream.Recv, func(m *ingesterpb.SeriesResponse) bool {
+			cs := make([]ingesterpb.ChunkSeries, len(m.Series))
+			b := batch{series: make([]*ingesterpb.ChunkSeries, len(m.Series))}
+			for i, sl := range m.Series {
+				cs[i].Labels = sl.Labels
+				b.series[i] = &cs[i]
+			}
+			return s.send(ctx, b)
+		})
+	}()
+	if err == nil {
+		err = ctx.Err()
+	}
+	q.observe("Series", start, err)
+	if err != nil {
+		s.err = s.f.fail(s.name, "series", err)
+	}
+}
+
+// Next implements storage.SeriesSet.
+func (s *streamSet) Next() bool {
+	for len(s.pending) == 0 {
+		if s.done {
+			return false
+		}
+		b, ok := <-s.ch
+		if !ok {
+			s.done = true
+			return false
+		}
+		for _, w := range b.warnings {
+			s.warnings.Add(errors.New(w))
+		}
+		s.pending = b.series
+	}
+	cs := s.pending[0]
+	s.pending[0] = nil // let the batch's memory go as the engine moves on
+	s.pending = s.pending[1:]
+	s.builder.Reset()
+	for _, l := range cs.Labels {
+		s.builder.Add(bytesToString(l.Name), bytesToString(l.Value))
+	}
+	// Labels copies the strings into one allocation; the unsafe views into
+	// the message do not escape.
+	s.cur = &series{lset: s.builder.Labels(), chunks: cs.Chunks, mint: s.mint, maxt: s.maxt}
+	return true
+}
+
+// At implements storage.SeriesSet.
+func (s *streamSet) At() storage.Series { return s.cur }
+
+// Err implements storage.SeriesSet.
+func (s *streamSet) Err() error {
+	if !s.done {
+		return nil
+	}
+	return s.err
+}
+
+// Warnings implements storage.SeriesSet.
+func (s *streamSet) Warnings() annotations.Annotations { return s.warnings }
+
+// chunkSet presents a streamSet as a storage.ChunkSeriesSet.
+type chunkSet struct{ *streamSet }
+
+func (s chunkSet) At() storage.ChunkSeries { return chunkSeries{s.cur} }
+
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// series is one ingester's series with its still-encoded chunks, sorted by
+// min time. Ingesters send whole chunks, which may reach beyond the queried
+// range; the samples outside [mint, maxt] are skipped, as tsdb's own querier
+// skips them.
+type series struct {
+	lset       labels.Labels
+	chunks     []*ingesterpb.Chunk
+	mint, maxt int64
+}
+
+func (s *series) Labels() labels.Labels { return s.lset }
+
+// Iterator implements storage.Series. Chunks that do not overlap, the normal
+// case, are read one after the other; overlapping ones are merged.
+func (s *series) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	for i := 1; i < len(s.chunks); i++ {
+		if s.chunks[i].MinTimeMs <= s.chunks[i-1].MaxTimeMs {
+			return s.mergedIterator(it)
+		}
+	}
+	ci, ok := it.(*chunksIterator)
+	if !ok {
+		ci = &chunksIterator{}
+	}
+	ci.reset(s.chunks, s.mint, s.maxt)
+	return ci
+}
+
+func (s *series) mergedIterator(it chunkenc.Iterator) chunkenc.Iterator {
+	parts := make([]storage.Series, len(s.chunks))
+	for i, c := range s.chunks {
+		parts[i] = &series{lset: s.lset, chunks: []*ingesterpb.Chunk{c}, mint: s.mint, maxt: s.maxt}
+	}
+	return storage.ChainedSeriesMerge(parts...).Iterator(it)
+}
+
+// chunkSeries presents a series as a storage.ChunkSeries.
+type chunkSeries struct{ *series }
+
+func (s chunkSeries) Iterator(chunks.Iterator) chunks.Iterator {
+	return &metaIterator{chunks: s.chunks, i: -1}
+}
+
+// metaIterator yields the chunks of a series as chunks.Meta, decoding each
+// only as far as chunkenc.FromData does (not at all).
+type metaIterator struct {
+	chunks []*ingesterpb.Chunk
+	i      int
+	cur    chunks.Meta
+	err    error
+}
+
+func (m *metaIterator) Next() bool {
+	if m.err != nil || m.i+1 >= len(m.chunks) {
+		return false
+	}
+	m.i++
+	c := m.chunks[m.i]
+	chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+	if err != nil {
+		m.err = err
+		return false
+	}
+	m.cur = chunks.Meta{Chunk: chk, MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs}
+	return true
+}
+
+func (m *metaIterator) At() chunks.Meta { return m.cur }
+func (m *metaIterator) Err() error      { return m.err }
+
+// chunksIterator iterates the samples in [mint, maxt] of non-overlapping
+// chunks in order. It keeps one chunk object per encoding and resets it onto
+// each chunk's bytes, so moving to the next chunk allocates nothing.
+type chunksIterator struct {
+	chunks     []*ingesterpb.Chunk
+	mint, maxt int64
+	next       int // index of the chunk to open next
+	cur        chunkenc.Iterator
+	curMax     int64
+	err        error
+
+	decoders [chunkenc.EncFloatHistogramST + 1]chunkenc.Chunk
+	iters    [chunkenc.EncFloatHistogramST + 1]chunkenc.Iterator
+}
+
+func (c *chunksIterator) reset(chks []*ingesterpb.Chunk, mint, maxt int64) {
+	c.chunks = chks
+	c.mint, c.maxt = mint, maxt
+	c.next = 0
+	c.cur = nil
+	c.err = nil
+}
+
+// open makes chunk c.next the current one.
+func (c *chunksIterator) open() bool {
+	if c.err != nil || c.next >= len(c.chunks) {
+		c.cur = nil
+		return false
+	}
+	pc := c.chunks[c.next]
+	c.next++
+	enc := chunkenc.Encoding(pc.Encoding)
+	if int(enc) >= len(c.decoders) {
+		c.err = errors.New("unknown chunk encoding " + enc.String())
+		c.cur = nil
+		return false
+	}
+	d := c.decoders[enc]
+	if d == nil {
+		var err error
+		if d, err = chunkenc.FromData(enc, pc.Data); err != nil {
+			c.err = err
+			c.cur = nil
+			return false
+		}
+		c.decoders[enc] = d
+	} else {
+		d.Reset(pc.Data)
+	}
+	c.iters[enc] = d.Iterator(c.iters[enc])
+	c.cur = c.iters[enc]
+	c.curMax = pc.MaxTimeMs
+	return true
+}
+
+func (c *chunksIterator) Next() chunkenc.ValueType {
+	for {
+		if c.cur != nil {
+			if vt := c.cur.Next(); vt != chunkenc.ValNone {
+				if t := c.cur.AtT(); t < c.mint {
+					continue
+				} else if t > c.maxt {
+					return c.exhaust()
+				}
+				return vt
+			}
+			if err := c.cur.Err(); err != nil {
+				c.err = err
+				return c.exhaust()
+			}
+		}
+		if !c.open() {
+			return chunkenc.ValNone
+		}
+	}
+}
+
+func (c *chunksIterator) Seek(t int64) chunkenc.ValueType {
+	t = max(t, c.mint)
+	if c.cur != nil && c.curMax >= t {
+		if vt := c.cur.Seek(t); vt != chunkenc.ValNone {
+			return c.bounded(vt)
+		}
+		if err := c.cur.Err(); err != nil {
+			c.err = err
+			return c.exhaust()
+		}
+	}
+	for c.next < len(c.chunks) && c.chunks[c.next].MaxTimeMs < t {
+		c.next++
+	}
+	for c.open() {
+		if vt := c.cur.Seek(t); vt != chunkenc.ValNone {
+			return c.bounded(vt)
+		}
+		if err := c.cur.Err(); err != nil {
+			c.err = err
+			return c.exhaust()
+		}
+	}
+	return chunkenc.ValNone
+}
+
+// bounded returns vt unless the current sample is past maxt.
+func (c *chunksIterator) bounded(vt chunkenc.ValueType) chunkenc.ValueType {
+	if c.cur.AtT() > c.maxt {
+		return c.exhaust()
+	}
+	return vt
+}
+
+// exhaust ends the iteration: later Next and Seek calls return ValNone.
+func (c *chunksIterator) exhaust() chunkenc.ValueType {
+	c.cur = nil
+	c.next = len(c.chunks)
+	return chunkenc.ValNone
+}
+
+func (c *chunksIterator) At() (int64, float64) { return c.cur.At() }
+func (c *chunksIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return c.cur.AtHistogram(h)
+}
+
+func (c *chunksIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return c.cur.AtFloatHistogram(fh)
+}
+func (c *chunksIterator) AtT() int64  { return c.cur.AtT() }
+func (c *chunksIterator) AtST() int64 { return c.cur.AtST() }
+func (c *chunksIterator) Err() error  { return c.err }
