@@ -30,6 +30,8 @@ type Ingester struct {
 	db      *tsdb.DB
 	metrics *metrics
 	meta    *metadataStore
+	// pushReqs recycles the decoded Push requests.
+	pushReqs *pushRequests
 
 	// mu guards closing; inflight counts the calls admitted before it was set.
 	mu       sync.RWMutex
@@ -63,12 +65,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 		return nil, fmt.Errorf("open tsdb %s: %w", cfg.TSDBDir(), err)
 	}
 	i := &Ingester{
-		cfg:     cfg,
-		logger:  logger,
-		db:      db,
-		metrics: m,
-		meta:    newMetadataStore(cfg.MetadataMaxFamilies),
-		closed:  make(chan struct{}),
+		cfg:      cfg,
+		logger:   logger,
+		db:       db,
+		metrics:  m,
+		meta:     newMetadataStore(cfg.MetadataMaxFamilies),
+		pushReqs: newPushRequests(),
+		closed:   make(chan struct{}),
 	}
 	if err := m.registerMetadata(reg, i.meta); err != nil {
 		return nil, errors.Join(fmt.Errorf("register metadata metrics: %w", err), db.Close())
@@ -78,8 +81,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 }
 
 // Register registers the Ingester service on s. Push is registered with a
-// decoder that takes the request from the vtproto pool and returns it after
-// the handler (and any interceptor) has returned, so interceptors on s must
+// handler that decodes the request into a pooled buffer of the ingester's own
+// (pushRequest) and reuses it once the push is done. A server with a unary
+// interceptor gets a PushRequest from the vtproto pool instead, returned
+// after the handler and interceptor have returned, so interceptors on s must
 // not keep the request beyond the call.
 func (i *Ingester) Register(s *grpc.Server) {
 	desc := ingesterpb.Ingester_ServiceDesc
@@ -93,6 +98,14 @@ func (i *Ingester) Register(s *grpc.Server) {
 }
 
 func pooledPushHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	if ing, ok := srv.(*Ingester); ok && interceptor == nil {
+		r := ing.pushReqs.get()
+		defer ing.pushReqs.put(r)
+		if err := dec(r); err != nil {
+			return nil, err
+		}
+		return ing.pushDecoded(ctx, r)
+	}
 	in := ingesterpb.PushRequestFromVTPool()
 	defer in.ReturnToVTPool()
 	if err := dec(in); err != nil {

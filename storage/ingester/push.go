@@ -24,14 +24,15 @@ import (
 // allocates nothing per sample and, for known series, nothing per series.
 type pushState struct {
 	sb         labels.ScratchBuilder // series labels, written with Overwrite
-	ls         labels.Labels         // aliases sb's buffer: never handed to the tsdb
+	ls         labels.Labels         // may alias sb or the request: never handed to the tsdb
+	ownSB      labels.ScratchBuilder // builds the copies of new series' labels
 	exSB       labels.ScratchBuilder
 	exemplars  []exemplar.Exemplar
 	rejections []rejection
 }
 
 var pushStatePool = sync.Pool{New: func() any {
-	return &pushState{sb: labels.NewScratchBuilder(16), exSB: labels.NewScratchBuilder(4)}
+	return &pushState{sb: labels.NewScratchBuilder(16), ownSB: labels.NewScratchBuilder(16), exSB: labels.NewScratchBuilder(4)}
 }}
 
 // release returns st to the pool without the request's errors, histograms
@@ -50,8 +51,18 @@ type seriesResult struct {
 }
 
 // Push implements ingesterpb.IngesterServer. req may come from the vtproto
-// pool (see Register): nothing of it is retained after Push returns.
+// pool (see Register): nothing of it is retained after Push returns. Pushes
+// through a server without interceptors take pushDecoded instead, which
+// skips the PushRequest message altogether.
 func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	r := i.pushReqs.get()
+	defer i.pushReqs.put(r)
+	r.fromProto(req)
+	return i.pushDecoded(ctx, r)
+}
+
+// pushDecoded is Push for a decoded request; r is the caller's to release.
+func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb.PushResponse, error) {
 	if err := i.enter(); err != nil {
 		i.metrics.pushes.WithLabelValues(codes.Unavailable.String()).Inc()
 		return nil, err
@@ -61,7 +72,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		i.testHookPushAdmitted()
 	}
 
-	resp, err := i.push(ctx, req)
+	resp, err := i.push(ctx, r)
 	if err != nil {
 		i.metrics.pushes.WithLabelValues(status.Code(err).String()).Inc()
 		return nil, err
@@ -70,7 +81,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	return resp, nil
 }
 
-func (i *Ingester) push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+func (i *Ingester) push(ctx context.Context, r *pushRequest) (*ingesterpb.PushResponse, error) {
 	resp := &ingesterpb.PushResponse{}
 	app := i.db.AppenderV2(ctx)
 	// Both are implemented by the tsdb's appender; checked once per request
@@ -82,12 +93,12 @@ func (i *Ingester) push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	defer st.release()
 
 	var rejected [numReasons]uint64
-	for idx, ts := range req.Series {
+	for idx, s := range r.series {
 		if err := ctx.Err(); err != nil {
 			_ = app.Rollback()
 			return nil, status.FromContextError(err).Err()
 		}
-		res := i.appendSeries(ctx, st, app, getRef, exApp, uint32(idx), ts, &resp.ExemplarsWritten)
+		res := i.appendSeries(ctx, st, app, getRef, exApp, uint32(idx), r, s, &resp.ExemplarsWritten)
 		resp.SamplesWritten += res.samples
 		resp.HistogramsWritten += res.histograms
 		if res.err != nil {
@@ -100,7 +111,7 @@ func (i *Ingester) push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		return nil, status.Errorf(codes.Internal, "commit: %v", err)
 	}
 
-	if dropped := i.meta.update(req.Metadata); dropped > 0 {
+	if dropped := i.meta.update(r.metadata); dropped > 0 {
 		i.metrics.metadataDropped.Add(float64(dropped))
 	}
 	i.metrics.samplesAppended.Add(float64(resp.SamplesWritten))
@@ -128,29 +139,31 @@ type rejection struct {
 // Floats and histograms are merged by timestamp, so a series that changes
 // type within a request keeps its order.
 func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.AppenderV2, getRef storage.GetRef, exApp storage.ExemplarAppenderV2,
-	idx uint32, ts *ingesterpb.TimeSeries, exemplarsWritten *uint64,
+	idx uint32, r *pushRequest, s seriesView, exemplarsWritten *uint64,
 ) seriesResult {
 	var res seriesResult
-	ref, ls := st.seriesLabels(getRef, ts.Labels)
+	samples := r.samples[s.samples.lo:s.samples.hi]
+	hists := r.histograms[s.histograms.lo:s.histograms.hi]
+	exemplars := r.exemplars[s.exemplars.lo:s.exemplars.hi]
+	ref, ls := st.seriesLabels(getRef, r, s.labels)
 	if ls.IsEmpty() {
 		return seriesResult{err: &ingesterpb.SeriesError{
 			Index:              idx,
 			Reason:             ingesterpb.SeriesError_INVALID,
 			Message:            "series without labels",
-			RejectedSamples:    uint32(len(ts.Samples)),
-			RejectedHistograms: uint32(len(ts.Histograms)),
+			RejectedSamples:    uint32(len(samples)),
+			RejectedHistograms: uint32(len(hists)),
 		}}
 	}
 
 	st.rejections = st.rejections[:0]
-	samples, hists := ts.Samples, ts.Histograms
 	for len(samples) > 0 || len(hists) > 0 {
-		if len(hists) == 0 || (len(samples) > 0 && samples[0].TimestampMs <= hists[0].TimestampMs) {
-			s := samples[0]
+		if len(hists) == 0 || (len(samples) > 0 && samples[0].t <= hists[0].TimestampMs) {
+			smp := samples[0]
 			samples = samples[1:]
-			newRef, err := app.Append(ref, ls, ts.StartTimestampMs, s.TimestampMs, s.Value, nil, nil, storage.AOptions{})
+			newRef, err := app.Append(ref, ls, s.startMs, smp.t, smp.v, nil, nil, storage.AOptions{})
 			if err != nil {
-				st.rejections = append(st.rejections, rejection{t: s.TimestampMs, err: err, v: s.Value})
+				st.rejections = append(st.rejections, rejection{t: smp.t, err: err, v: smp.v})
 				continue
 			}
 			ref = newRef
@@ -160,7 +173,7 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		hp := hists[0]
 		hists = hists[1:]
 		h, fh := fromProtoHistogram(hp)
-		newRef, err := app.Append(ref, ls, ts.StartTimestampMs, hp.TimestampMs, 0, h, fh, storage.AOptions{})
+		newRef, err := app.Append(ref, ls, s.startMs, hp.TimestampMs, 0, h, fh, storage.AOptions{})
 		if err != nil {
 			st.rejections = append(st.rejections, rejection{t: hp.TimestampMs, err: err, h: h, fh: fh, hist: true})
 			continue
@@ -172,12 +185,12 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		res.err = i.seriesError(ctx, idx, ls, st.rejections, &res)
 	}
 
-	if len(ts.Exemplars) > 0 {
+	if len(exemplars) > 0 {
 		if ref == 0 || exApp == nil {
-			i.metrics.exemplarsRejected.Add(float64(len(ts.Exemplars)))
+			i.metrics.exemplarsRejected.Add(float64(len(exemplars)))
 			return res
 		}
-		exs := st.buildExemplars(ts.Exemplars)
+		exs := st.buildExemplars(exemplars)
 		_, err := exApp.AppendExemplars(ref, ls, exs)
 		failed := 0
 		var perr *storage.AppendPartialError
@@ -286,24 +299,24 @@ func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, ls labels.Labels
 }
 
 // seriesLabels returns the series' ref (0 if the tsdb does not know it yet)
-// and labels safe to hand to the tsdb. Known series cost no allocation: the
-// lookup uses a scratch buffer and the tsdb's own copy of the labels comes
-// back. Only new series pay for one copy, which the head then keeps.
-func (st *pushState) seriesLabels(getRef storage.GetRef, pairs []*ingesterpb.LabelPair) (storage.SeriesRef, labels.Labels) {
+// and labels safe to hand to the tsdb, which keeps them. Known series cost no
+// allocation: the lookup uses a scratch buffer and the tsdb's own copy of the
+// labels comes back. Only new series pay for a copy, which the head keeps.
+func (st *pushState) seriesLabels(getRef storage.GetRef, r *pushRequest, ls span) (storage.SeriesRef, labels.Labels) {
 	st.sb.Reset()
 	sorted := true
 	prev := ""
-	for k, lp := range pairs {
-		if len(lp.Value) == 0 {
+	for k, lv := range r.labels[ls.lo:ls.hi] {
+		if lv.value.lo == lv.value.hi {
 			// Prometheus treats an empty value as an absent label.
 			continue
 		}
-		name := yoloString(lp.Name)
+		name := yoloString(r.bytes(lv.name))
 		if k > 0 && name < prev {
 			sorted = false
 		}
 		prev = name
-		st.sb.Add(name, yoloString(lp.Value))
+		st.sb.Add(name, yoloString(r.bytes(lv.value)))
 	}
 	if !sorted {
 		st.sb.Sort()
@@ -317,7 +330,28 @@ func (st *pushState) seriesLabels(getRef storage.GetRef, pairs []*ingesterpb.Lab
 			return ref, ls
 		}
 	}
-	return 0, st.ls.Copy()
+	return 0, st.ownedLabels(st.ls)
+}
+
+// ownedLabels copies ls into memory of its own. Labels.Copy is not enough:
+// with the slicelabels build tag it keeps the strings, which here alias the
+// request buffer. One allocation holds every name and value.
+func (st *pushState) ownedLabels(ls labels.Labels) labels.Labels {
+	n := 0
+	ls.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
+	b := make([]byte, 0, n)
+	ls.Range(func(l labels.Label) { b = append(append(b, l.Name...), l.Value...) })
+	all := yoloString(b) // b is never written again
+	st.ownSB.Reset()
+	off := 0
+	ls.Range(func(l labels.Label) {
+		name := all[off : off+len(l.Name)]
+		off += len(l.Name)
+		value := all[off : off+len(l.Value)]
+		off += len(l.Value)
+		st.ownSB.Add(name, value)
+	})
+	return st.ownSB.Labels()
 }
 
 // buildExemplars converts exemplars, sorted by timestamp as the tsdb wants.
@@ -408,8 +442,8 @@ func fromProtoSpans(in []*ingesterpb.BucketSpan) []histogram.Span {
 	return out
 }
 
-// yoloString views b as a string without copying. Only for strings that are
-// copied before b changes (ScratchBuilder copies on Overwrite and Labels).
+// yoloString views b as a string without copying. Only for strings that no
+// one keeps past the request: labels for the tsdb go through ownedLabels.
 func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }

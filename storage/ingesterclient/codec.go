@@ -14,6 +14,15 @@ type vtMessage interface {
 	UnmarshalVT([]byte) error
 }
 
+// BufferUnmarshaler is implemented by messages that decode straight from
+// gRPC's receive buffers, e.g. into a buffer of their own that outlives the
+// call (the ingester's Push request). Codec prefers it over vtMessage.
+// UnmarshalBuffers must not keep data, nor anything aliasing it, after it
+// returns: gRPC reuses the buffers.
+type BufferUnmarshaler interface {
+	UnmarshalBuffers(data mem.BufferSlice) error
+}
+
 // Codec is a gRPC encoding.CodecV2 for vtprotobuf-generated messages. It
 // marshals straight into gRPC's pooled buffers and unmarshals without the
 // reflection that the default proto codec uses. It is named "proto" so that it
@@ -48,6 +57,9 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // Unmarshal implements encoding.CodecV2. The message copies what it keeps, so
 // data may be freed by gRPC once Unmarshal returns.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if bu, ok := v.(BufferUnmarshaler); ok {
+		return bu.UnmarshalBuffers(data)
+	}
 	m, ok := v.(vtMessage)
 	if !ok {
 		return fmt.Errorf("ingesterclient codec: cannot unmarshal into %T: not a vtprotobuf message", v)

@@ -1,0 +1,398 @@
+package ingester
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// pushRequest is a PushRequest decoded for the append path. Label names and
+// values are offsets into buf, a copy of the request that the pushRequest
+// owns; samples are values. A decoded request of 2000 series therefore holds
+// a handful of slices instead of tens of thousands of small messages, which
+// the vtproto pool loses at every GC and the GC has to scan while they live.
+// Histograms, exemplars and metadata are rare on this path and are decoded
+// into ordinary (copying) messages.
+//
+// Nothing handed to the tsdb may alias buf: the request is reused as soon as
+// the Push returns (see seriesLabels and ownedLabels).
+type pushRequest struct {
+	buf        []byte
+	series     []seriesView
+	labels     []labelView
+	samples    []sampleView
+	histograms []*ingesterpb.Histogram
+	exemplars  []*ingesterpb.Exemplar
+	metadata   []*ingesterpb.MetricMetadata
+}
+
+// span is the half-open range [lo, hi) of a slice of pushRequest or of buf.
+type span struct{ lo, hi int }
+
+type seriesView struct {
+	labels, samples, histograms, exemplars span
+	startMs                                int64
+}
+
+type labelView struct{ name, value span }
+
+type sampleView struct {
+	t int64
+	v float64
+}
+
+var _ ingesterclient.BufferUnmarshaler = (*pushRequest)(nil)
+
+// pushRequests recycles decoded requests. A sync.Pool alone loses its
+// contents every other GC cycle, and an ingester under load collects often:
+// refilling the slices of a 2000-series request costs more than decoding it.
+// So a few requests of ordinary size wait in a free list that survives GC;
+// cheap to keep, as their big slices hold no pointers the GC must scan. The
+// rest go to the sync.Pool, except huge ones, which are left to the GC.
+type pushRequests struct {
+	free chan *pushRequest
+	pool sync.Pool
+}
+
+const (
+	// freePushRequests bounds what the free list keeps: at most
+	// freePushRequests × maxFreeRequestBytes.
+	freePushRequests    = 16
+	maxFreeRequestBytes = 4 << 20
+	maxPooledBytes      = 64 << 20
+)
+
+func newPushRequests() *pushRequests {
+	return &pushRequests{free: make(chan *pushRequest, freePushRequests)}
+}
+
+func (p *pushRequests) get() *pushRequest {
+	select {
+	case r := <-p.free:
+		return r
+	default:
+	}
+	if r, ok := p.pool.Get().(*pushRequest); ok {
+		return r
+	}
+	return new(pushRequest)
+}
+
+// put recycles r. Slices keep their capacity; the pointers to histograms,
+// exemplars and metadata are dropped so the GC can free them.
+func (p *pushRequests) put(r *pushRequest) {
+	size := r.footprint()
+	if size > maxPooledBytes {
+		return
+	}
+	r.reset()
+	if size <= maxFreeRequestBytes {
+		select {
+		case p.free <- r:
+			return
+		default:
+		}
+	}
+	p.pool.Put(r)
+}
+
+// footprint is the memory r holds, roughly.
+func (r *pushRequest) footprint() int {
+	return cap(r.buf) + cap(r.series)*int(unsafe.Sizeof(seriesView{})) + cap(r.labels)*int(unsafe.Sizeof(labelView{})) +
+		cap(r.samples)*int(unsafe.Sizeof(sampleView{})) + 8*(cap(r.histograms)+cap(r.exemplars)+cap(r.metadata))
+}
+
+func (r *pushRequest) reset() {
+	clear(r.histograms)
+	clear(r.exemplars)
+	clear(r.metadata)
+	r.buf = r.buf[:0]
+	r.series, r.labels, r.samples = r.series[:0], r.labels[:0], r.samples[:0]
+	r.histograms, r.exemplars, r.metadata = r.histograms[:0], r.exemplars[:0], r.metadata[:0]
+}
+
+// bytes returns the bytes of s in buf; valid until r is reset.
+func (r *pushRequest) bytes(s span) []byte { return r.buf[s.lo:s.hi] }
+
+// UnmarshalBuffers implements ingesterclient.BufferUnmarshaler: it copies the
+// wire bytes into r.buf and decodes them.
+func (r *pushRequest) UnmarshalBuffers(data mem.BufferSlice) error {
+	r.reset()
+	n := data.Len()
+	if cap(r.buf) < n {
+		r.buf = make([]byte, n)
+	}
+	r.buf = r.buf[:n]
+	data.CopyTo(r.buf)
+	return r.decode()
+}
+
+// The codec's fallback interface; a pushRequest is only ever decoded through
+// UnmarshalBuffers, never sent.
+func (r *pushRequest) SizeVT() int { return 0 }
+
+func (r *pushRequest) MarshalToSizedBufferVT([]byte) (int, error) {
+	return 0, errors.New("ingester push request: marshal not supported")
+}
+
+func (r *pushRequest) UnmarshalVT(b []byte) error {
+	r.reset()
+	r.buf = append(r.buf, b...)
+	return r.decode()
+}
+
+var errWireType = errors.New("wrong wire type")
+
+// decode parses r.buf as a PushRequest. Unknown fields are skipped.
+func (r *pushRequest) decode() error {
+	b := r.buf
+	for off := 0; off < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			return fmt.Errorf("push request: %w", protowire.ParseError(n))
+		}
+		off += n
+		switch num {
+		case 1, 2:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("push request field %d: %w", num, errWireType)
+			}
+			v, n := protowire.ConsumeBytes(b[off:])
+			if n < 0 {
+				return fmt.Errorf("push request field %d: %w", num, protowire.ParseError(n))
+			}
+			start := off + n - len(v)
+			off += n
+			if num == 1 {
+				if err := r.decodeSeries(start, off); err != nil {
+					return fmt.Errorf("push request series %d: %w", len(r.series), err)
+				}
+				continue
+			}
+			md := &ingesterpb.MetricMetadata{}
+			if err := md.UnmarshalVT(v); err != nil {
+				return fmt.Errorf("push request metadata: %w", err)
+			}
+			r.metadata = append(r.metadata, md)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b[off:])
+			if n < 0 {
+				return fmt.Errorf("push request: %w", protowire.ParseError(n))
+			}
+			off += n
+		}
+	}
+	return nil
+}
+
+// decodeSeries parses the TimeSeries in r.buf[lo:hi] and appends it.
+func (r *pushRequest) decodeSeries(lo, hi int) error {
+	s := seriesView{
+		labels:     span{len(r.labels), len(r.labels)},
+		samples:    span{len(r.samples), len(r.samples)},
+		histograms: span{len(r.histograms), len(r.histograms)},
+		exemplars:  span{len(r.exemplars), len(r.exemplars)},
+	}
+	b := r.buf[:hi]
+	for off := lo; off < hi; {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		off += n
+		switch num {
+		case 1, 2, 3, 4:
+			if typ != protowire.BytesType {
+				return fmt.Errorf("field %d: %w", num, errWireType)
+			}
+			v, n := protowire.ConsumeBytes(b[off:])
+			if n < 0 {
+				return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			start := off + n - len(v)
+			off += n
+			switch num {
+			case 1:
+				l, err := r.decodeLabel(start, off)
+				if err != nil {
+					return fmt.Errorf("label: %w", err)
+				}
+				r.labels = append(r.labels, l)
+			case 2:
+				smp, err := decodeSample(v)
+				if err != nil {
+					return fmt.Errorf("sample: %w", err)
+				}
+				r.samples = append(r.samples, smp)
+			case 3:
+				h := &ingesterpb.Histogram{}
+				if err := h.UnmarshalVT(v); err != nil {
+					return fmt.Errorf("histogram: %w", err)
+				}
+				r.histograms = append(r.histograms, h)
+			case 4:
+				e := &ingesterpb.Exemplar{}
+				if err := e.UnmarshalVT(v); err != nil {
+					return fmt.Errorf("exemplar: %w", err)
+				}
+				r.exemplars = append(r.exemplars, e)
+			}
+		case 5:
+			if typ != protowire.VarintType {
+				return fmt.Errorf("field %d: %w", num, errWireType)
+			}
+			v, n := protowire.ConsumeVarint(b[off:])
+			if n < 0 {
+				return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			off += n
+			s.startMs = int64(v)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b[off:])
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			off += n
+		}
+	}
+	s.labels.hi, s.samples.hi = len(r.labels), len(r.samples)
+	s.histograms.hi, s.exemplars.hi = len(r.histograms), len(r.exemplars)
+	r.series = append(r.series, s)
+	return nil
+}
+
+// decodeLabel parses the LabelPair in r.buf[lo:hi]; the last occurrence of a
+// field wins, as in any proto decoder.
+func (r *pushRequest) decodeLabel(lo, hi int) (labelView, error) {
+	var l labelView
+	b := r.buf[:hi]
+	for off := lo; off < hi; {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			return l, protowire.ParseError(n)
+		}
+		off += n
+		if num != 1 && num != 2 {
+			n := protowire.ConsumeFieldValue(num, typ, b[off:])
+			if n < 0 {
+				return l, protowire.ParseError(n)
+			}
+			off += n
+			continue
+		}
+		if typ != protowire.BytesType {
+			return l, fmt.Errorf("field %d: %w", num, errWireType)
+		}
+		v, n := protowire.ConsumeBytes(b[off:])
+		if n < 0 {
+			return l, protowire.ParseError(n)
+		}
+		sp := span{off + n - len(v), off + n}
+		off += n
+		if num == 1 {
+			l.name = sp
+		} else {
+			l.value = sp
+		}
+	}
+	return l, nil
+}
+
+func decodeSample(b []byte) (sampleView, error) {
+	var s sampleView
+	for off := 0; off < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			return s, protowire.ParseError(n)
+		}
+		off += n
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b[off:])
+			if n < 0 {
+				return s, protowire.ParseError(n)
+			}
+			off += n
+			s.t = int64(v)
+		case num == 2 && typ == protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b[off:])
+			if n < 0 {
+				return s, protowire.ParseError(n)
+			}
+			off += n
+			s.v = math.Float64frombits(v)
+		case num == 1 || num == 2:
+			return s, fmt.Errorf("field %d: %w", num, errWireType)
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b[off:])
+			if n < 0 {
+				return s, protowire.ParseError(n)
+			}
+			off += n
+		}
+	}
+	return s, nil
+}
+
+// fromProto fills r from an already decoded request, for calls that do not
+// come through the pooled handler. Label bytes are copied into r.buf; the
+// histograms, exemplars and metadata are shared with req, which must stay
+// unchanged until r is released.
+func (r *pushRequest) fromProto(req *ingesterpb.PushRequest) {
+	r.reset()
+	for _, ts := range req.Series {
+		if ts == nil {
+			ts = &ingesterpb.TimeSeries{}
+		}
+		s := seriesView{startMs: ts.StartTimestampMs}
+		s.labels.lo = len(r.labels)
+		for _, lp := range ts.Labels {
+			var l labelView
+			if lp != nil {
+				l.name = r.appendBytes(lp.Name)
+				l.value = r.appendBytes(lp.Value)
+			}
+			r.labels = append(r.labels, l)
+		}
+		s.samples.lo = len(r.samples)
+		for _, smp := range ts.Samples {
+			if smp != nil {
+				r.samples = append(r.samples, sampleView{t: smp.TimestampMs, v: smp.Value})
+			} else {
+				r.samples = append(r.samples, sampleView{})
+			}
+		}
+		s.histograms.lo = len(r.histograms)
+		for _, h := range ts.Histograms {
+			if h == nil {
+				h = &ingesterpb.Histogram{}
+			}
+			r.histograms = append(r.histograms, h)
+		}
+		s.exemplars.lo = len(r.exemplars)
+		for _, e := range ts.Exemplars {
+			if e == nil {
+				e = &ingesterpb.Exemplar{}
+			}
+			r.exemplars = append(r.exemplars, e)
+		}
+		s.labels.hi, s.samples.hi = len(r.labels), len(r.samples)
+		s.histograms.hi, s.exemplars.hi = len(r.histograms), len(r.exemplars)
+		r.series = append(r.series, s)
+	}
+	r.metadata = append(r.metadata, req.Metadata...)
+}
+
+func (r *pushRequest) appendBytes(b []byte) span {
+	lo := len(r.buf)
+	r.buf = append(r.buf, b...)
+	return span{lo, len(r.buf)}
+}
