@@ -172,7 +172,7 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		}
 		hp := hists[0]
 		hists = hists[1:]
-		h, fh := fromProtoHistogram(hp)
+		h, fh := hp.ToHistograms()
 		newRef, err := app.Append(ref, ls, s.startMs, hp.TimestampMs, 0, h, fh, storage.AOptions{})
 		if err != nil {
 			st.rejections = append(st.rejections, rejection{t: hp.TimestampMs, err: err, h: h, fh: fh, hist: true})
@@ -396,50 +396,6 @@ func reasonOf(err error) ingesterpb.SeriesError_Reason {
 		// sample itself: invalid histogram, empty or duplicate labels, ...
 		return ingesterpb.SeriesError_INVALID
 	}
-}
-
-// fromProtoHistogram returns exactly one of an integer or a float histogram.
-// Everything is copied: the head keeps the last histogram of each series.
-func fromProtoHistogram(p *ingesterpb.Histogram) (*histogram.Histogram, *histogram.FloatHistogram) {
-	if _, isFloat := p.Count.(*ingesterpb.Histogram_CountFloat); isFloat {
-		return nil, &histogram.FloatHistogram{
-			CounterResetHint: histogram.CounterResetHint(p.ResetHint),
-			Schema:           p.Schema,
-			ZeroThreshold:    p.ZeroThreshold,
-			ZeroCount:        p.GetZeroCountFloat(),
-			Count:            p.GetCountFloat(),
-			Sum:              p.Sum,
-			PositiveSpans:    fromProtoSpans(p.PositiveSpans),
-			NegativeSpans:    fromProtoSpans(p.NegativeSpans),
-			PositiveBuckets:  slices.Clone(p.PositiveCounts),
-			NegativeBuckets:  slices.Clone(p.NegativeCounts),
-			CustomValues:     slices.Clone(p.CustomValues),
-		}
-	}
-	return &histogram.Histogram{
-		CounterResetHint: histogram.CounterResetHint(p.ResetHint),
-		Schema:           p.Schema,
-		ZeroThreshold:    p.ZeroThreshold,
-		ZeroCount:        p.GetZeroCountInt(),
-		Count:            p.GetCountInt(),
-		Sum:              p.Sum,
-		PositiveSpans:    fromProtoSpans(p.PositiveSpans),
-		NegativeSpans:    fromProtoSpans(p.NegativeSpans),
-		PositiveBuckets:  slices.Clone(p.PositiveDeltas),
-		NegativeBuckets:  slices.Clone(p.NegativeDeltas),
-		CustomValues:     slices.Clone(p.CustomValues),
-	}, nil
-}
-
-func fromProtoSpans(in []*ingesterpb.BucketSpan) []histogram.Span {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]histogram.Span, len(in))
-	for k, s := range in {
-		out[k] = histogram.Span{Offset: s.Offset, Length: s.Length}
-	}
-	return out
 }
 
 // yoloString views b as a string without copying. Only for strings that no

@@ -262,29 +262,14 @@ func labelHints(limit int64) *storage.LabelHints {
 	return &storage.LabelHints{Limit: int(limit), LimitSmallest: true}
 }
 
+// fromProtoMatchers converts the request's matchers; a bad one is the
+// caller's error.
 func fromProtoMatchers(in []*ingesterpb.LabelMatcher) ([]*labels.Matcher, error) {
-	out := make([]*labels.Matcher, 0, len(in))
-	for _, m := range in {
-		var t labels.MatchType
-		switch m.Type {
-		case ingesterpb.LabelMatcher_EQ:
-			t = labels.MatchEqual
-		case ingesterpb.LabelMatcher_NEQ:
-			t = labels.MatchNotEqual
-		case ingesterpb.LabelMatcher_RE:
-			t = labels.MatchRegexp
-		case ingesterpb.LabelMatcher_NRE:
-			t = labels.MatchNotRegexp
-		default:
-			return nil, status.Errorf(codes.InvalidArgument, "unknown matcher type %d", m.Type)
-		}
-		lm, err := labels.NewMatcher(t, m.Name, m.Value)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "matcher %s: %v", m.Name, err)
-		}
-		out = append(out, lm)
+	ms, err := ingesterpb.ToLabelMatchers(in)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "matcher: %v", err)
 	}
-	return out, nil
+	return ms, nil
 }
 
 // selectError maps a read error to a gRPC status: the caller's cancellation
