@@ -14,24 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pharos-tsdb/pharos/cluster/ring"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
-
-// Ingesters is how the distributor finds ingesters. Foundation: a static
-// list, every series goes to every ingester listed. The Cluster issue
-// replaces it with a ring that picks RF of N per series hash; route is the
-// only code that changes with it.
-type Ingesters interface {
-	// Clients returns the ingesters to write to. It is called once per push
-	// and may return a different list each time.
-	Clients() []ingesterpb.IngesterClient
-}
-
-// StaticIngesters is a fixed list of ingesters that all get every series.
-type StaticIngesters []ingesterpb.IngesterClient
-
-// Clients implements Ingesters.
-func (s StaticIngesters) Clients() []ingesterpb.IngesterClient { return s }
 
 // Sentinel errors of Push. Errors from ingesters are returned wrapped, with
 // their gRPC status intact.
@@ -41,6 +26,10 @@ var (
 	// ErrTooManyInflight: MaxInflightPushRequests pushes are already running
 	// (HTTP 429).
 	ErrTooManyInflight = errors.New("too many push requests in flight")
+	// ErrWriteQuorum: a series could not be written to a quorum of its
+	// replicas, either because too few are healthy in the ring or because
+	// too many failed (HTTP 503).
+	ErrWriteQuorum = errors.New("write quorum not reached")
 )
 
 // PushResult is what happened to a push that reached the ingesters (or had
@@ -55,12 +44,15 @@ type PushResult struct {
 // Distributor validates series and sends them to ingesters. It is safe for
 // concurrent use.
 type Distributor struct {
-	cfg       Config
-	ings      Ingesters
-	logger    *slog.Logger
-	inflight  chan struct{} // nil: no limit
-	now       func() time.Time
-	batchPool sync.Pool // of *ingesterpb.PushRequest; never the vtproto pool, see subRequest
+	cfg        Config
+	ings       Ingesters
+	logger     *slog.Logger
+	inflight   chan struct{} // nil: no limit
+	now        func() time.Time
+	batchPool  sync.Pool       // of *ingesterpb.PushRequest; never the vtproto pool, see subRequest
+	routePool  sync.Pool       // of *routing
+	static     StaticIngesters // non-nil: every series goes to every one
+	staticInst []ring.Instance
 
 	receivedSamples    prometheus.Counter
 	receivedHistograms prometheus.Counter
@@ -87,6 +79,13 @@ func New(cfg Config, ings Ingesters, logger *slog.Logger, reg prometheus.Registe
 		ings:   ings,
 		logger: logger,
 		now:    time.Now,
+	}
+	if s, ok := ings.(StaticIngesters); ok {
+		d.static = s
+		d.staticInst = make([]ring.Instance, len(s))
+		for i := range s {
+			d.staticInst[i] = ring.Instance{ID: fmt.Sprintf("%d of %d", i+1, len(s)), Addr: staticAddr(i), State: ring.StateActive}
+		}
 	}
 	if cfg.MaxInflightPushRequests > 0 {
 		d.inflight = make(chan struct{}, cfg.MaxInflightPushRequests)
@@ -230,131 +229,6 @@ func (d *Distributor) putSubRequest(sub *ingesterpb.PushRequest) {
 	d.batchPool.Put(sub)
 }
 
-// batch is what one ingester gets.
-type batch struct {
-	client ingesterpb.IngesterClient
-	req    *ingesterpb.PushRequest
-	// pos maps a series of req to its position in the request being sent;
-	// nil means the identity (the batch is the whole request).
-	pos []int
-}
-
-// route splits req by ingester. Foundation: every ingester gets all of req,
-// so every series has the same replication factor, len(batches).
-func (d *Distributor) route(req *ingesterpb.PushRequest) ([]batch, int, error) {
-	clients := d.ings.Clients()
-	if len(clients) == 0 {
-		return nil, 0, ErrNoIngesters
-	}
-	batches := make([]batch, len(clients))
-	for i, c := range clients {
-		batches[i] = batch{client: c, req: req}
-	}
-	return batches, len(clients), nil
-}
-
-type batchResult struct {
-	resp *ingesterpb.PushResponse
-	err  error
-}
-
-// send pushes req to its ingesters in parallel and waits for a write quorum
-// (⌊RF/2⌋+1 acks) of every series. index maps req's series to the caller's
-// request (nil: identity).
-func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, index []int, res *PushResult) error {
-	batches, rf, err := d.route(req)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(d.cfg.RemoteTimeout))
-	defer cancel()
-
-	results := make([]batchResult, len(batches))
-	if len(batches) == 1 {
-		results[0] = d.pushOne(ctx, batches[0])
-	} else {
-		var wg sync.WaitGroup
-		for i := range batches {
-			wg.Go(func() { results[i] = d.pushOne(ctx, batches[i]) })
-		}
-		wg.Wait()
-	}
-
-	// Per-series acks. With the static route all series share the batches;
-	// counting per series keeps this right once the ring routes per series.
-	quorum := rf/2 + 1
-	var acks []int
-	if len(batches) > 1 {
-		acks = make([]int, len(req.Series))
-	}
-	var (
-		firstErr   error
-		seen       map[int]bool // series already reported by a replica
-		ok         int
-		rejS, rejH int // samples and histograms the ingesters rejected
-	)
-	for i, r := range results {
-		if r.err != nil {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("push to ingester %d of %d: %w", i+1, len(batches), r.err)
-			}
-			continue
-		}
-		ok++
-		b := batches[i]
-		if acks != nil {
-			for j := range b.req.Series {
-				acks[at(b.pos, j)]++
-			}
-		}
-		for _, e := range r.resp.Errors {
-			if int(e.Index) >= len(b.req.Series) {
-				continue
-			}
-			idx := at(index, at(b.pos, int(e.Index)))
-			if seen[idx] {
-				continue
-			}
-			if seen == nil {
-				seen = map[int]bool{}
-			}
-			seen[idx] = true
-			rejS += int(e.RejectedSamples)
-			rejH += int(e.RejectedHistograms)
-			d.reject(res, Rejection{
-				Index:      idx,
-				Reason:     ingesterReason(e.Reason),
-				Series:     FormatSeries(b.req.Series[e.Index].Labels),
-				Message:    e.Message,
-				Samples:    int(e.RejectedSamples),
-				Histograms: int(e.RejectedHistograms),
-			})
-		}
-	}
-	if ok == 0 {
-		return firstErr
-	}
-	for _, n := range acks {
-		if n < quorum {
-			return fmt.Errorf("write quorum not reached (%d of %d acks, need %d): %w", n, rf, quorum, firstErr)
-		}
-	}
-	// Count from the request, minus what ingesters rejected: replicas do
-	// not multiply what the sender wrote.
-	for _, ts := range req.Series {
-		res.SamplesWritten += uint64(len(ts.Samples))
-		res.HistogramsWritten += uint64(len(ts.Histograms))
-		res.ExemplarsWritten += uint64(len(ts.Exemplars))
-	}
-	res.SamplesWritten -= uint64(min(rejS, int(res.SamplesWritten)))
-	res.HistogramsWritten -= uint64(min(rejH, int(res.HistogramsWritten)))
-	if rf == 1 {
-		res.ExemplarsWritten = results[0].resp.ExemplarsWritten
-	}
-	sortRejections(res.Rejected)
-	return nil
-}
-
 // at maps position j through index (nil: the identity).
 func at(index []int, j int) int {
 	if index == nil {
@@ -363,16 +237,7 @@ func at(index []int, j int) int {
 	return index[j]
 }
 
-func (d *Distributor) pushOne(ctx context.Context, b batch) batchResult {
-	start := time.Now()
-	resp, err := b.client.Push(ctx, b.req)
-	d.ingesterLatency.Observe(time.Since(start).Seconds())
-	d.ingesterPushes.WithLabelValues(status.Code(err).String()).Inc()
-	if err != nil {
-		d.logger.Debug("push to ingester failed", "err", err)
-	}
-	return batchResult{resp: resp, err: err}
-}
+func grpcCode(err error) string { return status.Code(err).String() }
 
 func ingesterReason(r ingesterpb.SeriesError_Reason) string {
 	switch r {
@@ -403,6 +268,11 @@ func retryable(err error) (retry, overload bool) {
 	case codes.ResourceExhausted:
 		return true, true
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted:
+		return true, false
+	}
+	// After the ingesters' own codes, so that an overloaded replica still
+	// asks the sender to back off (429).
+	if errors.Is(err, ErrWriteQuorum) || errors.Is(err, ring.ErrTooFewHealthy) || errors.Is(err, ring.ErrEmptyRing) {
 		return true, false
 	}
 	return false, false

@@ -44,6 +44,10 @@ type Config struct {
 	StartTimestampZeroIngestion bool `yaml:"start_timestamp_zero_ingestion"`
 	// MetadataMaxFamilies bounds the in-memory metric metadata map.
 	MetadataMaxFamilies int `yaml:"metadata_max_families"`
+	// HeadStripeSize is the number of lock stripes of the head's series
+	// map (a power of two). Large values favour many concurrent appends of
+	// millions of series; small ones make opening a tsdb cheap.
+	HeadStripeSize int `yaml:"head_stripe_size"`
 }
 
 // RegisterFlags registers the storage.* flags and their defaults.
@@ -61,6 +65,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.HeadChunksWriteQueueSize, "storage.head-chunks-write-queue-size", 0, "Head chunks queued for memory-mapping (0 = synchronous).")
 	fs.BoolVar(&c.StartTimestampZeroIngestion, "storage.start-timestamp-zero-ingestion", false, "Write a zero sample at each series' start timestamp when pushes carry one.")
 	fs.IntVar(&c.MetadataMaxFamilies, "storage.metadata-max-families", 100000, "Metric families whose metadata is kept in memory.")
+	fs.IntVar(&c.HeadStripeSize, "storage.head-stripe-size", tsdb.DefaultStripeSize, "Lock stripes of the head's series map; a power of two.")
 }
 
 // Validate reports the first invalid field.
@@ -84,6 +89,8 @@ func (c *Config) Validate() error {
 		return errors.New("head_chunks_write_queue_size must not be negative")
 	case c.MetadataMaxFamilies < 0:
 		return errors.New("metadata_max_families must not be negative")
+	case c.HeadStripeSize <= 0 || c.HeadStripeSize&(c.HeadStripeSize-1) != 0:
+		return fmt.Errorf("head_stripe_size: %d is not a positive power of two", c.HeadStripeSize)
 	}
 	switch c.WALCompression {
 	case "", compression.None, compression.Snappy, compression.Zstd:
@@ -120,6 +127,7 @@ func (c *Config) tsdbOptions() *tsdb.Options {
 	o.MaxExemplars = c.MaxExemplars
 	o.HeadChunksWriteQueueSize = c.HeadChunksWriteQueueSize
 	o.EnableSTAsZeroSample = c.StartTimestampZeroIngestion
+	o.StripeSize = c.HeadStripeSize
 	return o
 }
 
