@@ -55,6 +55,24 @@ func promqltestDir(t *testing.T) string {
 // no case sees another's data. The cases in skipped are blanked out, line
 // numbers kept.
 func TestPromQLConformance(t *testing.T) {
+	runConformance(t, false, func(tb testing.TB) storage.Storage { return newClusterStorage(tb, 1) })
+}
+
+// TestPromQLConformanceRF3 runs the same scripts on three ingesters in a
+// ring with RF 3: the distributor writes every series to all three and the
+// querier reads through the ring, so every answer is the de-duplicated
+// merge of three replicas. Each `clear` starts three fresh ingesters.
+func TestPromQLConformanceRF3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the replicated variant triples the ingesters; -short runs only the single-ingester one")
+	}
+	runConformance(t, true, func(tb testing.TB) storage.Storage { return newRingStorage(tb, 3) })
+}
+
+// runConformance runs every upstream script on the storages newStorage
+// makes; parallel runs the scripts at once (each has its own storages, and
+// opening tsdbs, most of the variant's time, waits on the disk).
+func runConformance(t *testing.T, parallel bool, newStorage func(testing.TB) storage.Storage) {
 	engine := promqltest.NewTestEngine(t, false, 5*time.Minute, promqltest.DefaultMaxSamplesPerQuery)
 	files, err := filepath.Glob(filepath.Join(promqltestDir(t), "*.test"))
 	require.NoError(t, err)
@@ -62,6 +80,9 @@ func TestPromQLConformance(t *testing.T) {
 	for _, path := range files {
 		name := filepath.Base(path)
 		t.Run(name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
 			b, err := os.ReadFile(path)
 			require.NoError(t, err)
 			script := string(b)
@@ -77,9 +98,7 @@ func TestPromQLConformance(t *testing.T) {
 				require.True(t, found, "skipped segment %q no longer in %s: remove it from the list", s.contains, name)
 				t.Logf("skipping the segment with %q: %s", s.contains, s.reason)
 			}
-			promqltest.RunTestWithStorage(t, script, engine, func(tb testing.TB) storage.Storage {
-				return newClusterStorage(tb, 1)
-			})
+			promqltest.RunTestWithStorage(t, script, engine, newStorage)
 		})
 	}
 }

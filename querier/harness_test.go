@@ -49,6 +49,9 @@ func ingesterConfig(tb testing.TB, dir string) ingester.Config {
 	cfg.MinBlockDuration = model.Duration(24 * time.Hour)
 	cfg.MaxBlockDuration = model.Duration(24 * time.Hour)
 	cfg.WALCompression = "none"
+	// Hundreds of tiny tsdbs are opened per run; the default 16k stripes
+	// made opening them most of the conformance tests' time.
+	cfg.HeadStripeSize = 64
 	return cfg
 }
 
@@ -88,6 +91,11 @@ func (n *node) Close() error {
 
 func newDistributor(tb testing.TB, ings ...ingesterpb.IngesterClient) *distributor.Distributor {
 	tb.Helper()
+	return newDistributorOver(tb, distributor.StaticIngesters(ings))
+}
+
+func newDistributorOver(tb testing.TB, ings distributor.Ingesters) *distributor.Distributor {
+	tb.Helper()
 	var cfg distributor.Config
 	fs := flag.NewFlagSet("distributor", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
@@ -95,7 +103,7 @@ func newDistributor(tb testing.TB, ings ...ingesterpb.IngesterClient) *distribut
 	// promqltest data lives around 1970 and the label limits are Mimir's,
 	// far above anything the scripts load: only the past limit matters, and
 	// it is off by default.
-	d, err := distributor.New(cfg, distributor.StaticIngesters(ings), nil, prometheus.NewRegistry())
+	d, err := distributor.New(cfg, ings, nil, prometheus.NewRegistry())
 	require.NoError(tb, err)
 	return d
 }
@@ -106,6 +114,7 @@ type clusterStorage struct {
 	storage.SampleAndChunkQueryable
 	app   storage.AppendableV2
 	nodes []*node
+	pool  *ingesterclient.Pool // ring storages only
 }
 
 var _ storage.Storage = (*clusterStorage)(nil)
@@ -133,8 +142,23 @@ func (s *clusterStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
 
 func (s *clusterStorage) StartTime() (int64, error) { return math.MinInt64, nil }
 
+// newRingStorage is a clusterStorage of replicas ingesters in a ring with
+// RF = replicas: the distributor places every series through the same ring
+// the querier reads (so it lands on all of them), and every series comes
+// back from each replica and must be de-duplicated.
+func newRingStorage(tb testing.TB, replicas int) *clusterStorage {
+	tb.Helper()
+	c := newRingCluster(tb, replicas, make([]string, replicas))
+	s := &clusterStorage{nodes: c.nodes, pool: c.pool, SampleAndChunkQueryable: c.q}
+	s.app = newDistributorOver(tb, distributor.NewRingIngesters(c.ring, c.pool)).AppendableV2()
+	return s
+}
+
 func (s *clusterStorage) Close() error {
 	var errs []error
+	if s.pool != nil {
+		errs = append(errs, s.pool.Close())
+	}
 	for _, n := range s.nodes {
 		errs = append(errs, n.Close())
 	}

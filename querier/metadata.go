@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -32,23 +31,21 @@ func metricsMetadata(ctx context.Context, ings Ingesters, metric string, limit, 
 		return res, nil
 	}
 	req := &ingesterpb.MetricsMetadataRequest{Metric: metric, Limit: int64(max(limit, 0)), LimitPerMetric: int64(max(limitPerMetric, 0))}
-	clients := ings.Clients()
-	answers := make([][]*ingesterpb.MetricMetadata, len(clients))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, c := range clients {
-		g.Go(func() error {
-			resp, err := c.MetricsMetadata(gctx, req)
-			if err != nil {
-				return ingesterError(clientName(c, i), "metrics metadata", err)
-			}
-			answers[i] = resp.Metadata
-			return nil
-		})
+	set, err := ings.ReadSet()
+	if err != nil {
+		return nil, err
 	}
-	if err := g.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	// Tolerated failures are not reported: the metadata API has no warnings,
+	// and the replicas answered.
+	answers, _, err := fanOutUnary(ctx, nil, &set, "MetricsMetadata", make(chan struct{}, maxConcurrencyPerQuery),
+		func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
+			resp, err := c.MetricsMetadata(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			return resp.Metadata, nil
+		})
+	if err != nil {
 		return nil, err
 	}
 

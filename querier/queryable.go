@@ -13,29 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
-
-// Ingesters is the set of ingesters a query asks. Every query fans out to all
-// of them and merges the answers, so each series must be held by at least one.
-// Clients is called once per Select/LabelNames/LabelValues call and may
-// return a different set each time (the ring changes).
-type Ingesters interface {
-	Clients() []ingesterpb.IngesterClient
-}
-
-// StaticIngesters is a fixed list of ingesters, e.g. the single local one of
-// an all-in-one process.
-type StaticIngesters []ingesterpb.IngesterClient
-
-// Clients implements Ingesters.
-func (s StaticIngesters) Clients() []ingesterpb.IngesterClient { return s }
 
 // seriesFunc is the SelectHints.Func the API sets when it wants label sets
 // only; such selects use the Series RPC, which sends no chunks.
@@ -72,14 +55,33 @@ func newQueryable(ings Ingesters, logger *slog.Logger, reg prometheus.Registerer
 	}
 }
 
-// Querier implements storage.Queryable.
+// Querier implements storage.Queryable. The read set is taken once, here:
+// every selector of a query reads from the same ingesters.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &sampleQuerier{baseQuerier{q: q, mint: mint, maxt: maxt}}, nil
+	s := &sampleQuerier{}
+	if err := q.initBase(&s.baseQuerier, mint, maxt); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // ChunkQuerier implements storage.ChunkQueryable.
 func (q *Queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return &chunkQuerier{baseQuerier{q: q, mint: mint, maxt: maxt}}, nil
+	c := &chunkQuerier{}
+	if err := q.initBase(&c.baseQuerier, mint, maxt); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (q *Queryable) initBase(b *baseQuerier, mint, maxt int64) error {
+	set, err := q.ings.ReadSet()
+	if err != nil {
+		return err
+	}
+	b.q, b.mint, b.maxt, b.set = q, mint, maxt, set
+	b.sem = make(chan struct{}, maxConcurrencyPerQuery)
+	return nil
 }
 
 func (q *Queryable) observe(method string, start time.Time, err error) {
@@ -92,6 +94,9 @@ func (q *Queryable) observe(method string, start time.Time, err error) {
 type baseQuerier struct {
 	q          *Queryable
 	mint, maxt int64
+	set        ReadSet
+	// sem bounds the query's requests in flight (maxConcurrencyPerQuery).
+	sem chan struct{}
 
 	mu      sync.Mutex
 	cancels []context.CancelFunc
@@ -123,8 +128,7 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 	if err != nil {
 		return nil, 0, err
 	}
-	clients := b.q.ings.Clients()
-	if len(clients) == 0 {
+	if len(b.set.Ingesters) == 0 {
 		return nil, limit, nil
 	}
 
@@ -138,14 +142,14 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 	b.cancels = append(b.cancels, cancel)
 	b.mu.Unlock()
 
-	f := &fanout{ctx: ctx, cancel: cancel}
-	sets := make([]*streamSet, len(clients))
+	f := &fanout{ctx: ctx, cancel: cancel, budget: budget{set: &b.set}, sem: b.sem}
+	sets := make([]*streamSet, len(b.set.Ingesters))
 	if hints != nil && hints.Func == seriesFunc {
 		req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: pms, Limit: int64(limit)}
-		for i, c := range clients {
-			s := newStreamSet(f, clientName(c, i), samples, mint, maxt)
+		for i := range b.set.Ingesters {
+			s := newStreamSet(f, &b.set.Ingesters[i], samples, mint, maxt)
 			sets[i] = s
-			go s.runSeries(ctx, b.q, c, req)
+			go s.runSeries(ctx, b.q, req)
 		}
 		return sets, limit, nil
 	}
@@ -162,10 +166,10 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 			Limit:    int64(hints.Limit),
 		}
 	}
-	for i, c := range clients {
-		s := newStreamSet(f, clientName(c, i), samples, mint, maxt)
+	for i := range b.set.Ingesters {
+		s := newStreamSet(f, &b.set.Ingesters[i], samples, mint, maxt)
 		sets[i] = s
-		go s.runQueryStream(ctx, b.q, c, req)
+		go s.runQueryStream(ctx, b.q, req)
 	}
 	return sets, limit, nil
 }
@@ -200,34 +204,21 @@ func (b *baseQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints,
 	})
 }
 
-// fanOutStrings calls call on every ingester at once and merges the sorted
+// fanOutStrings asks every ingester of the read set and merges the sorted
 // answers into one sorted list without duplicates, cut to limit if positive.
 func (b *baseQuerier) fanOutStrings(ctx context.Context, method string, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, []string, error)) ([]string, annotations.Annotations, error) {
-	clients := b.q.ings.Clients()
-	results := make([][]string, len(clients))
-	warnings := make([][]string, len(clients))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, c := range clients {
-		g.Go(func() error {
-			start := time.Now()
-			vals, warns, err := call(gctx, c)
-			b.q.observe(method, start, err)
-			if err != nil {
-				return ingesterError(clientName(c, i), method, err)
-			}
-			results[i], warnings[i] = vals, warns
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
+	type answer struct{ vals, warns []string }
+	answers, annos, err := fanOutUnary(ctx, b.q, &b.set, method, b.sem, func(ctx context.Context, c ingesterpb.IngesterClient) (answer, error) {
+		vals, warns, err := call(ctx, c)
+		return answer{vals, warns}, err
+	})
+	if err != nil {
 		return nil, nil, err
 	}
-	var annos annotations.Annotations
-	for _, ws := range warnings {
-		for _, w := range ws {
+	results := make([][]string, len(answers))
+	for i, a := range answers {
+		results[i] = a.vals
+		for _, w := range a.warns {
 			annos.Add(errors.New(w))
 		}
 	}
@@ -274,8 +265,9 @@ func hintLimit(h *storage.LabelHints) int64 {
 // sampleQuerier is a storage.Querier.
 type sampleQuerier struct{ baseQuerier }
 
-// Select fans out and merges. Replicas' duplicate samples are dropped by the
-// chained merge, which keeps one sample per timestamp.
+// Select fans out and merges. Replicas' duplicate chunks are dropped by
+// mergeReplicas, and what still overlaps by the chained merge, which keeps
+// one sample per timestamp.
 func (q *sampleQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	sets, limit, err := q.selectSets(ctx, true, hints, matchers)
 	if err != nil {
@@ -294,7 +286,7 @@ func (q *sampleQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	for i, s := range sets {
 		ss[i] = s
 	}
-	return storage.NewMergeSeriesSet(ss, limit, storage.ChainedSeriesMerge)
+	return storage.NewMergeSeriesSet(ss, limit, mergeReplicas)
 }
 
 // chunkQuerier is a storage.ChunkQuerier, used by remote read.
@@ -320,45 +312,34 @@ func (q *chunkQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	return storage.NewMergeChunkSeriesSet(ss, limit, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
 }
 
-// fanout is what the streams of one Select share: the first ingester error,
-// which cancels the other streams and is what every set then reports.
+// fanout is what the streams of one Select share: the failure budget, whose
+// first fatal error cancels the other streams and is what every set then
+// reports, and the query's concurrency slots.
 type fanout struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-
-	mu    sync.Mutex
-	first error
+	budget budget
+	sem    chan struct{}
 }
 
-// fail turns a stream's err into the error its set reports.
-func (f *fanout) fail(name, method string, err error) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.first != nil {
-		return f.first
+// fail turns a stream's err into the error its set reports: nil (and a
+// warning) while the failures fit the budget.
+func (f *fanout) fail(ing *Ingester, method string, err error) (setErr, warning error) {
+	f.budget.mu.Lock()
+	fatal := f.budget.fatal
+	f.budget.mu.Unlock()
+	if fatal != nil {
+		return fatal, nil
 	}
-	if ctxErr := f.ctx.Err(); ctxErr != nil {
-		// The query was cancelled or timed out, or the querier closed. The
-		// engine wraps a storage error as an execution error (422), so name
-		// it as the engine's own timeout or cancellation, as Prometheus
-		// reports it (503 timeout / canceled).
-		switch {
-		case errors.Is(ctxErr, context.DeadlineExceeded):
-			return promql.ErrQueryTimeout("fetching series from ingesters")
-		case errors.Is(ctxErr, context.Canceled):
-			return promql.ErrQueryCanceled("fetching series from ingesters")
-		}
-		return ctxErr
+	if ctxErr := contextError(f.ctx); ctxErr != nil {
+		// The query was cancelled or timed out, or the querier closed.
+		return ctxErr, nil
 	}
-	f.first = ingesterError(name, method, err)
-	f.cancel()
-	return f.first
-}
-
-// ingesterError marks err as a storage error, which the API reports as an
-// internal error (500) rather than as a bad query (422).
-func ingesterError(name, method string, err error) error {
-	return promql.ErrStorage{Err: fmt.Errorf("ingester %s: %s: %w", name, method, err)}
+	if fatal := f.budget.fail(ing, method, err); fatal != nil {
+		f.cancel()
+		return fatal, nil
+	}
+	return nil, toleratedWarning(ing, method, err)
 }
 
 // clientName names an ingester in errors: its address when the client knows

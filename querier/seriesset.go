@@ -1,8 +1,11 @@
 package querier
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -36,10 +39,13 @@ type batch struct {
 type streamSet struct {
 	f          *fanout
 	mint, maxt int64 // the range the series are trimmed to
-	name       string
+	ing        *Ingester
 	samples    bool
 	ch         chan batch
-	err        error // written before ch is closed
+	// err and skipped (the warning of a tolerated failure) are written
+	// before ch is closed.
+	err, skipped error
+	holding      bool // whether the producer holds a concurrency slot
 
 	pending  []*ingesterpb.ChunkSeries
 	cur      *series
@@ -48,45 +54,79 @@ type streamSet struct {
 	done     bool
 }
 
-func newStreamSet(f *fanout, name string, samples bool, mint, maxt int64) *streamSet {
-	return &streamSet{f: f, name: name, samples: samples, mint: mint, maxt: maxt, ch: make(chan batch, streamBuffer)}
+func newStreamSet(f *fanout, ing *Ingester, samples bool, mint, maxt int64) *streamSet {
+	return &streamSet{f: f, ing: ing, samples: samples, mint: mint, maxt: maxt, ch: make(chan batch, streamBuffer)}
 }
 
+// send hands b to the consumer. The stream holds one of the query's
+// concurrency slots while it receives, but gives it up while it waits for
+// the consumer: the merge reads the first series of every set before it
+// yields any, so a set waiting for a slot held by a blocked sender would
+// never be read.
 func (s *streamSet) send(ctx context.Context, b batch) bool {
 	select {
 	case s.ch <- b:
+		return true
+	default:
+	}
+	<-s.f.sem
+	s.holding = false
+	select {
+	case s.ch <- b:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case s.f.sem <- struct{}{}:
+		s.holding = true
 		return true
 	case <-ctx.Done():
 		return false
 	}
 }
 
-func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, c ingesterpb.IngesterClient, req *ingesterpb.QueryRequest) {
+// run is the frame of the stream goroutines: it takes a slot, runs recv
+// and turns its error into the set's error or warning.
+func (s *streamSet) run(ctx context.Context, q *Queryable, method, what string, recv func() error) {
 	defer close(s.ch)
-	start := time.Now()
-	err := func() error {
-		stream, err := c.QueryStream(ctx, req)
+	err := s.ing.Err
+	if err == nil {
+		select {
+		case s.f.sem <- struct{}{}:
+			s.holding = true
+			start := time.Now()
+			err = recv()
+			if s.holding {
+				<-s.f.sem
+			}
+			if err == nil {
+				err = ctx.Err()
+			}
+			q.observe(method, start, err)
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		s.err, s.skipped = s.f.fail(s.ing, what, err)
+	}
+}
+
+func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, req *ingesterpb.QueryRequest) {
+	s.run(ctx, q, "QueryStream", "query stream", func() error {
+		stream, err := s.ing.Client.QueryStream(ctx, req)
 		if err != nil {
 			return err
 		}
 		return recvAll(stream.Recv, func(m *ingesterpb.QueryStreamResponse) bool {
 			return s.send(ctx, batch{series: m.Series, warnings: m.Warnings})
 		})
-	}()
-	if err == nil {
-		err = ctx.Err()
-	}
-	q.observe("QueryStream", start, err)
-	if err != nil {
-		s.err = s.f.fail(s.name, "query stream", err)
-	}
+	})
 }
 
-func (s *streamSet) runSeries(ctx context.Context, q *Queryable, c ingesterpb.IngesterClient, req *ingesterpb.SeriesRequest) {
-	defer close(s.ch)
-	start := time.Now()
-	err := func() error {
-		stream, err := c.Series(ctx, req)
+func (s *streamSet) runSeries(ctx context.Context, q *Queryable, req *ingesterpb.SeriesRequest) {
+	s.run(ctx, q, "Series", "series", func() error {
+		stream, err := s.ing.Client.Series(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -99,14 +139,7 @@ func (s *streamSet) runSeries(ctx context.Context, q *Queryable, c ingesterpb.In
 			}
 			return s.send(ctx, b)
 		})
-	}()
-	if err == nil {
-		err = ctx.Err()
-	}
-	q.observe("Series", start, err)
-	if err != nil {
-		s.err = s.f.fail(s.name, "series", err)
-	}
+	})
 }
 
 // Next implements storage.SeriesSet.
@@ -118,6 +151,9 @@ func (s *streamSet) Next() bool {
 		b, ok := <-s.ch
 		if !ok {
 			s.done = true
+			if s.skipped != nil {
+				s.warnings.Add(s.skipped)
+			}
 			return false
 		}
 		for _, w := range b.warnings {
@@ -198,6 +234,54 @@ func (s *series) mergedIterator(it chunkenc.Iterator) chunkenc.Iterator {
 		parts[i] = &series{lset: s.lset, chunks: []*ingesterpb.Chunk{c}, mint: s.mint, maxt: s.maxt}
 	}
 	return storage.ChainedSeriesMerge(parts...).Iterator(it)
+}
+
+// mergeReplicas is the merge function of the sample path: it merges the
+// copies of one series that several ingesters returned. Replicas that
+// received the same writes hold byte-identical chunks; keeping one copy of
+// each leaves, normally, one sequence of non-overlapping chunks, which
+// iterates as a single ingester's series does. Chaining the replicas sample
+// by sample instead (storage.ChainedSeriesMerge) would reset every native
+// histogram's counter-reset hint to unknown, since the chain switches
+// between replicas at each duplicate timestamp and cannot know the samples
+// are consecutive. Chunks that differ between replicas (one missed writes)
+// still overlap and are chained by series.Iterator.
+func mergeReplicas(ss ...storage.Series) storage.Series {
+	if len(ss) == 1 {
+		return ss[0]
+	}
+	n := 0
+	for _, s := range ss {
+		sr, ok := s.(*series)
+		if !ok {
+			return storage.ChainedSeriesMerge(ss...)
+		}
+		n += len(sr.chunks)
+	}
+	all := make([]*ingesterpb.Chunk, 0, n)
+	for _, s := range ss {
+		all = append(all, s.(*series).chunks...)
+	}
+	slices.SortStableFunc(all, func(a, b *ingesterpb.Chunk) int {
+		if c := cmp.Compare(a.MinTimeMs, b.MinTimeMs); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.MaxTimeMs, b.MaxTimeMs)
+	})
+	kept := all[:0]
+	run := 0 // start in kept of the chunks with the current chunk's time range
+	for _, c := range all {
+		if run < len(kept) && (kept[run].MinTimeMs != c.MinTimeMs || kept[run].MaxTimeMs != c.MaxTimeMs) {
+			run = len(kept)
+		}
+		if !slices.ContainsFunc(kept[run:], func(k *ingesterpb.Chunk) bool {
+			return k.Encoding == c.Encoding && bytes.Equal(k.Data, c.Data)
+		}) {
+			kept = append(kept, c)
+		}
+	}
+	first := ss[0].(*series)
+	return &series{lset: first.lset, chunks: kept, mint: first.mint, maxt: first.maxt}
 }
 
 // chunkSeries presents a series as a storage.ChunkSeries.
