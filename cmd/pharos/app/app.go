@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +26,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/pharos-tsdb/pharos/cluster"
+	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
 	"github.com/pharos-tsdb/pharos/querier"
@@ -45,9 +50,20 @@ type App struct {
 	grpcHealth     *health.Server
 
 	ingester    *ingester.Ingester
-	clients     []*ingesterclient.Client
+	clients     []*ingesterclient.Client // static ingester_client.addresses
+	kv          cluster.KV
+	gossip      *gossip.KV // nil with the in-memory KV
+	ring        *cluster.Ring
+	pool        *ingesterclient.Pool
+	lifecycler  *cluster.Lifecycler // ingester role only
 	distributor *distributor.Distributor
 	scraper     *scraper.Scraper
+
+	// bgCancel stops the KV and pool loops, bgDone waits for them;
+	// lcCancel and lcDone the same for the lifecycler.
+	bgCancel, lcCancel context.CancelFunc
+	bgDone             sync.WaitGroup
+	lcDone             chan error
 
 	ready    atomic.Bool
 	reloadMu sync.Mutex
@@ -100,34 +116,41 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		a.ingester.Register(a.grpcSrv)
 	}
 
-	if a.has(RoleDistributor) || a.has(RoleQuerier) {
-		addrs := []string(cfg.IngesterClient.Addresses)
-		if len(addrs) == 0 {
-			// All-in-one: the same gRPC path as a cluster, over loopback.
-			addrs = []string{loopbackAddr(a.grpcLn.Addr())}
-		}
+	if err := a.buildRing(); err != nil {
+		return nil, err
+	}
+	var (
+		dings distributor.Ingesters
+		qings querier.Ingesters
+	)
+	if addrs := []string(cfg.IngesterClient.Addresses); len(addrs) > 0 {
+		// A fixed ingester list: every ingester gets every series.
+		static := make([]ingesterpb.IngesterClient, 0, len(addrs))
 		for _, addr := range addrs {
 			c, err := ingesterclient.Dial(addr, cfg.IngesterClient.Config)
 			if err != nil {
 				return nil, err
 			}
 			a.clients = append(a.clients, c)
+			static = append(static, c)
 		}
+		dings, qings = distributor.StaticIngesters(static), querier.StaticIngesters(static)
+	} else {
+		dings = distributor.NewRingIngesters(a.ring, a.pool)
+		qings = querier.NewRingIngesters(a.ring, a.pool)
 	}
-	ings := staticIngesters(a.clients)
 
 	mux := http.NewServeMux()
+	mux.Handle("/ring", a.ring)
+	if a.lifecycler != nil {
+		a.registerDrain(mux)
+	}
 	if a.has(RoleDistributor) {
-		a.distributor, err = distributor.New(cfg.Distributor, ings, logger.With("component", "distributor"), a.reg)
+		a.distributor, err = distributor.New(cfg.Distributor, dings, logger.With("component", "distributor"), a.reg)
 		if err != nil {
 			return nil, fmt.Errorf("distributor: %w", err)
 		}
 		mux.Handle("/api/v1/write", a.distributor.RemoteWriteHandler())
-	}
-	if a.has(RoleQuerier) {
-		if err := a.buildQuerier(mux, ings); err != nil {
-			return nil, err
-		}
 	}
 	if a.has(RoleScraper) {
 		if a.distributor == nil {
@@ -142,19 +165,68 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 			return nil, fmt.Errorf("scraper: %w", err)
 		}
 	}
+	if a.has(RoleQuerier) {
+		if err := a.buildQuerier(mux, qings); err != nil {
+			return nil, err
+		}
+	}
 	a.promCfg.Store(a.scrapeConfigOrEmpty(cfg))
 	a.registerOperational(mux)
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	return a, nil
 }
 
-func (a *App) buildQuerier(mux *http.ServeMux, ings staticIngesters) error {
+// buildRing sets up the ring's KV (in memory for a lone all-in-one process,
+// gossip otherwise), the ring, the client pool and, for an ingester, its
+// lifecycler.
+func (a *App) buildRing() error {
+	cfg := a.cfg
+	if strings.TrimSpace(cfg.Target) == RoleAll && len(cfg.Memberlist.Join) == 0 {
+		a.kv = cluster.NewMemKV()
+	} else {
+		g, err := gossip.New(cfg.Memberlist, a.logger.With("component", "memberlist"), a.reg)
+		if err != nil {
+			return fmt.Errorf("memberlist: %w", err)
+		}
+		a.gossip, a.kv = g, g
+	}
+	var err error
+	if a.ring, err = cluster.NewRing(cfg.Ring, a.kv, a.reg); err != nil {
+		return fmt.Errorf("ring: %w", err)
+	}
+	a.pool = ingesterclient.NewPool(cfg.IngesterClient.Config, a.logger.With("component", "ingester client pool"), a.reg)
+	if a.ingester == nil {
+		return nil
+	}
+	rc := cfg.Ring
+	if rc.InstanceAddr == "" {
+		rc.InstanceAddr = advertiseAddr(a.grpcLn.Addr(), a.gossip == nil)
+	}
+	a.lifecycler, err = cluster.NewLifecycler(rc, a.kv, filepath.Join(cfg.Storage.Path, "tokens"), a.logger.With("component", "ring"), a.reg)
+	if err != nil {
+		return fmt.Errorf("ring: %w", err)
+	}
+	return nil
+}
+
+func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	reg := a.reg
 	queryable := querier.NewQueryable(ings, a.logger.With("component", "querier"), reg)
 	engine := querier.NewEngine(a.cfg.Querier, a.logger.With("component", "query engine"), reg)
 	var db *tsdb.DB
 	if a.ingester != nil {
 		db = a.ingester.DB()
+	}
+	// The targets pages show this process's scraper; merging every
+	// scraper's view comes with scrape sharding.
+	var (
+		targets func(context.Context) v1.TargetRetriever
+		pools   func(context.Context) v1.ScrapePoolsRetriever
+	)
+	if a.scraper != nil {
+		m := a.scraper.Manager()
+		targets = func(context.Context) v1.TargetRetriever { return m }
+		pools = func(context.Context) v1.ScrapePoolsRetriever { return m }
 	}
 	apiHandler, err := api.New(api.Options{
 		Queryable:     queryable,
@@ -163,6 +235,8 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings staticIngesters) error {
 		PromConfig:    func() promconfig.Config { return *a.promCfg.Load() },
 		Flags:         a.flagsMap(),
 		LocalTSDB:     db,
+		Targets:       targets,
+		ScrapePools:   pools,
 		Ready:         a.readyHandler,
 		Logger:        a.logger.With("component", "api"),
 		Registerer:    reg,
@@ -199,6 +273,18 @@ func (a *App) GRPCAddr() string {
 	return a.grpcLn.Addr().String()
 }
 
+// GossipAddr is the address memberlist peers reach this process at, "" with
+// the in-memory ring of a lone all-in-one process.
+func (a *App) GossipAddr() string {
+	if a.gossip == nil {
+		return ""
+	}
+	return a.gossip.LocalAddr()
+}
+
+// Ring is the process's view of the ingester ring.
+func (a *App) Ring() *cluster.Ring { return a.ring }
+
 // Registry is the process's metrics registry.
 func (a *App) Registry() *prometheus.Registry { return a.reg }
 
@@ -206,7 +292,7 @@ func (a *App) Registry() *prometheus.Registry { return a.reg }
 // drains HTTP requests, lets the ingester finish in-flight pushes and close
 // its TSDB, and stops gRPC. It returns the first error that ended it.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
@@ -218,6 +304,18 @@ func (a *App) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("grpc server: %w", err)
 			}
 		}()
+	}
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	a.bgCancel = bgCancel
+	if a.gossip != nil {
+		a.bgDone.Go(func() {
+			if err := a.gossip.Run(bgCtx); err != nil {
+				errc <- fmt.Errorf("memberlist: %w", err)
+			}
+		})
+	}
+	if a.clients == nil {
+		a.bgDone.Go(func() { a.pool.Run(bgCtx, poolCheckInterval, a.ringAddrs) })
 	}
 	if a.scraper != nil {
 		if err := a.scraper.ApplyConfig(a.promCfg.Load()); err != nil {
@@ -231,6 +329,13 @@ func (a *App) Run(ctx context.Context) error {
 			a.shutdown()
 			return fmt.Errorf("ingester: %w", err)
 		}
+		if err := a.joinRing(ctx); err != nil {
+			a.shutdown()
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return a.shutdown()
 	}
 	a.ready.Store(true)
 	a.grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -240,8 +345,53 @@ func (a *App) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+	case err := <-a.lcDone:
+		a.lcDone = nil
+		runErr = fmt.Errorf("ring lifecycler: %w", err)
 	}
 	return errors.Join(runErr, a.shutdown())
+}
+
+// poolCheckInterval is how often unhealthy ingester connections and those
+// of ingesters that left the ring are closed.
+const poolCheckInterval = time.Second
+
+func (a *App) ringAddrs() []string {
+	ins := a.ring.Instances()
+	out := make([]string, len(ins))
+	for i := range ins {
+		out[i] = ins[i].Addr
+	}
+	return out
+}
+
+// joinRing registers the ingester once the WAL is replayed and gossip has
+// reached a peer (so it finds its previous entry), and waits for ACTIVE:
+// the process is ready only then.
+func (a *App) joinRing(ctx context.Context) error {
+	if a.gossip != nil {
+		select {
+		case <-a.gossip.Joined():
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	lcCtx, cancel := context.WithCancel(context.Background())
+	a.lcCancel = cancel
+	a.lcDone = make(chan error, 1)
+	go func() { a.lcDone <- a.lifecycler.Run(lcCtx) }()
+	select {
+	case <-a.lifecycler.Active():
+		return nil
+	case <-ctx.Done():
+		return nil
+	case err := <-a.lcDone:
+		a.lcDone = nil
+		if err == nil {
+			err = errors.New("stopped before joining")
+		}
+		return fmt.Errorf("ring lifecycler: %w", err)
+	}
 }
 
 // shutdown stops every role in the reverse order of the data flow, so that
@@ -260,6 +410,17 @@ func (a *App) shutdown() error {
 	if err := a.httpSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	// Leave the ring before closing storage, so distributors stop sending
+	// here while pushes in flight still land.
+	if a.lcCancel != nil {
+		a.lcCancel()
+		if a.lcDone != nil {
+			if err := <-a.lcDone; err != nil {
+				errs = append(errs, fmt.Errorf("ring lifecycler: %w", err))
+			}
+		}
+		a.lcCancel, a.lcDone = nil, nil
+	}
 	if a.ingester != nil {
 		if err := a.ingester.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close ingester: %w", err))
@@ -274,6 +435,11 @@ func (a *App) shutdown() error {
 		a.grpcSrv.Stop()
 	}
 	errs = append(errs, a.closeClients())
+	if a.bgCancel != nil {
+		a.bgCancel()
+		a.bgDone.Wait()
+	}
+	errs = append(errs, a.closeRing())
 	a.logger.Info("shutdown complete")
 	return errors.Join(errs...)
 }
@@ -292,6 +458,22 @@ func (a *App) closeAll() {
 		_ = a.ingester.Close(ctx)
 	}
 	_ = a.closeClients()
+	_ = a.closeRing()
+}
+
+// closeRing closes the pool and, last, the gossip KV, so that the final
+// ring updates (LEAVING) go out before memberlist stops.
+func (a *App) closeRing() error {
+	var errs []error
+	if a.pool != nil {
+		errs = append(errs, a.pool.Close())
+		a.pool = nil
+	}
+	if a.gossip != nil {
+		errs = append(errs, a.gossip.Close())
+		a.gossip = nil
+	}
+	return errors.Join(errs...)
 }
 
 func (a *App) closeClients() error {
@@ -349,16 +531,21 @@ func (a *App) Reload() (err error) {
 	return nil
 }
 
-// staticIngesters is the fixed ingester list of the Foundation; the ring
-// replaces it.
-type staticIngesters []*ingesterclient.Client
-
-func (s staticIngesters) Clients() []ingesterpb.IngesterClient {
-	out := make([]ingesterpb.IngesterClient, len(s))
-	for i, c := range s {
-		out[i] = c
+// advertiseAddr is the address other processes reach a listener at: its
+// own, or with a wildcard host the first private address of this host
+// (loopback when local is set, or when there is none).
+func advertiseAddr(addr net.Addr, local bool) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if local || !ok || (tcp.IP != nil && !tcp.IP.IsUnspecified()) {
+		return loopbackAddr(addr)
 	}
-	return out
+	ifaces, _ := net.InterfaceAddrs()
+	for _, ia := range ifaces {
+		if ipn, ok := ia.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && ipn.IP.IsGlobalUnicast() {
+			return net.JoinHostPort(ipn.IP.String(), strconv.Itoa(tcp.Port))
+		}
+	}
+	return loopbackAddr(addr)
 }
 
 // loopbackAddr turns a wildcard listen address into one a local client can dial.

@@ -19,7 +19,7 @@ import (
 )
 
 // startApp runs an all-in-one node on loopback ports from a config file body.
-func startApp(t *testing.T, configYAML string) (*App, string) {
+func startApp(t testing.TB, configYAML string) (*App, string) {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pharos.yml")
@@ -63,7 +63,7 @@ type queryResult struct {
 	} `json:"data"`
 }
 
-func instantQuery(t *testing.T, base, q string) queryResult {
+func instantQuery(t testing.TB, base, q string) queryResult {
 	t.Helper()
 	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
 	require.NoError(t, err)
@@ -73,7 +73,7 @@ func instantQuery(t *testing.T, base, q string) queryResult {
 	return r
 }
 
-func exporter(t *testing.T, body string) *httptest.Server {
+func exporter(t testing.TB, body string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -105,7 +105,24 @@ func TestAllInOneScrapesAndQueries(t *testing.T) {
 	require.Len(t, r.Data.Result, 1)
 	require.Equal(t, "1", r.Data.Result[0].Value[1])
 
-	for _, path := range []string{"/-/healthy", "/ready", "/-/ready", "/metrics", "/api/v1/status/buildinfo", "/api/v1/labels"} {
+	// The targets API shows the scraper's view, as Prometheus's does.
+	resp, err := http.Get(base + "/api/v1/targets")
+	require.NoError(t, err)
+	var targets struct {
+		Data struct {
+			ActiveTargets []struct {
+				ScrapePool string `json:"scrapePool"`
+				Health     string `json:"health"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&targets))
+	resp.Body.Close()
+	require.Len(t, targets.Data.ActiveTargets, 1)
+	require.Equal(t, "ksm", targets.Data.ActiveTargets[0].ScrapePool)
+	require.Equal(t, "up", targets.Data.ActiveTargets[0].Health)
+
+	for _, path := range []string{"/-/healthy", "/ring", "/api/v1/scrape_pools", "/ready", "/-/ready", "/metrics", "/api/v1/status/buildinfo", "/api/v1/labels"} {
 		resp, err := http.Get(base + path)
 		require.NoError(t, err, path)
 		body, _ := io.ReadAll(resp.Body)

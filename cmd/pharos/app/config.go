@@ -18,6 +18,8 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/pharos-tsdb/pharos/cluster"
+	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
@@ -55,6 +57,8 @@ type Config struct {
 	Storage        ingester.Config      `yaml:"storage"`
 	Distributor    distributor.Config   `yaml:"distributor"`
 	Querier        querier.Config       `yaml:"querier"`
+	Memberlist     gossip.Config        `yaml:"memberlist"`
+	Ring           cluster.Config       `yaml:"ring"`
 	// Scrape is a Prometheus configuration file's `global` and
 	// `scrape_configs`, verbatim; nil means no scraping. It is loaded by
 	// Prometheus's own config.Load from the `scrape` section.
@@ -138,6 +142,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Storage.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
+	c.Memberlist.RegisterFlags(fs)
+	c.Ring.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field, named by its YAML path.
@@ -154,15 +160,17 @@ func (c *Config) Validate() error {
 		{"storage", &c.Storage},
 		{"distributor", &c.Distributor},
 		{"querier", &c.Querier},
+		{"memberlist", &c.Memberlist},
+		{"ring", &c.Ring},
 	} {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
 	roles, _ := c.Roles()
-	if !slices.Contains(roles, RoleIngester) && len(c.IngesterClient.Addresses) == 0 &&
+	if !slices.Contains(roles, RoleIngester) && len(c.IngesterClient.Addresses) == 0 && len(c.Memberlist.Join) == 0 &&
 		(slices.Contains(roles, RoleDistributor) || slices.Contains(roles, RoleQuerier)) {
-		return errors.New("ingester_client.addresses: required when this process runs a distributor or querier but no ingester")
+		return errors.New("ingester_client.addresses: required when this process runs a distributor or querier but no ingester, unless memberlist.join finds the ring")
 	}
 	return nil
 }
