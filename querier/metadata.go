@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
 
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
@@ -60,7 +59,7 @@ func metricsMetadata(ctx context.Context, ings Ingesters, metric string, limit, 
 			if limitPerMetric > 0 && len(set) >= limitPerMetric {
 				continue
 			}
-			set[metadata.Metadata{Type: metricType(m.Type), Help: m.Help, Unit: m.Unit}] = struct{}{}
+			set[metadata.Metadata{Type: m.Type.ModelMetricType(), Help: m.Help, Unit: m.Unit}] = struct{}{}
 		}
 	}
 	// Sorted, so that a limit keeps the same metrics on every call.
@@ -80,24 +79,4 @@ func metricsMetadata(ctx context.Context, ings Ingesters, metric string, limit, 
 		})
 	}
 	return res, nil
-}
-
-func metricType(t ingesterpb.MetricMetadata_MetricType) model.MetricType {
-	switch t {
-	case ingesterpb.MetricMetadata_COUNTER:
-		return model.MetricTypeCounter
-	case ingesterpb.MetricMetadata_GAUGE:
-		return model.MetricTypeGauge
-	case ingesterpb.MetricMetadata_HISTOGRAM:
-		return model.MetricTypeHistogram
-	case ingesterpb.MetricMetadata_GAUGEHISTOGRAM:
-		return model.MetricTypeGaugeHistogram
-	case ingesterpb.MetricMetadata_SUMMARY:
-		return model.MetricTypeSummary
-	case ingesterpb.MetricMetadata_INFO:
-		return model.MetricTypeInfo
-	case ingesterpb.MetricMetadata_STATESET:
-		return model.MetricTypeStateset
-	}
-	return model.MetricTypeUnknown
 }

@@ -124,7 +124,7 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 		mint, maxt = hints.Start, hints.End
 		limit = hints.Limit
 	}
-	pms, err := toProtoMatchers(matchers)
+	pms, err := ingesterpb.FromLabelMatchers(matchers)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -175,7 +175,7 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 }
 
 func (b *baseQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	pms, err := toProtoMatchers(matchers)
+	pms, err := ingesterpb.FromLabelMatchers(matchers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,7 +190,7 @@ func (b *baseQuerier) LabelValues(ctx context.Context, name string, hints *stora
 }
 
 func (b *baseQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	pms, err := toProtoMatchers(matchers)
+	pms, err := ingesterpb.FromLabelMatchers(matchers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -349,27 +349,6 @@ func clientName(c ingesterpb.IngesterClient, i int) string {
 		return a.Addr()
 	}
 	return fmt.Sprintf("#%d", i)
-}
-
-func toProtoMatchers(ms []*labels.Matcher) ([]*ingesterpb.LabelMatcher, error) {
-	out := make([]*ingesterpb.LabelMatcher, len(ms))
-	for i, m := range ms {
-		var t ingesterpb.LabelMatcher_Type
-		switch m.Type {
-		case labels.MatchEqual:
-			t = ingesterpb.LabelMatcher_EQ
-		case labels.MatchNotEqual:
-			t = ingesterpb.LabelMatcher_NEQ
-		case labels.MatchRegexp:
-			t = ingesterpb.LabelMatcher_RE
-		case labels.MatchNotRegexp:
-			t = ingesterpb.LabelMatcher_NRE
-		default:
-			return nil, fmt.Errorf("unknown matcher type %v", m.Type)
-		}
-		out[i] = &ingesterpb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value}
-	}
-	return out, nil
 }
 
 // recvAll is the loop shared by the streaming RPCs: it receives until EOF.

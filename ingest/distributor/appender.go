@@ -85,9 +85,9 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 	}
 	switch {
 	case h != nil:
-		ts.Histograms = append(ts.Histograms, fromIntHistogram(t, h))
+		ts.Histograms = append(ts.Histograms, ingesterpb.FromHistogram(t, h))
 	case fh != nil:
-		ts.Histograms = append(ts.Histograms, fromFloatHistogram(t, fh))
+		ts.Histograms = append(ts.Histograms, ingesterpb.FromFloatHistogram(t, fh))
 	default:
 		ts.Samples = append(ts.Samples, &ingesterpb.Sample{TimestampMs: t, Value: v})
 	}
@@ -120,7 +120,7 @@ func (a *appender) addMetadata(family string, ls labels.Labels, typ model.Metric
 	}
 	a.meta[family] = struct{}{}
 	a.req.Metadata = append(a.req.Metadata, &ingesterpb.MetricMetadata{
-		Type: metricType(typ), MetricFamilyName: family, Help: help, Unit: unit,
+		Type: ingesterpb.MetricTypeFromModel(typ), MetricFamilyName: family, Help: help, Unit: unit,
 	})
 }
 
@@ -150,70 +150,4 @@ func fromExemplar(e exemplar.Exemplar) *ingesterpb.Exemplar {
 		pe.Labels = append(pe.Labels, &ingesterpb.LabelPair{Name: bytesOf(l.Name), Value: bytesOf(l.Value)})
 	})
 	return pe
-}
-
-func metricType(t model.MetricType) ingesterpb.MetricMetadata_MetricType {
-	switch t {
-	case model.MetricTypeCounter:
-		return ingesterpb.MetricMetadata_COUNTER
-	case model.MetricTypeGauge:
-		return ingesterpb.MetricMetadata_GAUGE
-	case model.MetricTypeHistogram:
-		return ingesterpb.MetricMetadata_HISTOGRAM
-	case model.MetricTypeGaugeHistogram:
-		return ingesterpb.MetricMetadata_GAUGEHISTOGRAM
-	case model.MetricTypeSummary:
-		return ingesterpb.MetricMetadata_SUMMARY
-	case model.MetricTypeInfo:
-		return ingesterpb.MetricMetadata_INFO
-	case model.MetricTypeStateset:
-		return ingesterpb.MetricMetadata_STATESET
-	}
-	return ingesterpb.MetricMetadata_UNKNOWN
-}
-
-func spans(s []histogram.Span) []*ingesterpb.BucketSpan {
-	out := make([]*ingesterpb.BucketSpan, len(s))
-	for i, x := range s {
-		out[i] = &ingesterpb.BucketSpan{Offset: x.Offset, Length: x.Length}
-	}
-	return out
-}
-
-func resetHint(h histogram.CounterResetHint) ingesterpb.Histogram_ResetHint {
-	return ingesterpb.Histogram_ResetHint(h) // same numbering as remote write
-}
-
-func fromIntHistogram(t int64, h *histogram.Histogram) *ingesterpb.Histogram {
-	return &ingesterpb.Histogram{
-		Count:          &ingesterpb.Histogram_CountInt{CountInt: h.Count},
-		Sum:            h.Sum,
-		Schema:         h.Schema,
-		ZeroThreshold:  h.ZeroThreshold,
-		ZeroCount:      &ingesterpb.Histogram_ZeroCountInt{ZeroCountInt: h.ZeroCount},
-		NegativeSpans:  spans(h.NegativeSpans),
-		NegativeDeltas: h.NegativeBuckets,
-		PositiveSpans:  spans(h.PositiveSpans),
-		PositiveDeltas: h.PositiveBuckets,
-		ResetHint:      resetHint(h.CounterResetHint),
-		TimestampMs:    t,
-		CustomValues:   h.CustomValues,
-	}
-}
-
-func fromFloatHistogram(t int64, fh *histogram.FloatHistogram) *ingesterpb.Histogram {
-	return &ingesterpb.Histogram{
-		Count:          &ingesterpb.Histogram_CountFloat{CountFloat: fh.Count},
-		Sum:            fh.Sum,
-		Schema:         fh.Schema,
-		ZeroThreshold:  fh.ZeroThreshold,
-		ZeroCount:      &ingesterpb.Histogram_ZeroCountFloat{ZeroCountFloat: fh.ZeroCount},
-		NegativeSpans:  spans(fh.NegativeSpans),
-		NegativeCounts: fh.NegativeBuckets,
-		PositiveSpans:  spans(fh.PositiveSpans),
-		PositiveCounts: fh.PositiveBuckets,
-		ResetHint:      resetHint(fh.CounterResetHint),
-		TimestampMs:    t,
-		CustomValues:   fh.CustomValues,
-	}
 }
