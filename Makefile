@@ -11,7 +11,7 @@ LDFLAGS   := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
-STATICCHECK_VERSION        := 2026.2.2
+STATICCHECK_VERSION        := v0.8.2
 
 VTPROTO_POOL := $(foreach m,PushRequest TimeSeries LabelPair Sample QueryStreamResponse ChunkSeries Chunk,pool=github.com/pharos-tsdb/pharos/storage/ingesterpb.$(m))
 comma := ,
@@ -37,13 +37,19 @@ test-short:
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -stdmethods=false $(PKGS)
-	$(GOBIN)/staticcheck $(PKGS)
+	$(STATICCHECK) $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./storage/... ./ingest/... ./querier/...
 
-tools:
-	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+# Tools are installed per version under bin/tools, so every machine runs the pinned one.
+STATICCHECK := $(CURDIR)/bin/tools/staticcheck-$(STATICCHECK_VERSION)
+
+tools: $(STATICCHECK)
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/bin/tools/tmp $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(CURDIR)/bin/tools/tmp/staticcheck $@ && rmdir $(CURDIR)/bin/tools/tmp
 
 proto-tools:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
