@@ -149,13 +149,9 @@ func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Inges
 	defer i.inflight.Done()
 	ctx := stream.Context()
 
-	matchers, err := fromProtoMatchers(req.Matchers)
+	q, matchers, err := i.querier(req.StartMs, req.EndMs, req.Matchers)
 	if err != nil {
 		return err
-	}
-	q, err := i.db.Querier(req.StartMs, req.EndMs)
-	if err != nil {
-		return status.Errorf(codes.Internal, "open querier: %v", err)
 	}
 	defer q.Close()
 	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series", Limit: int(req.Limit)}, matchers...)
@@ -201,13 +197,9 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 	}
 	defer i.inflight.Done()
 
-	matchers, err := fromProtoMatchers(req.Matchers)
+	q, matchers, err := i.querier(req.StartMs, req.EndMs, req.Matchers)
 	if err != nil {
 		return nil, err
-	}
-	q, err := i.db.Querier(req.StartMs, req.EndMs)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "open querier: %v", err)
 	}
 	defer q.Close()
 	names, warns, err := q.LabelNames(ctx, labelHints(req.Limit), matchers...)
@@ -227,13 +219,9 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 	if req.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "label name must not be empty")
 	}
-	matchers, err := fromProtoMatchers(req.Matchers)
+	q, matchers, err := i.querier(req.StartMs, req.EndMs, req.Matchers)
 	if err != nil {
 		return nil, err
-	}
-	q, err := i.db.Querier(req.StartMs, req.EndMs)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "open querier: %v", err)
 	}
 	defer q.Close()
 	values, warns, err := q.LabelValues(ctx, req.Name, labelHints(req.Limit), matchers...)
@@ -260,6 +248,20 @@ func labelHints(limit int64) *storage.LabelHints {
 		return nil
 	}
 	return &storage.LabelHints{Limit: int(limit), LimitSmallest: true}
+}
+
+// querier opens a querier over [mint, maxt] with the request's matchers;
+// the caller closes it. Errors are gRPC statuses.
+func (i *Ingester) querier(mint, maxt int64, pms []*ingesterpb.LabelMatcher) (storage.Querier, []*labels.Matcher, error) {
+	matchers, err := fromProtoMatchers(pms)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := i.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "open querier: %v", err)
+	}
+	return q, matchers, nil
 }
 
 // fromProtoMatchers converts the request's matchers; a bad one is the
