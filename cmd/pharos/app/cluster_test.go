@@ -64,7 +64,9 @@ func clusterArgs(rf int) []string {
 		"-ring.heartbeat=200ms",
 		"-ring.heartbeat-timeout=10s",
 		"-ring.unregister-on-shutdown=false",
-		"-distributor.remote-timeout=5s",
+		// Generous: -race on two loaded cores makes a first push of thousands
+		// of new series slow; stopped ingesters still fail at once.
+		"-distributor.remote-timeout=30s",
 	}
 }
 
