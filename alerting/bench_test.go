@@ -1,0 +1,147 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+const benchConfig = `
+route:
+  receiver: hook
+  group_by: [grp]
+  group_wait: %s
+  group_interval: 5m
+  repeat_interval: 3h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: %s
+    send_resolved: true
+`
+
+// startBench runs one notifier (no gossip) whose webhook calls onHook.
+func startBench(tb testing.TB, groupWait string, onHook func()) *Notifier {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		onHook()
+	}))
+	tb.Cleanup(hook.Close)
+	dir := tb.TempDir()
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("bench", flag.ContinueOnError))
+	c.ClusterBind = ""
+	c.DataDir = dir
+	c.ConfigFile = filepath.Join(dir, "am.yml")
+	require.NoError(tb, os.WriteFile(c.ConfigFile, fmt.Appendf(nil, benchConfig, groupWait, hook.URL), 0o644))
+	n, err := New(c, "", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	require.NoError(tb, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.Ready()
+	tb.Cleanup(func() {
+		cancel()
+		require.NoError(tb, <-done)
+	})
+	return n
+}
+
+func alertBatch(from, count, groups int, ends time.Time) []byte {
+	as := make([]map[string]any, 0, count)
+	for i := from; i < from+count; i++ {
+		as = append(as, map[string]any{
+			"labels":      map[string]string{"alertname": "Bench", "grp": fmt.Sprint(i % groups), "instance": fmt.Sprint(i)},
+			"annotations": map[string]string{"summary": "bench"},
+			"endsAt":      ends.Format(time.RFC3339Nano),
+		})
+	}
+	b, _ := json.Marshal(as)
+	return b
+}
+
+func post(tb testing.TB, h http.Handler, body []byte) {
+	req := httptest.NewRequest(http.MethodPost, "/api/v2/alerts", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		tb.Fatalf("post alerts: %d %s", w.Code, w.Body)
+	}
+}
+
+// BenchmarkAPIPostAlerts measures alerts/s accepted by API v2 (in-process,
+// no network) with 10k active alerts in 100 groups, posting the
+// re-sends of those alerts in batches of 100 as a ruler does.
+func BenchmarkAPIPostAlerts(b *testing.B) {
+	const active, groups, batch = 10000, 100, 100
+	n := startBench(b, "1h", func() {})
+	h := n.Handler()
+	ends := time.Now().Add(time.Hour)
+	bodies := make([][]byte, 0, active/batch)
+	for i := 0; i < active; i += batch {
+		bodies = append(bodies, alertBatch(i, batch, groups, ends))
+		post(b, h, bodies[len(bodies)-1])
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		post(b, h, bodies[i%len(bodies)])
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "alerts/s")
+}
+
+// BenchmarkNotifyLatency measures, for 100 new groups posted at once,
+// how long after group_wait each webhook call arrives.
+func BenchmarkNotifyLatency(b *testing.B) {
+	const groups = 100
+	const groupWait = 500 * time.Millisecond
+	var (
+		mu   sync.Mutex
+		recv []time.Time
+	)
+	n := startBench(b, groupWait.String(), func() {
+		mu.Lock()
+		recv = append(recv, time.Now())
+		mu.Unlock()
+	})
+	h := n.Handler()
+	var lat []time.Duration
+	for i := 0; b.Loop(); i++ {
+		mu.Lock()
+		recv = recv[:0]
+		mu.Unlock()
+		body := alertBatch(i*groups, groups, groups, time.Now().Add(time.Hour))
+		// Fresh group labels each round so every round opens new groups.
+		body = bytes.ReplaceAll(body, []byte(`"grp":"`), fmt.Appendf(nil, `"grp":"r%d-`, i))
+		start := time.Now()
+		post(b, h, body)
+		require.Eventually(b, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(recv) == groups
+		}, 30*time.Second, 5*time.Millisecond)
+		mu.Lock()
+		for _, t := range recv {
+			lat = append(lat, t.Sub(start)-groupWait)
+		}
+		mu.Unlock()
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms-beyond-group_wait")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms-beyond-group_wait")
+}
