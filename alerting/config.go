@@ -62,8 +62,8 @@ func (f stringsFlag) Set(v string) error {
 // RegisterFlags registers the notifier.* flags; defaults mirror the
 // upstream alertmanager binary.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ConfigFile, "notifier.config-file", "alertmanager.yml", "Alertmanager configuration file.")
-	fs.StringVar(&c.DataDir, "notifier.data-dir", "data/notifier/", "Directory for silence and notification log snapshots.")
+	fs.StringVar(&c.ConfigFile, "notifier.config-file", "", "Alertmanager configuration file (alertmanager.yml, verbatim). Empty: an embedded config that routes everything to a receiver without integrations.")
+	fs.StringVar(&c.DataDir, "notifier.data-dir", "", "Directory for silence and notification log snapshots. Empty: <storage.path>/notifier.")
 	fs.StringVar(&c.ExternalURL, "notifier.external-url", "", "URL under which the notifier is externally reachable.")
 	fs.DurationVar(&c.APITimeout, "notifier.api-timeout", 0, "Timeout for API v2 GET requests; 0 means none.")
 	fs.IntVar(&c.APIConcurrency, "notifier.api-concurrency", 0, "Maximum concurrent API v2 GET requests; 0 means max(GOMAXPROCS, 8).")

@@ -29,6 +29,9 @@ func defaultConfig(t *testing.T) Config {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	c.RegisterFlags(fs)
 	require.NoError(t, fs.Parse(nil))
+	// The flags leave both empty for the caller (cmd/pharos/app) to derive.
+	c.ConfigFile = "alertmanager.yml"
+	c.DataDir = t.TempDir()
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/pharos-tsdb/pharos/alerting"
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
@@ -49,15 +51,19 @@ type App struct {
 	grpcSrv        *grpc.Server
 	grpcHealth     *health.Server
 
-	ingester    *ingester.Ingester
-	clients     []*ingesterclient.Client // static ingester_client.addresses
-	kv          cluster.KV
-	gossip      *gossip.KV // nil with the in-memory KV
-	ring        *cluster.Ring
-	pool        *ingesterclient.Pool
-	lifecycler  *cluster.Lifecycler // ingester role only
-	distributor *distributor.Distributor
-	scraper     *scraper.Scraper
+	ingester   *ingester.Ingester
+	clients    []*ingesterclient.Client // static ingester_client.addresses
+	kv         cluster.KV
+	gossip     *gossip.KV // nil with the in-memory KV
+	ring       *cluster.Ring
+	pool       *ingesterclient.Pool
+	lifecycler *cluster.Lifecycler // ingester role only
+	notifier   *alerting.Notifier
+	// notifierStop ends the notifier's Run; notifierDone carries its result.
+	notifierStop context.CancelFunc
+	notifierDone chan error
+	distributor  *distributor.Distributor
+	scraper      *scraper.Scraper
 
 	// bgCancel stops the KV and pool loops, bgDone waits for them;
 	// lcCancel and lcDone the same for the lifecycler.
@@ -171,6 +177,11 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		}
 	}
 	a.promCfg.Store(a.scrapeConfigOrEmpty(cfg))
+	if a.has(RoleNotifier) {
+		if err := a.buildNotifier(mux); err != nil {
+			return nil, err
+		}
+	}
 	a.registerOperational(mux)
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	return a, nil
@@ -260,6 +271,31 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	return nil
 }
 
+// notifierPrefix is where the notifier's API lives on the HTTP server, as
+// in an alertmanager run with --web.route-prefix=/alertmanager.
+const notifierPrefix = "/alertmanager"
+
+// buildNotifier creates the notifier, writing the embedded alertmanager.yml
+// when none is configured, and mounts it under notifierPrefix.
+func (a *App) buildNotifier(mux *http.ServeMux) error {
+	ncfg := a.cfg.notifierConfig()
+	if a.cfg.Notifier.ConfigFile == "" {
+		if err := os.MkdirAll(ncfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("notifier data dir: %w", err)
+		}
+		if err := os.WriteFile(ncfg.ConfigFile, defaultAlertmanagerYAML, 0o644); err != nil {
+			return fmt.Errorf("write default alertmanager config: %w", err)
+		}
+	}
+	n, err := alerting.New(ncfg, notifierPrefix, a.logger.With("component", "notifier"), a.reg)
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	a.notifier = n
+	mux.Handle(notifierPrefix+"/", n.Handler())
+	return nil
+}
+
 func (a *App) has(role string) bool { return slices.Contains(a.roles, role) }
 
 // HTTPAddr is the address the HTTP server listens on (useful with ":0").
@@ -324,6 +360,11 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.scraper.Run()
 	}
+	if a.notifier != nil {
+		nctx, stop := context.WithCancel(context.Background())
+		a.notifierStop, a.notifierDone = stop, make(chan error, 1)
+		go func() { a.notifierDone <- a.notifier.Run(nctx) }()
+	}
 	if a.ingester != nil {
 		if err := a.ingester.Ready(ctx); err != nil && ctx.Err() == nil {
 			a.shutdown()
@@ -332,6 +373,15 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.joinRing(ctx); err != nil {
 			a.shutdown()
 			return err
+		}
+	}
+	if a.notifier != nil {
+		select {
+		case <-a.notifier.Ready():
+		case err := <-a.notifierDone:
+			a.notifierDone = nil
+			return errors.Join(fmt.Errorf("notifier: %w", err), a.shutdown())
+		case <-ctx.Done():
 		}
 	}
 	if ctx.Err() != nil {
@@ -409,6 +459,17 @@ func (a *App) shutdown() error {
 	}
 	if err := a.httpSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	// The notifier writes its silence and notification-log snapshots and
+	// leaves its gossip cluster on the way out.
+	if a.notifierStop != nil {
+		a.notifierStop()
+		if a.notifierDone != nil {
+			if err := <-a.notifierDone; err != nil {
+				errs = append(errs, fmt.Errorf("notifier: %w", err))
+			}
+		}
+		a.notifierStop = nil
 	}
 	// Leave the ring before closing storage, so distributors stop sending
 	// here while pushes in flight still land.
@@ -520,6 +581,13 @@ func (a *App) Reload() (err error) {
 	}
 	if err := next.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if a.notifier != nil {
+		// The notifier re-reads its own alertmanager.yml; its path is the
+		// one it started with.
+		if err := a.notifier.Reload(); err != nil {
+			return fmt.Errorf("notifier: %w", err)
+		}
 	}
 	promCfg := a.scrapeConfigOrEmpty(next)
 	if a.scraper != nil {

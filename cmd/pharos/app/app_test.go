@@ -167,3 +167,52 @@ func TestReloadAppliesScrapeConfigAndKeepsOldOnError(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 }
+
+// TestAllInOneNotifier checks the embedded notifier: alertmanager's API v2
+// under /alertmanager, alerts accepted and listed, reload through /-/reload.
+func TestAllInOneNotifier(t *testing.T) {
+	a, _ := startApp(t, "")
+	base := "http://" + a.HTTPAddr() + "/alertmanager/api/v2"
+
+	alert := `[{"labels":{"alertname":"TooManyNodes","severity":"notify"},"annotations":{"summary":"Cluster increased"}}]`
+	resp, err := http.Post(base+"/alerts", "application/json", strings.NewReader(alert))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/alerts")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var alerts []struct {
+			Labels map[string]string `json:"labels"`
+			Status struct {
+				State string `json:"state"`
+			} `json:"status"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&alerts) != nil || len(alerts) != 1 {
+			return false
+		}
+		return alerts[0].Labels["alertname"] == "TooManyNodes" && alerts[0].Status.State == "active"
+	}, 30*time.Second, 50*time.Millisecond)
+
+	resp, err = http.Get(base + "/status")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), `"config"`)
+
+	resp, err = http.Post("http://"+a.HTTPAddr()+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	resp, err = http.Get("http://" + a.HTTPAddr() + "/metrics")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "alertmanager_alerts_received_total")
+}

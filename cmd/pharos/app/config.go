@@ -18,6 +18,7 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/pharos-tsdb/pharos/alerting"
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
@@ -38,14 +39,17 @@ const (
 )
 
 // availableRoles are the roles this build implements, in start order.
-var availableRoles = []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper}
+var availableRoles = []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper, RoleNotifier}
 
 // plannedRoles are named in the design but not built yet; asking for one is
 // a clear error rather than a silently missing component.
-var plannedRoles = []string{RoleRuler, RoleNotifier}
+var plannedRoles = []string{RoleRuler}
 
 //go:embed default.yml
 var defaultConfigYAML []byte
+
+//go:embed alertmanager.default.yml
+var defaultAlertmanagerYAML []byte
 
 // Config is the whole configuration of a Pharos process: the YAML file
 // (-config.file) laid over the flag defaults, with explicitly set flags laid
@@ -59,6 +63,7 @@ type Config struct {
 	Querier        querier.Config       `yaml:"querier"`
 	Memberlist     gossip.Config        `yaml:"memberlist"`
 	Ring           cluster.Config       `yaml:"ring"`
+	Notifier       alerting.Config      `yaml:"notifier"`
 	// Scrape is a Prometheus configuration file's `global` and
 	// `scrape_configs`, verbatim; nil means no scraping. It is loaded by
 	// Prometheus's own config.Load from the `scrape` section.
@@ -144,6 +149,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Querier.RegisterFlags(fs)
 	c.Memberlist.RegisterFlags(fs)
 	c.Ring.RegisterFlags(fs)
+	c.Notifier.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field, named by its YAML path.
@@ -168,11 +174,39 @@ func (c *Config) Validate() error {
 		}
 	}
 	roles, _ := c.Roles()
+	if slices.Contains(roles, RoleNotifier) {
+		n := c.notifierConfig()
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("notifier: %w", err)
+		}
+	}
 	if !slices.Contains(roles, RoleIngester) && len(c.IngesterClient.Addresses) == 0 && len(c.Memberlist.Join) == 0 &&
 		(slices.Contains(roles, RoleDistributor) || slices.Contains(roles, RoleQuerier)) {
 		return errors.New("ingester_client.addresses: required when this process runs a distributor or querier but no ingester, unless memberlist.join finds the ring")
 	}
 	return nil
+}
+
+// defaultAlertmanagerConfigName is where the embedded alertmanager.yml is
+// written when notifier.config_file is empty.
+const defaultAlertmanagerConfigName = "alertmanager.default.yml"
+
+// notifierConfig is the notifier section with the defaults that derive from
+// other sections: data under <storage.path>/notifier, the embedded
+// alertmanager.yml, and no gossip for a lone all-in-one process without
+// notifier peers.
+func (c *Config) notifierConfig() alerting.Config {
+	n := c.Notifier
+	if n.DataDir == "" {
+		n.DataDir = filepath.Join(c.Storage.Path, "notifier")
+	}
+	if n.ConfigFile == "" {
+		n.ConfigFile = filepath.Join(n.DataDir, defaultAlertmanagerConfigName)
+	}
+	if strings.TrimSpace(c.Target) == RoleAll && len(n.Peers) == 0 {
+		n.ClusterBind = ""
+	}
+	return n
 }
 
 // Roles returns the roles to run, expanded and in start order.

@@ -24,7 +24,13 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "./data", cfg.Storage.Path)
 	roles, err := cfg.Roles()
 	require.NoError(t, err)
-	require.Equal(t, []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper}, roles)
+	require.Equal(t, []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper, RoleNotifier}, roles)
+	// The notifier's data and embedded alertmanager.yml live under the
+	// storage path, and a lone all-in-one process does not gossip.
+	n := cfg.notifierConfig()
+	require.Equal(t, "data/notifier", n.DataDir)
+	require.Equal(t, "data/notifier/"+defaultAlertmanagerConfigName, n.ConfigFile)
+	require.Empty(t, n.ClusterBind)
 	// The embedded config scrapes the node itself.
 	require.Len(t, cfg.Scrape.ScrapeConfigs, 1)
 	require.Equal(t, "pharos", cfg.Scrape.ScrapeConfigs[0].JobName)
