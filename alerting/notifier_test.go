@@ -20,7 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const tutorialConfig = "../../shared/tutorial/alertmanager.yml"
+// tutorialConfig is the tutorial's alertmanager.yml, copied verbatim.
+const tutorialConfig = "testdata/tutorial-alertmanager.yml"
 
 // defaultConfig returns the flag defaults, as the binary would see them.
 func defaultConfig(t *testing.T) Config {
