@@ -6,7 +6,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 	"github.com/stretchr/testify/require"
@@ -15,48 +14,6 @@ import (
 
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
-
-func toProtoSpans(in []histogram.Span) []*ingesterpb.BucketSpan {
-	out := make([]*ingesterpb.BucketSpan, 0, len(in))
-	for _, s := range in {
-		out = append(out, &ingesterpb.BucketSpan{Offset: s.Offset, Length: s.Length})
-	}
-	return out
-}
-
-func toProtoHistogram(t int64, h *histogram.Histogram) *ingesterpb.Histogram {
-	return &ingesterpb.Histogram{
-		Count:          &ingesterpb.Histogram_CountInt{CountInt: h.Count},
-		Sum:            h.Sum,
-		Schema:         h.Schema,
-		ZeroThreshold:  h.ZeroThreshold,
-		ZeroCount:      &ingesterpb.Histogram_ZeroCountInt{ZeroCountInt: h.ZeroCount},
-		NegativeSpans:  toProtoSpans(h.NegativeSpans),
-		NegativeDeltas: h.NegativeBuckets,
-		PositiveSpans:  toProtoSpans(h.PositiveSpans),
-		PositiveDeltas: h.PositiveBuckets,
-		ResetHint:      ingesterpb.Histogram_ResetHint(h.CounterResetHint),
-		TimestampMs:    t,
-		CustomValues:   h.CustomValues,
-	}
-}
-
-func toProtoFloatHistogram(t int64, h *histogram.FloatHistogram) *ingesterpb.Histogram {
-	return &ingesterpb.Histogram{
-		Count:          &ingesterpb.Histogram_CountFloat{CountFloat: h.Count},
-		Sum:            h.Sum,
-		Schema:         h.Schema,
-		ZeroThreshold:  h.ZeroThreshold,
-		ZeroCount:      &ingesterpb.Histogram_ZeroCountFloat{ZeroCountFloat: h.ZeroCount},
-		NegativeSpans:  toProtoSpans(h.NegativeSpans),
-		NegativeCounts: h.NegativeBuckets,
-		PositiveSpans:  toProtoSpans(h.PositiveSpans),
-		PositiveCounts: h.PositiveBuckets,
-		ResetHint:      ingesterpb.Histogram_ResetHint(h.CounterResetHint),
-		TimestampMs:    t,
-		CustomValues:   h.CustomValues,
-	}
-}
 
 func TestPushAndReadBack(t *testing.T) {
 	h := startIngester(t, testConfig(t, t.TempDir()))
@@ -73,9 +30,9 @@ func TestPushAndReadBack(t *testing.T) {
 		ih := tsdbutil.GenerateTestHistogram(k)
 		fh := tsdbutil.GenerateTestFloatHistogram(k)
 		ch := tsdbutil.GenerateTestCustomBucketsHistogram(k)
-		intHists = append(intHists, toProtoHistogram(ts, ih))
-		floatHists = append(floatHists, toProtoFloatHistogram(ts, fh))
-		nhcb = append(nhcb, toProtoHistogram(ts, ch))
+		intHists = append(intHists, ingesterpb.FromHistogram(ts, ih))
+		floatHists = append(floatHists, ingesterpb.FromFloatHistogram(ts, fh))
+		nhcb = append(nhcb, ingesterpb.FromHistogram(ts, ch))
 		want[`{__name__="req_duration", job="api"}`] = append(want[`{__name__="req_duration", job="api"}`], sample{T: ts, H: ih})
 		want[`{__name__="req_size", job="api"}`] = append(want[`{__name__="req_size", job="api"}`], sample{T: ts, FH: fh})
 		want[`{__name__="req_nhcb", job="api"}`] = append(want[`{__name__="req_nhcb", job="api"}`], sample{T: ts, H: ch})

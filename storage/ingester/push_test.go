@@ -122,8 +122,8 @@ func TestPushIdenticalHistogramRetry(t *testing.T) {
 	h := startIngester(t, testConfig(t, t.TempDir()))
 	var hs, fhs []*ingesterpb.Histogram
 	for k := range int64(3) {
-		hs = append(hs, toProtoHistogram(1000*(k+1), tsdbutil.GenerateTestHistogram(k)))
-		fhs = append(fhs, toProtoFloatHistogram(1000*(k+1), tsdbutil.GenerateTestFloatHistogram(k)))
+		hs = append(hs, ingesterpb.FromHistogram(1000*(k+1), tsdbutil.GenerateTestHistogram(k)))
+		fhs = append(fhs, ingesterpb.FromFloatHistogram(1000*(k+1), tsdbutil.GenerateTestFloatHistogram(k)))
 	}
 	req := &ingesterpb.PushRequest{Series: []*ingesterpb.TimeSeries{
 		{Labels: lbls("__name__", "h"), Histograms: hs},
@@ -137,7 +137,7 @@ func TestPushIdenticalHistogramRetry(t *testing.T) {
 	}
 
 	// A different histogram at an old timestamp is still an error.
-	changed := toProtoHistogram(1000, tsdbutil.GenerateTestHistogram(7))
+	changed := ingesterpb.FromHistogram(1000, tsdbutil.GenerateTestHistogram(7))
 	resp, err := h.client.Push(context.Background(), &ingesterpb.PushRequest{Series: []*ingesterpb.TimeSeries{
 		{Labels: lbls("__name__", "h"), Histograms: []*ingesterpb.Histogram{changed}},
 	}})
