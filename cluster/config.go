@@ -22,6 +22,19 @@ type Config struct {
 	// AutoForgetAfter removes instances whose heartbeat is older than this;
 	// zero means 10 × HeartbeatTimeout.
 	AutoForgetAfter time.Duration `yaml:"auto_forget_after"`
+
+	// Name tells rings sharing one registry apart: a named ring's metrics
+	// are pharos_<name>_ring_*, the unnamed (ingester) ring's pharos_ring_*.
+	// It is set in code, not configured.
+	Name string `yaml:"-"`
+}
+
+// metricPrefix is the start of this ring's metric names.
+func (c *Config) metricPrefix() string {
+	if c.Name == "" {
+		return "pharos_ring_"
+	}
+	return "pharos_" + c.Name + "_ring_"
 }
 
 // RegisterFlags registers the ring.* flags, which also define the defaults.

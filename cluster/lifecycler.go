@@ -60,10 +60,10 @@ func NewLifecycler(cfg Config, kv KV, tokensPath string, logger *slog.Logger, re
 		state:      ring.StatePending,
 		active:     make(chan struct{}),
 		heartbeats: f.NewCounter(prometheus.CounterOpts{
-			Name: "pharos_ring_heartbeats_total", Help: "Heartbeats this instance wrote to the ring.",
+			Name: cfg.metricPrefix() + "heartbeats_total", Help: "Heartbeats this instance wrote to the ring.",
 		}),
 		forgotten: f.NewCounter(prometheus.CounterOpts{
-			Name: "pharos_ring_auto_forgotten_total", Help: "Unhealthy instances this instance removed from the ring.",
+			Name: cfg.metricPrefix() + "auto_forgotten_total", Help: "Unhealthy instances this instance removed from the ring.",
 		}),
 	}, nil
 }

@@ -38,7 +38,7 @@ func NewRing(cfg Config, kv KV, reg prometheus.Registerer) (*Ring, error) {
 	}
 	r := &Ring{cfg: cfg, kv: kv}
 	if reg != nil {
-		if err := reg.Register(ringCollector{r}); err != nil {
+		if err := reg.Register(newRingCollector(r)); err != nil {
 			return nil, fmt.Errorf("register ring metrics: %w", err)
 		}
 	}
@@ -103,21 +103,28 @@ func (r *Ring) Forget(id string) error {
 	return nil
 }
 
-type ringCollector struct{ r *Ring }
+type ringCollector struct {
+	r                                   *Ring
+	membersDesc, tokensDesc, oldestDesc *prometheus.Desc
+}
 
-var (
-	membersDesc = prometheus.NewDesc("pharos_ring_members",
-		"Ring members by state; unhealthy counts members whose heartbeat is older than the timeout, whatever their state.",
-		[]string{"state"}, nil)
-	tokensDesc = prometheus.NewDesc("pharos_ring_tokens", "Tokens in the ring.", nil, nil)
-	oldestDesc = prometheus.NewDesc("pharos_ring_oldest_heartbeat_age_seconds",
-		"Age of the stalest heartbeat among ring members.", nil, nil)
-)
+func newRingCollector(r *Ring) ringCollector {
+	p := r.cfg.metricPrefix()
+	return ringCollector{
+		r: r,
+		membersDesc: prometheus.NewDesc(p+"members",
+			"Ring members by state; unhealthy counts members whose heartbeat is older than the timeout, whatever their state.",
+			[]string{"state"}, nil),
+		tokensDesc: prometheus.NewDesc(p+"tokens", "Tokens in the ring.", nil, nil),
+		oldestDesc: prometheus.NewDesc(p+"oldest_heartbeat_age_seconds",
+			"Age of the stalest heartbeat among ring members.", nil, nil),
+	}
+}
 
 func (c ringCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- membersDesc
-	ch <- tokensDesc
-	ch <- oldestDesc
+	ch <- c.membersDesc
+	ch <- c.tokensDesc
+	ch <- c.oldestDesc
 }
 
 func (c ringCollector) Collect(ch chan<- prometheus.Metric) {
@@ -138,9 +145,9 @@ func (c ringCollector) Collect(ch chan<- prometheus.Metric) {
 		if s == ring.StateLeft {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(counts[s]), s.String())
+		ch <- prometheus.MustNewConstMetric(c.membersDesc, prometheus.GaugeValue, float64(counts[s]), s.String())
 	}
-	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(unhealthy), "unhealthy")
-	ch <- prometheus.MustNewConstMetric(tokensDesc, prometheus.GaugeValue, float64(v.NumTokens()))
-	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.membersDesc, prometheus.GaugeValue, float64(unhealthy), "unhealthy")
+	ch <- prometheus.MustNewConstMetric(c.tokensDesc, prometheus.GaugeValue, float64(v.NumTokens()))
+	ch <- prometheus.MustNewConstMetric(c.oldestDesc, prometheus.GaugeValue, oldest.Seconds())
 }
