@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -59,6 +58,10 @@ type App struct {
 	pool       *ingesterclient.Pool
 	lifecycler *cluster.Lifecycler // ingester role only
 	notifier   *alerting.Notifier
+	// notifierLn and notifierSrv are the notifier's own HTTP server, nil
+	// when it is served under /alertmanager (see notifier.go).
+	notifierLn  net.Listener
+	notifierSrv *http.Server
 	// notifierStop ends the notifier's Run; notifierDone carries its result.
 	notifierStop context.CancelFunc
 	notifierDone chan error
@@ -271,31 +274,6 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	return nil
 }
 
-// notifierPrefix is where the notifier's API lives on the HTTP server, as
-// in an alertmanager run with --web.route-prefix=/alertmanager.
-const notifierPrefix = "/alertmanager"
-
-// buildNotifier creates the notifier, writing the embedded alertmanager.yml
-// when none is configured, and mounts it under notifierPrefix.
-func (a *App) buildNotifier(mux *http.ServeMux) error {
-	ncfg := a.cfg.notifierConfig()
-	if a.cfg.Notifier.ConfigFile == "" {
-		if err := os.MkdirAll(ncfg.DataDir, 0o755); err != nil {
-			return fmt.Errorf("notifier data dir: %w", err)
-		}
-		if err := os.WriteFile(ncfg.ConfigFile, defaultAlertmanagerYAML, 0o644); err != nil {
-			return fmt.Errorf("write default alertmanager config: %w", err)
-		}
-	}
-	n, err := alerting.New(ncfg, notifierPrefix, a.logger.With("component", "notifier"), a.reg)
-	if err != nil {
-		return fmt.Errorf("notifier: %w", err)
-	}
-	a.notifier = n
-	mux.Handle(notifierPrefix+"/", n.Handler())
-	return nil
-}
-
 func (a *App) has(role string) bool { return slices.Contains(a.roles, role) }
 
 // HTTPAddr is the address the HTTP server listens on (useful with ":0").
@@ -328,7 +306,7 @@ func (a *App) Registry() *prometheus.Registry { return a.reg }
 // drains HTTP requests, lets the ingester finish in-flight pushes and close
 // its TSDB, and stops gRPC. It returns the first error that ended it.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() {
 		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
@@ -360,11 +338,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.scraper.Run()
 	}
-	if a.notifier != nil {
-		nctx, stop := context.WithCancel(context.Background())
-		a.notifierStop, a.notifierDone = stop, make(chan error, 1)
-		go func() { a.notifierDone <- a.notifier.Run(nctx) }()
-	}
+	a.startNotifier(errc)
 	if a.ingester != nil {
 		if err := a.ingester.Ready(ctx); err != nil && ctx.Err() == nil {
 			a.shutdown()
@@ -460,16 +434,8 @@ func (a *App) shutdown() error {
 	if err := a.httpSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
-	// The notifier writes its silence and notification-log snapshots and
-	// leaves its gossip cluster on the way out.
-	if a.notifierStop != nil {
-		a.notifierStop()
-		if a.notifierDone != nil {
-			if err := <-a.notifierDone; err != nil {
-				errs = append(errs, fmt.Errorf("notifier: %w", err))
-			}
-		}
-		a.notifierStop = nil
+	if err := a.stopNotifier(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	// Leave the ring before closing storage, so distributors stop sending
 	// here while pushes in flight still land.
@@ -512,6 +478,9 @@ func (a *App) closeAll() {
 	}
 	if a.grpcLn != nil {
 		a.grpcLn.Close()
+	}
+	if a.notifierLn != nil {
+		a.notifierLn.Close()
 	}
 	if a.ingester != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

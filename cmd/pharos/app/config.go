@@ -18,7 +18,6 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v2"
 
-	"github.com/pharos-tsdb/pharos/alerting"
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
@@ -63,7 +62,7 @@ type Config struct {
 	Querier        querier.Config       `yaml:"querier"`
 	Memberlist     gossip.Config        `yaml:"memberlist"`
 	Ring           cluster.Config       `yaml:"ring"`
-	Notifier       alerting.Config      `yaml:"notifier"`
+	Notifier       NotifierConfig       `yaml:"notifier"`
 	// Scrape is a Prometheus configuration file's `global` and
 	// `scrape_configs`, verbatim; nil means no scraping. It is loaded by
 	// Prometheus's own config.Load from the `scrape` section.
@@ -175,8 +174,7 @@ func (c *Config) Validate() error {
 	}
 	roles, _ := c.Roles()
 	if slices.Contains(roles, RoleNotifier) {
-		n := c.notifierConfig()
-		if err := n.Validate(); err != nil {
+		if err := c.validateNotifier(); err != nil {
 			return fmt.Errorf("notifier: %w", err)
 		}
 	}
@@ -185,28 +183,6 @@ func (c *Config) Validate() error {
 		return errors.New("ingester_client.addresses: required when this process runs a distributor or querier but no ingester, unless memberlist.join finds the ring")
 	}
 	return nil
-}
-
-// defaultAlertmanagerConfigName is where the embedded alertmanager.yml is
-// written when notifier.config_file is empty.
-const defaultAlertmanagerConfigName = "alertmanager.default.yml"
-
-// notifierConfig is the notifier section with the defaults that derive from
-// other sections: data under <storage.path>/notifier, the embedded
-// alertmanager.yml, and no gossip for a lone all-in-one process without
-// notifier peers.
-func (c *Config) notifierConfig() alerting.Config {
-	n := c.Notifier
-	if n.DataDir == "" {
-		n.DataDir = filepath.Join(c.Storage.Path, "notifier")
-	}
-	if n.ConfigFile == "" {
-		n.ConfigFile = filepath.Join(n.DataDir, defaultAlertmanagerConfigName)
-	}
-	if strings.TrimSpace(c.Target) == RoleAll && len(n.Peers) == 0 {
-		n.ClusterBind = ""
-	}
-	return n
 }
 
 // Roles returns the roles to run, expanded and in start order.
