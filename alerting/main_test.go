@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -12,5 +13,9 @@ func TestMain(m *testing.M) {
 		// own after at most one probe interval; everything else of the
 		// gossip layer must be gone (see shutdownMemberlist).
 		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.Cleanup(func(code int) {
+			removeAmtool()
+			os.Exit(code)
+		}),
 	)
 }
