@@ -39,3 +39,8 @@ func StringKey(parts ...string) uint32 {
 }
 
 func fold(h uint64) uint32 { return uint32(h) ^ uint32(h>>32) }
+
+// FoldKey places a caller's own 64-bit xxhash identity on the ring, the way
+// StringKey folds its hash, for callers that keep the wide hash as an
+// identity (fewer collisions in sets) and need the ring key as well.
+func FoldKey(h uint64) uint32 { return fold(h) }

@@ -2,14 +2,21 @@ package scraper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
+	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 
@@ -22,47 +29,60 @@ import (
 	_ "github.com/prometheus/prometheus/discovery/kubernetes"
 )
 
-// TargetFilter decides which discovered targets this scraper keeps. It is
-// called from the goroutine that forwards discovery updates; the returned map
-// is handed to the scrape manager and must not be modified afterwards.
-type TargetFilter interface {
-	Filter(map[string][]*targetgroup.Group) map[string][]*targetgroup.Group
-}
-
-// keepAll is the unsharded filter.
-type keepAll struct{}
-
-func (keepAll) Filter(m map[string][]*targetgroup.Group) map[string][]*targetgroup.Group { return m }
-
-// Scraper owns a discovery manager and a scrape manager.
+// Scraper owns a discovery manager and a scrape manager, and between them
+// keeps the targets its Sharding assigns to it.
 type Scraper struct {
-	logger    *slog.Logger
-	discovery *discovery.Manager
-	scrape    *scrape.Manager
-	filter    TargetFilter
+	logger     *slog.Logger
+	instanceID string
+	discovery  *discovery.Manager
+	scrape     *scrape.Manager
+	sharding   Sharding // nil: every target is ours
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mtx    sync.Mutex // serialises ApplyConfig
+
+	cfgMtx sync.Mutex
+	cfgs   map[string]*promconfig.ScrapeConfig // by job, as last applied
+	// reprepare asks the sync loop to place the last discovered targets
+	// again: the relabelling that places them changed.
+	reprepare chan struct{}
+
+	// Owned by the sync loop.
+	last      *preparedSet
+	prevOwned map[uint64]struct{}
+
+	owned    prometheus.Gauge
+	handoffs prometheus.Counter
+	syncs    prometheus.Counter
 }
 
 // Options configure New. Appendable is required.
 type Options struct {
 	Appendable storage.AppendableV2
-	// Filter keeps the targets this scraper owns; nil keeps all.
-	Filter     TargetFilter
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	// Sharding picks the targets this scraper owns; nil keeps all, as a
+	// single Prometheus does.
+	Sharding Sharding
+	// InstanceID names this scraper in the targets API (scrapeInstance).
+	InstanceID string
+	// ReloadInterval throttles discovery updates and target syncs; zero
+	// means Prometheus's 5s.
+	ReloadInterval time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
 }
 
 // New creates a Scraper. It scrapes nothing until ApplyConfig and Run.
 func New(opts Options) (*Scraper, error) {
 	if opts.Appendable == nil {
-		return nil, fmt.Errorf("scraper: an appendable is required")
+		return nil, errors.New("scraper: an appendable is required")
 	}
-	if opts.Filter == nil {
-		opts.Filter = keepAll{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ReloadInterval <= 0 {
+		opts.ReloadInterval = 5 * time.Second
 	}
 	reg := opts.Registerer
 	if err := discovery.RegisterK8sClientMetricsWithPrometheus(reg); err != nil {
@@ -73,23 +93,47 @@ func New(opts Options) (*Scraper, error) {
 		return nil, fmt.Errorf("register service discovery metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	dm := discovery.NewManager(ctx, opts.Logger.With("component", "discovery manager scrape"), reg, sdMetrics, discovery.Name("scrape"))
+	dm := discovery.NewManager(ctx, opts.Logger.With("component", "discovery manager scrape"), reg, sdMetrics,
+		discovery.Name("scrape"), discovery.Updatert(opts.ReloadInterval))
 	if dm == nil {
 		cancel()
-		return nil, fmt.Errorf("create discovery manager")
+		return nil, errors.New("create discovery manager")
 	}
 	sm, err := scrape.NewManager(&scrape.Options{
 		// Targets appear at once on start-up rather than after the first
-		// 5s throttle interval: `make run` should show `up` quickly.
+		// throttle interval: `make run` should show `up` quickly.
 		DiscoveryReloadOnStartup: true,
+		DiscoveryReloadInterval:  model.Duration(opts.ReloadInterval),
 		AppendMetadata:           true,
 	}, opts.Logger.With("component", "scrape manager"), nil, nil, opts.Appendable, reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
-	return &Scraper{logger: opts.Logger, discovery: dm, scrape: sm, filter: opts.Filter, ctx: ctx, cancel: cancel}, nil
+	f := promauto.With(reg)
+	return &Scraper{
+		logger:     opts.Logger,
+		instanceID: opts.InstanceID,
+		discovery:  dm,
+		scrape:     sm,
+		sharding:   opts.Sharding,
+		ctx:        ctx,
+		cancel:     cancel,
+		reprepare:  make(chan struct{}, 1),
+		owned: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pharos_scraper_owned_targets", Help: "Discovered targets (active or dropped) this scraper owns in the scraper ring.",
+		}),
+		handoffs: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_scraper_handoffs_total", Help: "Targets this scraper gave up to another scraper while they were still discovered; they get no staleness markers.",
+		}),
+		syncs: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_scraper_target_syncs_total", Help: "Target sets handed to the scrape manager after sharding.",
+		}),
+	}, nil
 }
+
+// InstanceID is the name this scraper has in the scraper ring.
+func (s *Scraper) InstanceID() string { return s.instanceID }
 
 // ApplyConfig (re)loads the scrape configuration. On error the previous
 // configuration keeps running.
@@ -104,8 +148,17 @@ func (s *Scraper) ApplyConfig(cfg *promconfig.Config) error {
 		return fmt.Errorf("apply scrape config: %w", err)
 	}
 	sd := make(map[string]discovery.Configs, len(scfgs))
+	cfgs := make(map[string]*promconfig.ScrapeConfig, len(scfgs))
 	for _, c := range scfgs {
 		sd[c.JobName] = c.ServiceDiscoveryConfigs
+		cfgs[c.JobName] = c
+	}
+	s.cfgMtx.Lock()
+	s.cfgs = cfgs
+	s.cfgMtx.Unlock()
+	select {
+	case s.reprepare <- struct{}{}:
+	default:
 	}
 	if err := s.discovery.ApplyConfig(sd); err != nil {
 		return fmt.Errorf("apply discovery config: %w", err)
@@ -113,9 +166,19 @@ func (s *Scraper) ApplyConfig(cfg *promconfig.Config) error {
 	return nil
 }
 
+func (s *Scraper) configs() map[string]*promconfig.ScrapeConfig {
+	s.cfgMtx.Lock()
+	defer s.cfgMtx.Unlock()
+	return s.cfgs
+}
+
 // Run starts discovery and scraping in the background. Stop ends them.
 func (s *Scraper) Run() {
 	filtered := make(chan map[string][]*targetgroup.Group)
+	var changes <-chan struct{}
+	if s.sharding != nil {
+		changes = s.sharding.Changes(s.ctx)
+	}
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
@@ -127,15 +190,34 @@ func (s *Scraper) Run() {
 		defer s.wg.Done()
 		// The discovery manager never closes SyncCh; the context ends this loop.
 		for {
+			var (
+				out map[string][]*targetgroup.Group
+				ok  bool
+			)
 			select {
 			case <-s.ctx.Done():
 				return
 			case tsets := <-s.discovery.SyncCh():
-				select {
-				case filtered <- s.filter.Filter(tsets):
-				case <-s.ctx.Done():
-					return
+				s.last = prepare(tsets, s.configs())
+				out, ok = s.sync(true)
+			case <-s.reprepare:
+				if s.last != nil {
+					s.last = prepare(s.last.tsets, s.configs())
+					out, ok = s.sync(true)
 				}
+			case <-changes:
+				if s.last != nil {
+					out, ok = s.sync(false)
+				}
+			}
+			if !ok {
+				continue
+			}
+			select {
+			case filtered <- out:
+				s.syncs.Inc()
+			case <-s.ctx.Done():
+				return
 			}
 		}
 	}()
@@ -147,11 +229,69 @@ func (s *Scraper) Run() {
 	}()
 }
 
+// sync shards the last discovered targets. Without force it reports
+// false when this scraper's share did not change. Targets it gives up
+// while discovery still lists them are hand-offs: their scrape loops stop
+// without writing staleness markers, since the new owner goes on writing
+// the same series. Targets that left discovery get their markers as in
+// Prometheus.
+func (s *Scraper) sync(force bool) (map[string][]*targetgroup.Group, bool) {
+	if s.sharding == nil {
+		return s.last.tsets, true
+	}
+	out, owned, seen := s.last.shard(s.sharding.Owns())
+	if !force && maps.Equal(owned, s.prevOwned) {
+		return nil, false
+	}
+	var handoff map[uint64]struct{}
+	for id := range s.prevOwned {
+		if _, still := owned[id]; still {
+			continue
+		}
+		if _, discovered := seen[id]; discovered {
+			if handoff == nil {
+				handoff = map[uint64]struct{}{}
+			}
+			handoff[id] = struct{}{}
+		}
+	}
+	if len(handoff) > 0 {
+		s.disableStaleness(handoff)
+	}
+	s.prevOwned = owned
+	s.owned.Set(float64(len(owned)))
+	return out, true
+}
+
+// disableStaleness turns off the end-of-run staleness markers of the
+// running targets whose ids are in ids. The scrape loops stop at the next
+// reload; their markers would be written two intervals later, and are
+// checked against this flag then.
+func (s *Scraper) disableStaleness(ids map[uint64]struct{}) {
+	lb := labels.NewBuilder(labels.EmptyLabels())
+	var d xxhash.Digest
+	n := 0
+	for job, targets := range s.scrape.TargetsActive() {
+		var moved []*scrape.Target
+		for _, t := range targets {
+			if _, ok := ids[activeID(&d, job, t.Labels(lb))]; ok {
+				moved = append(moved, t)
+			}
+		}
+		s.scrape.DisableEndOfRunStalenessMarkers(job, moved)
+		n += len(moved)
+	}
+	s.handoffs.Add(float64(n))
+	s.logger.Debug("handing off targets", "targets", n)
+}
+
 // Manager exposes the scrape manager for the targets API.
 func (s *Scraper) Manager() *scrape.Manager { return s.scrape }
 
 // Stop stops scraping and discovery and waits for their goroutines. Samples
-// of scrapes in flight are still appended before it returns.
+// of scrapes in flight are still appended before it returns. Stopping
+// writes no staleness markers: the targets are handed to other scrapers,
+// or resumed by this one after a restart.
 func (s *Scraper) Stop() {
 	s.scrape.Stop()
 	s.cancel()

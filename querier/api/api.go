@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -60,6 +61,13 @@ type Options struct {
 	Rules         func(context.Context) v1.RulesRetriever
 	Alertmanagers func(context.Context) v1.AlertmanagerRetriever
 	Exemplars     storage.ExemplarQueryable
+
+	// Scrapers lists the scrapers whose targets /api/v1/targets,
+	// /api/v1/targets/metadata and /api/v1/scrape_pools merge, over HTTP
+	// with ScraperClient (nil: http.DefaultClient). Nil leaves those
+	// endpoints to Targets and ScrapePools.
+	Scrapers      func(context.Context) []ScraperEndpoint
+	ScraperClient *http.Client
 
 	// Ready wraps every handler; it should answer 503 until the process is
 	// ready. Nil means always ready.
@@ -192,12 +200,22 @@ func New(opts Options) (*API, error) {
 
 	a := &API{opts: opts}
 	metadataHandler := opts.Ready(httputil.CompressionHandler{Handler: http.HandlerFunc(a.metricMetadata)}.ServeHTTP)
+	var targets *targetsAPI
+	if opts.Scrapers != nil {
+		targets = &targetsAPI{api: a, scrapers: opts.Scrapers, client: cmp.Or(opts.ScraperClient, http.DefaultClient)}
+	}
 	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// route.Router cannot replace a route Register added, so the one
 		// endpoint we answer ourselves is picked off before it.
 		if r.URL.Path == Prefix+"/metadata" && r.Method == http.MethodGet {
 			metadataHandler(w, r)
 			return
+		}
+		if targets != nil && r.Method == http.MethodGet {
+			if h, ok := targets.handler(r.URL.Path); ok {
+				h(w, r)
+				return
+			}
 		}
 		router.ServeHTTP(w, r)
 	})

@@ -67,6 +67,7 @@ type App struct {
 	notifierDone chan error
 	distributor  *distributor.Distributor
 	scraper      *scraper.Scraper
+	scrape       *scrapeRole // the scraper ring; see scraper.go
 
 	// bgCancel stops the KV and pool loops, bgDone waits for them;
 	// lcCancel and lcDone the same for the lifecycler.
@@ -161,18 +162,8 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		}
 		mux.Handle("/api/v1/write", a.distributor.RemoteWriteHandler())
 	}
-	if a.has(RoleScraper) {
-		if a.distributor == nil {
-			return nil, errors.New("the scraper role needs the distributor role in the same process")
-		}
-		a.scraper, err = scraper.New(scraper.Options{
-			Appendable: a.distributor.AppendableV2(),
-			Logger:     logger.With("component", "scraper"),
-			Registerer: a.reg,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("scraper: %w", err)
-		}
+	if err := a.buildScraper(mux); err != nil {
+		return nil, err
 	}
 	if a.has(RoleQuerier) {
 		if err := a.buildQuerier(mux, qings); err != nil {
@@ -184,6 +175,9 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		if err := a.buildNotifier(mux); err != nil {
 			return nil, err
 		}
+	}
+	if err := a.registerUI(mux); err != nil {
+		return nil, err
 	}
 	a.registerOperational(mux)
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
@@ -205,7 +199,10 @@ func (a *App) buildRing() error {
 		a.gossip, a.kv = g, g
 	}
 	var err error
-	if a.ring, err = cluster.NewRing(cfg.Ring, a.kv, a.reg); err != nil {
+	// The ingesters' ring is the KV's unnamed namespace: other rings
+	// (the scrapers') share the KV and must not receive series.
+	ingKV := cluster.Namespace(a.kv, "")
+	if a.ring, err = cluster.NewRing(cfg.Ring, ingKV, a.reg); err != nil {
 		return fmt.Errorf("ring: %w", err)
 	}
 	a.pool = ingesterclient.NewPool(cfg.IngesterClient.Config, a.logger.With("component", "ingester client pool"), a.reg)
@@ -216,7 +213,7 @@ func (a *App) buildRing() error {
 	if rc.InstanceAddr == "" {
 		rc.InstanceAddr = advertiseAddr(a.grpcLn.Addr(), a.gossip == nil)
 	}
-	a.lifecycler, err = cluster.NewLifecycler(rc, a.kv, filepath.Join(cfg.Storage.Path, "tokens"), a.logger.With("component", "ring"), a.reg)
+	a.lifecycler, err = cluster.NewLifecycler(rc, ingKV, filepath.Join(cfg.Storage.Path, "tokens"), a.logger.With("component", "ring"), a.reg)
 	if err != nil {
 		return fmt.Errorf("ring: %w", err)
 	}
@@ -251,6 +248,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		LocalTSDB:     db,
 		Targets:       targets,
 		ScrapePools:   pools,
+		Scrapers:      a.scraperEndpoints,
 		Ready:         a.readyHandler,
 		Logger:        a.logger.With("component", "api"),
 		Registerer:    reg,
@@ -331,12 +329,8 @@ func (a *App) Run(ctx context.Context) error {
 	if a.clients == nil {
 		a.bgDone.Go(func() { a.pool.Run(bgCtx, poolCheckInterval, a.ringAddrs) })
 	}
-	if a.scraper != nil {
-		if err := a.scraper.ApplyConfig(a.promCfg.Load()); err != nil {
-			a.shutdown()
-			return fmt.Errorf("scrape config: %w", err)
-		}
-		a.scraper.Run()
+	if err := a.startScraper(ctx); err != nil {
+		return errors.Join(err, a.shutdown())
 	}
 	a.startNotifier(errc)
 	if a.ingester != nil {
@@ -428,8 +422,8 @@ func (a *App) shutdown() error {
 	defer cancel()
 
 	var errs []error
-	if a.scraper != nil {
-		a.scraper.Stop()
+	if err := a.stopScraper(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := a.httpSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))

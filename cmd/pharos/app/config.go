@@ -21,6 +21,7 @@ import (
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
+	"github.com/pharos-tsdb/pharos/ingest/scraper"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
@@ -68,6 +69,8 @@ type Config struct {
 	// Prometheus's own config.Load from the `scrape` section.
 	Scrape    *promconfig.Config `yaml:"-"`
 	RawScrape yaml.MapSlice      `yaml:"scrape"`
+	// Scraper is how scrapers share the targets of Scrape.
+	Scraper scraper.Config `yaml:"scraper"`
 
 	// file is the configuration file this Config was loaded from, if any.
 	file string
@@ -148,6 +151,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Querier.RegisterFlags(fs)
 	c.Memberlist.RegisterFlags(fs)
 	c.Ring.RegisterFlags(fs)
+	c.Scraper.RegisterFlags(fs)
 	c.Notifier.RegisterFlags(fs)
 }
 
@@ -167,6 +171,7 @@ func (c *Config) Validate() error {
 		{"querier", &c.Querier},
 		{"memberlist", &c.Memberlist},
 		{"ring", &c.Ring},
+		{"scraper", &c.Scraper},
 	} {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
