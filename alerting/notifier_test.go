@@ -36,11 +36,12 @@ func defaultConfig(t *testing.T) Config {
 	return c
 }
 
-// fakeSlack records every webhook body it receives.
+// fakeSlack records every webhook body it receives, and when.
 type fakeSlack struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	bodies []slackMsg
+	at     []time.Time
 }
 
 type slackMsg struct {
@@ -62,12 +63,28 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 		}
 		f.mu.Lock()
 		f.bodies = append(f.bodies, m)
+		f.at = append(f.at, time.Now())
 		f.mu.Unlock()
 		_, _ = w.Write([]byte("ok"))
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
 }
+
+// times returns when each message with this title arrived.
+func (f *fakeSlack) times(title string) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ts []time.Time
+	for i, m := range f.bodies {
+		if len(m.Attachments) > 0 && m.Attachments[0].Title == title {
+			ts = append(ts, f.at[i])
+		}
+	}
+	return ts
+}
+
+func (f *fakeSlack) count(title string) int { return len(f.times(title)) }
 
 func (f *fakeSlack) messages() []slackMsg {
 	f.mu.Lock()
@@ -81,14 +98,21 @@ func (f *fakeSlack) messages() []slackMsg {
 // is quick. Everything else is verbatim.
 func writeTutorialConfig(t *testing.T, dir, apiURL string) string {
 	t.Helper()
+	return writeTutorialVariant(t, dir, apiURL, map[string]string{
+		"group_wait: 10s":    "group_wait: 1s",
+		"group_interval: 5m": "group_interval: 8s",
+	})
+}
+
+// writeTutorialVariant writes the tutorial alertmanager.yml with api_url
+// pointed at the fake and each key of edits (which must occur) replaced.
+func writeTutorialVariant(t *testing.T, dir, apiURL string, edits map[string]string) string {
+	t.Helper()
 	raw, err := os.ReadFile(tutorialConfig)
 	require.NoError(t, err)
 	s := string(raw)
-	for old, repl := range map[string]string{
-		"https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX": apiURL,
-		"group_wait: 10s":    "group_wait: 1s",
-		"group_interval: 5m": "group_interval: 8s",
-	} {
+	edits["https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"] = apiURL
+	for old, repl := range edits {
 		require.Contains(t, s, old)
 		s = strings.Replace(s, old, repl, 1)
 	}
@@ -124,15 +148,22 @@ const peerTimeout = 1500 * time.Millisecond
 
 func startReplica(t *testing.T, cfgFile, dataDir string, peers []string) *replica {
 	t.Helper()
+	return startReplicaWith(t, cfgFile, dataDir, func(c *Config) { c.Peers = peers })
+}
+
+// startReplicaWith starts a gossiping replica with the test defaults,
+// adjusted by opt.
+func startReplicaWith(t *testing.T, cfgFile, dataDir string, opt func(*Config)) *replica {
+	t.Helper()
 	c := defaultConfig(t)
 	c.ConfigFile = cfgFile
 	c.DataDir = dataDir
 	c.ClusterBind = "127.0.0.1:0"
-	c.Peers = peers
 	c.PeerTimeout = peerTimeout
 	c.SettleTimeout = time.Second
 	c.PushPullInterval = time.Second
 	c.ExternalURL = "http://pharos.example" + prefix
+	opt(&c)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	n, err := New(c, prefix, logger, reg)
