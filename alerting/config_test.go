@@ -64,17 +64,38 @@ receivers:
   - api_url: http://127.0.0.1:1/hook
 `
 
+// withChild adds a child route to validConfig.
+func withChild(child string) string {
+	return strings.Replace(validConfig, "  receiver: slack\n", "  receiver: slack\n  routes:\n  - "+child+"\n", 1)
+}
+
 // Each invalid config must be refused by New and by Reload of a running
-// notifier with the upstream message. Upstream names the field for all
-// of these except a bad matcher regexp, where it quotes the regexp only.
+// notifier with upstream's message, prefixed by the YAML path at fault.
 var invalidConfigs = []struct {
 	name, yaml, wantErr string
 }{
-	{"unknown receiver", strings.Replace(validConfig, "receiver: slack", "receiver: nope", 1), `undefined receiver "nope"`},
-	{"bad matcher", strings.Replace(validConfig, "  receiver: slack\n", "  receiver: slack\n  routes:\n  - receiver: slack\n    matchers: ['severity=~\"[\"']\n", 1), "missing closing ]"},
-	{"missing api_url", strings.Replace(validConfig, "  - api_url: http://127.0.0.1:1/hook", "  - channel: '#x'", 1), "Slack API URL"},
+	{"unknown receiver", strings.Replace(validConfig, "receiver: slack", "receiver: nope", 1), `route.receiver: undefined receiver "nope"`},
+	{"unknown receiver in child route", withChild("receiver: nope"), `route.routes[0].receiver: undefined receiver "nope"`},
+	{"bad matcher", withChild("receiver: slack\n    matchers: ['severity=~\"[\"']"), "route.routes[0].matchers: error parsing regexp: missing closing ]"},
+	{"bad matcher syntax", withChild("receiver: slack\n    matchers: ['sev erity=x']"), "route.routes[0].matchers: bad matcher format"},
+	{"bad match_re", withChild("receiver: slack\n    match_re: {severity: '['}"), "route.routes[0].match_re: error parsing regexp"},
+	{"bad inhibit matcher", validConfig + "inhibit_rules:\n- target_matchers: ['a=~\"[\"']\n", "inhibit_rules[0]: error parsing regexp"},
+	{"missing api_url", strings.Replace(validConfig, "  - api_url: http://127.0.0.1:1/hook", "  - channel: '#x'", 1), `receivers[0] ("slack").slack_configs[0]: no Slack API URL`},
+	{"bad title template", validConfig + "    title: '{{ .CommonAnnotations.summary '\n", `receivers[0] ("slack").slack_configs[0].title: template: :1: unclosed action`},
+	{"unknown template function", validConfig + "    text: '{{ .CommonAnnotations.summary | nosuchfunc }}'\n", `receivers[0] ("slack").slack_configs[0].text: template: :1: function "nosuchfunc" not defined`},
 	{"bad template file", validConfig + "templates: ['BADTEMPLATE']\n", "templates"},
 	{"unknown field", validConfig + "gloabl: {}\n", "gloabl"},
+}
+
+// Templated fields that parse are accepted, whatever they reference.
+func TestTemplatedFieldsAccepted(t *testing.T) {
+	dir := t.TempDir()
+	c := defaultConfig(t)
+	c.ConfigFile = filepath.Join(dir, "am.yml")
+	y := validConfig + "    title: '{{ template \"slack.default.title\" . }}'\n    text: '{{ range .Alerts }}{{ .Annotations.description | toUpper }}{{ end }}'\n"
+	require.NoError(t, os.WriteFile(c.ConfigFile, []byte(y), 0o644))
+	_, err := New(c, "", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
 }
 
 func TestNewRefusesInvalidConfig(t *testing.T) {

@@ -84,9 +84,19 @@ func New(cfg Config, routePrefix string, logger *slog.Logger, reg prometheus.Reg
 	}, nil
 }
 
+// loadConfig is upstream's config.LoadFile plus the location of what it
+// refuses and a parse of templated receiver fields (see validate.go).
 func loadConfig(file string) (*config.Config, error) {
 	c, err := config.LoadFile(file)
 	if err != nil {
+		if raw, rerr := os.ReadFile(file); rerr == nil {
+			if where := locateError(raw); where != "" {
+				return nil, fmt.Errorf("load %s: %s: %w", file, where, err)
+			}
+		}
+		return nil, fmt.Errorf("load %s: %w", file, err)
+	}
+	if err := checkTemplates(c); err != nil {
 		return nil, fmt.Errorf("load %s: %w", file, err)
 	}
 	// Upstream parses template files only when applying; doing it here
@@ -146,8 +156,9 @@ func (n *Notifier) Handler() http.Handler {
 func (n *Notifier) Reload() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.coordinator == nil {
-		_, err := loadConfig(n.cfg.ConfigFile)
+	// Our checks first: the coordinator knows only upstream's, which
+	// neither locate an error nor parse templated fields.
+	if _, err := loadConfig(n.cfg.ConfigFile); err != nil || n.coordinator == nil {
 		return err
 	}
 	if err := n.coordinator.Reload(); err != nil {
