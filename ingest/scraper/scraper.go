@@ -37,6 +37,7 @@ type Scraper struct {
 	discovery  *discovery.Manager
 	scrape     *scrape.Manager
 	sharding   Sharding // nil: every target is ours
+	sdMetrics  *discovery.SDMetrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,6 +118,7 @@ func New(opts Options) (*Scraper, error) {
 		discovery:  dm,
 		scrape:     sm,
 		sharding:   opts.Sharding,
+		sdMetrics:  sdMetrics,
 		ctx:        ctx,
 		cancel:     cancel,
 		reprepare:  make(chan struct{}, 1),
@@ -131,6 +133,11 @@ func New(opts Options) (*Scraper, error) {
 		}),
 	}, nil
 }
+
+// SDMetrics are the per-mechanism service discovery metrics this scraper
+// registered. A registry holds them once per process, so other discovery
+// managers of the process (the ruler's notify discovery) share them.
+func (s *Scraper) SDMetrics() *discovery.SDMetrics { return s.sdMetrics }
 
 // InstanceID is the name this scraper has in the scraper ring.
 func (s *Scraper) InstanceID() string { return s.instanceID }
