@@ -334,3 +334,10 @@ func parseGroup(body []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.Rul
 	}
 	return &rgs.Groups[0], nil
 }
+
+// Alertmanagers implements the Prometheus API's AlertmanagerRetriever:
+// the notifiers this replica sends to.
+func (r *Ruler) Alertmanagers() []*url.URL { return r.notifier.Alertmanagers() }
+
+// DroppedAlertmanagers implements the Prometheus API's AlertmanagerRetriever.
+func (r *Ruler) DroppedAlertmanagers() []*url.URL { return r.notifier.DroppedAlertmanagers() }

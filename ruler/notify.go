@@ -100,15 +100,19 @@ type notifyDiscovery struct {
 	done   chan struct{}
 }
 
-func newNotifyDiscovery(cfg *promconfig.Config, logger *slog.Logger, reg prometheus.Registerer) (*notifyDiscovery, error) {
-	// The scraper registers the SD metrics too; a label keeps these apart.
-	sdReg := prometheus.WrapRegistererWith(prometheus.Labels{"discovery": "notify"}, reg)
-	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(sdReg)
-	if err != nil {
-		return nil, fmt.Errorf("register notify discovery metrics: %w", err)
+// newNotifyDiscovery creates the discovery manager. sdMetrics are the
+// per-mechanism SD metrics, which a registry holds once per process (the
+// scraper's discovery shares them); nil registers them on a registry of
+// their own, unexported.
+func newNotifyDiscovery(cfg *promconfig.Config, sdMetrics *discovery.SDMetrics, logger *slog.Logger, reg prometheus.Registerer) (*notifyDiscovery, error) {
+	if sdMetrics == nil {
+		var err error
+		if sdMetrics, err = discovery.CreateAndRegisterSDMetrics(prometheus.NewRegistry()); err != nil {
+			return nil, fmt.Errorf("create notify discovery metrics: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := discovery.NewManager(ctx, logger.With("component", "discovery manager notify"), sdReg, sdMetrics, discovery.Name("notify"))
+	m := discovery.NewManager(ctx, logger.With("component", "discovery manager notify"), reg, sdMetrics, discovery.Name("notify"))
 	if m == nil {
 		cancel()
 		return nil, fmt.Errorf("create notify discovery manager")

@@ -40,22 +40,37 @@ func openRaft(cfg Config, dir string, stream raft.StreamLayer, f raft.FSM, logge
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
 	hl := newHCLogger(logger)
-	if stream == nil {
-		tcp, err := newTCPStream(cfg.RaftBind, cfg.RaftAdvertise, len(cfg.Peers) == 0)
-		if err != nil {
-			return nil, err
-		}
-		stream = tcp
-	}
-	// A server's ID is its advertised address: stable for a StatefulSet
-	// pod's DNS name, and what a peer list names.
-	advertise := stream.Addr().String()
-	n := &raftNode{id: raft.ServerID(advertise), addr: raft.ServerAddress(advertise), closer: stream}
+	n := &raftNode{}
 	defer func() {
 		if err != nil {
 			_ = n.closeStores()
 		}
 	}()
+	switch {
+	case stream == nil && len(cfg.Peers) == 0:
+		// A single ruler talks to no one: an in-memory transport, so an
+		// all-in-one process opens no raft port.
+		addr, tr := raft.NewInmemTransport(raft.ServerAddress(singleID))
+		n.id, n.addr, n.transport = singleID, addr, tr
+	default:
+		if stream == nil {
+			tcp, err := newTCPStream(cfg.RaftBind, cfg.RaftAdvertise, false)
+			if err != nil {
+				return nil, err
+			}
+			stream = tcp
+		}
+		// A server's ID is its advertised address: stable for a
+		// StatefulSet pod's DNS name, and what a peer list names.
+		advertise := stream.Addr().String()
+		n.id, n.addr, n.closer = raft.ServerID(advertise), raft.ServerAddress(advertise), stream
+		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  stream,
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  hl.Named("transport"),
+		})
+	}
 	n.store, err = raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open raft log store: %w", err)
@@ -68,13 +83,6 @@ func openRaft(cfg Config, dir string, stream raft.StreamLayer, f raft.FSM, logge
 	if err != nil {
 		return nil, fmt.Errorf("raft snapshot store: %w", err)
 	}
-	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  hl.Named("transport"),
-	})
-
 	rc := raft.DefaultConfig()
 	rc.LocalID = n.id
 	rc.Logger = hl
@@ -91,7 +99,40 @@ func openRaft(cfg Config, dir string, stream raft.StreamLayer, f raft.FSM, logge
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	if err := n.checkMembership(dir); err != nil {
+		_ = n.raft.Shutdown().Error()
+		return nil, err
+	}
 	return n, nil
+}
+
+// singleID is the raft ID of a ruler without peers.
+const singleID = raft.ServerID("single")
+
+// checkMembership refuses existing raft state that does not list this
+// replica, as after switching between a single ruler and a peer list: raft
+// would wait forever for an election it cannot take part in.
+func (n *raftNode) checkMembership(dir string) error {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("raft configuration: %w", err)
+	}
+	servers := f.Configuration().Servers
+	if len(servers) == 0 {
+		return nil // not bootstrapped yet
+	}
+	for _, s := range servers {
+		if s.ID == n.id {
+			return nil
+		}
+	}
+	ids := make([]string, len(servers))
+	for i, s := range servers {
+		ids[i] = string(s.ID)
+	}
+	return fmt.Errorf("the raft state in %s belongs to a cluster of %v, which does not include this ruler (%s); "+
+		"restore ruler.peers / ruler.raft-advertise, or remove the directory to start afresh (rule groups set through the API and alert state are then lost)",
+		dir, ids, n.id)
 }
 
 // bootstrap makes a fresh node part of a cluster. With a static peer list
@@ -105,7 +146,7 @@ func (n *raftNode) bootstrap(ctx context.Context, peers []string, logger *slog.L
 	}
 	var servers []raft.Server
 	switch {
-	case len(peers) == 0:
+	case len(peers) == 0 || n.id == singleID:
 		servers = []raft.Server{{ID: n.id, Address: n.addr}}
 	case !hasDNSPeer(peers):
 		if !slices.Contains(peers, string(n.addr)) {

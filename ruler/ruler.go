@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/notifier"
@@ -43,6 +44,9 @@ type Options struct {
 	ExternalLabels labels.Labels
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
+	// SDMetrics are the process's service-discovery metrics, shared with
+	// the scraper's discovery; nil keeps the notify discovery's apart.
+	SDMetrics *discovery.SDMetrics
 	// StreamLayer replaces the raft TCP transport (tests).
 	StreamLayer raft.StreamLayer
 }
@@ -128,7 +132,7 @@ func New(opts Options) (*Ruler, error) {
 	if err := r.notifier.ApplyConfig(promCfg); err != nil {
 		return nil, fmt.Errorf("ruler: alertmanagers: %w", err)
 	}
-	if r.notifyDiscovery, err = newNotifyDiscovery(promCfg, opts.Logger, reg); err != nil {
+	if r.notifyDiscovery, err = newNotifyDiscovery(promCfg, opts.SDMetrics, opts.Logger, reg); err != nil {
 		return nil, fmt.Errorf("ruler: %w", err)
 	}
 	r.ruleMetrics = rules.NewGroupMetrics(reg)
@@ -168,6 +172,12 @@ func (r *Ruler) Run(ctx context.Context) error {
 	r.notifier.Stop()
 	wg.Wait()
 	return errors.Join(err, r.node.shutdown())
+}
+
+// Close releases what New opened, for a ruler whose Run was never called.
+func (r *Ruler) Close() error {
+	r.notifyDiscovery.cancel()
+	return r.node.shutdown()
 }
 
 // controlInterval bounds how late a replica notices that it lost (or won)

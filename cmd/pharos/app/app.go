@@ -20,6 +20,8 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"google.golang.org/grpc"
@@ -33,6 +35,7 @@ import (
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/querier/api"
+	"github.com/pharos-tsdb/pharos/ruler"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
@@ -66,8 +69,17 @@ type App struct {
 	notifierStop context.CancelFunc
 	notifierDone chan error
 	distributor  *distributor.Distributor
-	scraper      *scraper.Scraper
-	scrape       *scrapeRole // the scraper ring; see scraper.go
+	// queryable and engine read the cluster, for the querier and the ruler.
+	queryable storage.SampleAndChunkQueryable
+	engine    *promql.Engine
+	ruler     *ruler.Ruler
+	// rulerClosed is set once the ruler is stopped (or closed unrun).
+	rulerClosed bool
+	// rulerStop ends the ruler's Run; rulerDone carries its result.
+	rulerStop context.CancelFunc
+	rulerDone chan error
+	scraper   *scraper.Scraper
+	scrape    *scrapeRole // the scraper ring; see scraper.go
 
 	// bgCancel stops the KV and pool loops, bgDone waits for them;
 	// lcCancel and lcDone the same for the lifecycler.
@@ -165,14 +177,25 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 	if err := a.buildScraper(mux); err != nil {
 		return nil, err
 	}
-	if a.has(RoleQuerier) {
-		if err := a.buildQuerier(mux, qings); err != nil {
-			return nil, err
-		}
-	}
 	a.promCfg.Store(a.scrapeConfigOrEmpty(cfg))
 	if a.has(RoleNotifier) {
 		if err := a.buildNotifier(mux); err != nil {
+			return nil, err
+		}
+	}
+	if a.has(RoleQuerier) || a.has(RoleRuler) {
+		a.queryable = querier.NewQueryable(qings, a.logger.With("component", "querier"), a.reg)
+		a.engine = querier.NewEngine(a.cfg.Querier, a.logger.With("component", "query engine"), a.reg)
+	}
+	if a.has(RoleRuler) {
+		if err := a.buildRuler(mux, dings); err != nil {
+			return nil, err
+		}
+	}
+	// A ruler process serves the query API too: /api/v1/rules and
+	// /api/v1/alerts are part of it.
+	if a.has(RoleQuerier) || a.has(RoleRuler) {
+		if err := a.buildQuerier(mux, qings); err != nil {
 			return nil, err
 		}
 	}
@@ -219,8 +242,7 @@ func (a *App) buildRing() error {
 
 func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	reg := a.reg
-	queryable := querier.NewQueryable(ings, a.logger.With("component", "querier"), reg)
-	engine := querier.NewEngine(a.cfg.Querier, a.logger.With("component", "query engine"), reg)
+	queryable, engine := a.queryable, a.engine
 	var db *tsdb.DB
 	if a.ingester != nil {
 		db = a.ingester.DB()
@@ -230,7 +252,13 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	var (
 		targets func(context.Context) v1.TargetRetriever
 		pools   func(context.Context) v1.ScrapePoolsRetriever
+		rules   func(context.Context) v1.RulesRetriever
+		ams     func(context.Context) v1.AlertmanagerRetriever
 	)
+	if a.ruler != nil {
+		rules = func(context.Context) v1.RulesRetriever { return a.ruler }
+		ams = func(context.Context) v1.AlertmanagerRetriever { return a.ruler }
+	}
 	if a.scraper != nil {
 		m := a.scraper.Manager()
 		targets = func(context.Context) v1.TargetRetriever { return m }
@@ -245,6 +273,8 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		LocalTSDB:     db,
 		Targets:       targets,
 		ScrapePools:   pools,
+		Rules:         rules,
+		Alertmanagers: ams,
 		Scrapers:      a.scraperEndpoints,
 		Ready:         a.readyHandler,
 		Logger:        a.logger.With("component", "api"),
@@ -265,7 +295,15 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	if err != nil {
 		return fmt.Errorf("query api: %w", err)
 	}
-	mux.Handle("/api/v1/", apiHandler.Handler())
+	h := apiHandler.Handler()
+	mux.Handle("/api/v1/", h)
+	if a.ruler != nil {
+		// Only the evaluating ruler knows rule health and live alerts;
+		// a follower forwards these two to it.
+		fwd := a.ruler.ForwardToEvaluator(h)
+		mux.Handle("/api/v1/rules", fwd)
+		mux.Handle("/api/v1/alerts", fwd)
+	}
 	return nil
 }
 
@@ -301,7 +339,7 @@ func (a *App) Registry() *prometheus.Registry { return a.reg }
 // drains HTTP requests, lets the ingester finish in-flight pushes and close
 // its TSDB, and stops gRPC. It returns the first error that ended it.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 4)
+	errc := make(chan error, 6)
 	go func() {
 		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
@@ -352,6 +390,8 @@ func (a *App) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return a.shutdown()
 	}
+	// Rules query the ingesters and send to the notifier: both are up now.
+	a.startRuler(errc)
 	a.ready.Store(true)
 	a.grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.logger.Info("pharos is ready", "roles", a.roles, "http", a.HTTPAddr(), "grpc", a.GRPCAddr())
@@ -419,6 +459,9 @@ func (a *App) shutdown() error {
 	defer cancel()
 
 	var errs []error
+	if err := a.stopRuler(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := a.stopScraper(); err != nil {
 		errs = append(errs, err)
 	}
@@ -464,6 +507,7 @@ func (a *App) shutdown() error {
 
 // closeAll releases what New acquired, for a New that failed half-way.
 func (a *App) closeAll() {
+	_ = a.stopRuler()
 	if a.httpLn != nil {
 		a.httpLn.Close()
 	}
@@ -547,6 +591,11 @@ func (a *App) Reload() (err error) {
 		// one it started with.
 		if err := a.notifier.Reload(); err != nil {
 			return fmt.Errorf("notifier: %w", err)
+		}
+	}
+	if a.ruler != nil {
+		if err := a.ruler.Reload(next.Rules.Files); err != nil {
+			return err
 		}
 	}
 	promCfg := a.scrapeConfigOrEmpty(next)

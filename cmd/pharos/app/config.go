@@ -23,6 +23,7 @@ import (
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
 	"github.com/pharos-tsdb/pharos/querier"
+	"github.com/pharos-tsdb/pharos/ruler"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 )
@@ -39,11 +40,11 @@ const (
 )
 
 // availableRoles are the roles this build implements, in start order.
-var availableRoles = []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper, RoleNotifier}
+var availableRoles = []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper, RoleNotifier, RoleRuler}
 
 // plannedRoles are named in the design but not built yet; asking for one is
 // a clear error rather than a silently missing component.
-var plannedRoles = []string{RoleRuler}
+var plannedRoles = []string{}
 
 //go:embed default.yml
 var defaultConfigYAML []byte
@@ -71,6 +72,9 @@ type Config struct {
 	RawScrape yaml.MapSlice      `yaml:"scrape"`
 	// Scraper is how scrapers share the targets of Scrape.
 	Scraper scraper.Config `yaml:"scraper"`
+	// Rules are Prometheus rule files; Ruler is how rulers evaluate them.
+	Rules ruler.RulesConfig `yaml:"rules"`
+	Ruler ruler.Config      `yaml:"ruler"`
 
 	// file is the configuration file this Config was loaded from, if any.
 	file string
@@ -153,6 +157,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Ring.RegisterFlags(fs)
 	c.Scraper.RegisterFlags(fs)
 	c.Notifier.RegisterFlags(fs)
+	c.Rules.RegisterFlags(fs)
+	c.Ruler.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field, named by its YAML path.
@@ -172,6 +178,7 @@ func (c *Config) Validate() error {
 		{"memberlist", &c.Memberlist},
 		{"ring", &c.Ring},
 		{"scraper", &c.Scraper},
+		{"ruler", &c.Ruler},
 	} {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -184,8 +191,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if !slices.Contains(roles, RoleIngester) && len(c.IngesterClient.Addresses) == 0 && len(c.Memberlist.Join) == 0 &&
-		(slices.Contains(roles, RoleDistributor) || slices.Contains(roles, RoleQuerier)) {
-		return errors.New("ingester_client.addresses: required when this process runs a distributor or querier but no ingester, unless memberlist.join finds the ring")
+		(slices.Contains(roles, RoleDistributor) || slices.Contains(roles, RoleQuerier) || slices.Contains(roles, RoleRuler)) {
+		return errors.New("ingester_client.addresses: required when this process runs a distributor, querier or ruler but no ingester, unless memberlist.join finds the ring")
 	}
 	return nil
 }

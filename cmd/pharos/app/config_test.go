@@ -24,7 +24,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "./data", cfg.Storage.Path)
 	roles, err := cfg.Roles()
 	require.NoError(t, err)
-	require.Equal(t, []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper, RoleNotifier}, roles)
+	require.Equal(t, []string{RoleIngester, RoleDistributor, RoleQuerier, RoleScraper, RoleNotifier, RoleRuler}, roles)
 	// The notifier's data and embedded alertmanager.yml live under the
 	// storage path, and a lone all-in-one process does not gossip.
 	n := cfg.notifierConfig()
@@ -70,7 +70,8 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		"unknown role":      {[]string{"-target=all,bogus"}, `target: unknown role "bogus"`},
-		"planned role":      {[]string{"-target=ruler"}, `target: role "ruler" is not available`},
+		"ruler alone":       {[]string{"-target=ruler"}, "ingester_client.addresses: required"},
+		"bad ruler lease":   {[]string{"-ruler.raft-leader-lease-timeout=2s"}, "ruler: raft_leader_lease_timeout"},
 		"querier alone":     {[]string{"-target=querier"}, "ingester_client.addresses: required"},
 		"bad log level":     {[]string{"-server.log-level=loud"}, "server: log_level"},
 		"bad compression":   {[]string{"-ingester.client.grpc-compression=lz4"}, "ingester_client: grpc_compression"},

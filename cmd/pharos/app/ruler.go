@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/pharos-tsdb/pharos/ingest/distributor"
+	"github.com/pharos-tsdb/pharos/ruler"
+)
+
+// buildRuler builds the ruler role over the process's queryable and engine.
+// Its output (recording rules, ALERTS) goes through the distributor, built
+// here without the remote-write endpoint when this process runs none. With
+// no ruler.alertmanager_url it sends to the notifier of this process.
+func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error {
+	cfg := a.cfg
+	if a.distributor == nil {
+		d, err := distributor.New(cfg.Distributor, dings, a.logger.With("component", "distributor"), a.reg)
+		if err != nil {
+			return fmt.Errorf("ruler distributor: %w", err)
+		}
+		a.distributor = d
+	}
+	var defaultAMs []string
+	switch {
+	case a.notifierLn != nil:
+		defaultAMs = []string{"http://" + loopbackAddr(a.notifierLn.Addr())}
+	case a.notifier != nil:
+		defaultAMs = []string{"http://" + loopbackAddr(a.httpLn.Addr()) + notifierPrefix}
+	}
+	httpURL := cfg.Ruler.HTTPAdvertise
+	if httpURL == "" {
+		httpURL = "http://" + advertiseAddr(a.httpLn.Addr(), len(cfg.Ruler.Peers) == 0)
+	}
+	r, err := ruler.New(ruler.Options{
+		Config:                  cfg.Ruler,
+		Rules:                   cfg.Rules,
+		RaftDir:                 filepath.Join(cfg.Storage.Path, "raft"),
+		Queryable:               a.queryable,
+		Engine:                  a.engine,
+		Appendable:              a.distributor.AppendableV2(),
+		DefaultAlertmanagerURLs: defaultAMs,
+		HTTPURL:                 httpURL,
+		ExternalLabels:          a.promCfg.Load().GlobalConfig.ExternalLabels,
+		Logger:                  a.logger.With("component", "ruler"),
+		Registerer:              a.reg,
+	})
+	if err != nil {
+		return err
+	}
+	a.ruler = r
+	h := r.Handler()
+	mux.Handle("/api/v1/rules/", h)
+	mux.Handle("/api/v1/status/ruler", h)
+	return nil
+}
+
+// startRuler runs the ruler in the background; errc receives a failure.
+func (a *App) startRuler(errc chan<- error) {
+	if a.ruler == nil {
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	a.rulerStop, a.rulerDone = stop, make(chan error, 1)
+	go func() {
+		err := a.ruler.Run(ctx)
+		a.rulerDone <- err
+		if err != nil {
+			errc <- fmt.Errorf("ruler: %w", err)
+		}
+	}()
+}
+
+// stopRuler stops evaluation and sending, and shuts raft down (also when
+// the ruler never ran).
+func (a *App) stopRuler() error {
+	if a.ruler == nil || a.rulerClosed {
+		return nil
+	}
+	// The API handlers keep their reference to the ruler; it answers as
+	// a follower once stopped.
+	a.rulerClosed = true
+	if a.rulerStop == nil {
+		return a.ruler.Close()
+	}
+	a.rulerStop()
+	a.rulerStop = nil
+	if err := <-a.rulerDone; err != nil {
+		return fmt.Errorf("ruler: %w", err)
+	}
+	return nil
+}
