@@ -199,6 +199,9 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	if err := a.registerUI(mux); err != nil {
+		return nil, err
+	}
 	a.registerOperational(mux)
 	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	return a, nil

@@ -38,6 +38,9 @@ func (a *App) registerOperational(mux *http.ServeMux) {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+	if a.has(RoleQuerier) {
+		return // "/" is the UI's (see ui.go)
+	}
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = indexPage.Execute(w, a.roles)

@@ -1,0 +1,265 @@
+// Browser tests of the UI against a real all-in-one pharos: the tutorial's
+// screens (/graph, /targets, /alerts, /config, the notifier) plus /status
+// and /cluster. Every page must load with no console error and no request
+// outside our origin; each test saves screenshots under ../artifacts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startPharos, write, launch, watch, screenshot, poll } from './harness.mjs';
+
+let pharos;
+let browser;
+
+before(async () => {
+  pharos = await startPharos();
+  browser = await launch();
+  for (let i = 0; i < 3; i++) write(pharos.url, `ui_pushed{env="dev",node="n${i}"}`, 40 + i);
+  // The exporter's three nodes arrive through scraping.
+  await poll(async () => {
+    const r = await (await fetch(`${pharos.url}/api/v1/query?query=count(kube_node_info)`)).json();
+    return r.data.result.length === 1 && r.data.result[0].value[1] === '3';
+  }, { timeoutMs: 60000, what: 'kube_node_info scraped' });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (pharos) await pharos.stop();
+});
+
+// page opens a fresh page on path and returns it with its problem list.
+async function open(path, opts = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, colorScheme: opts.colorScheme || 'light' });
+  const page = await ctx.newPage();
+  const problems = watch(page, pharos.url, opts);
+  await page.goto(pharos.url + path);
+  return { page, problems, close: () => ctx.close() };
+}
+
+const allowRuler = { allow404: ['/api/v1/status/ruler'] };
+
+test('/ redirects to /graph', async () => {
+  const { page, problems, close } = await open('/');
+  assert.equal(new URL(page.url()).pathname, '/graph');
+  await page.locator('textarea[aria-label="expression"]').waitFor();
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('graph: kube_node_info and count(kube_node_info) in table and graph', async () => {
+  const { page, problems, close } = await open('/graph');
+  const expr = page.locator('textarea[aria-label="expression"]').first();
+  await expr.click();
+  await expr.pressSequentially('kube_node_inf');
+  // Autocomplete offers the metric name; Tab accepts it.
+  await page.locator('.completions li', { hasText: 'kube_node_info' }).first().waitFor();
+  await expr.press('Tab');
+  assert.equal(await expr.inputValue(), 'kube_node_info');
+  await page.getByRole('button', { name: 'Execute' }).click();
+  await page.locator('.result-table tbody tr').nth(2).waitFor();
+  assert.equal(await page.locator('.result-table tbody tr').count(), 3);
+  assert.match(await page.locator('.result-table').innerText(), /node="aks-nodepool1-0"/);
+  await screenshot(page, 'graph-table-kube_node_info');
+
+  // Enter executes, as in Prometheus.
+  await expr.fill('count(kube_node_info)');
+  await expr.press('Enter');
+  await poll(async () => (await page.locator('.result-table tbody tr').count()) === 1, { what: 'one row' });
+  assert.match(await page.locator('.result-table tbody tr td.value').innerText(), /^3$/);
+  await screenshot(page, 'graph-table-count');
+
+  // The URL reproduces the panel.
+  const u = new URL(page.url());
+  assert.equal(u.searchParams.get('g0.expr'), 'count(kube_node_info)');
+
+  await page.getByRole('tab', { name: 'Graph' }).click();
+  await page.locator('.chart canvas').waitFor();
+  // The node has run for seconds only: a 1m range at 1s resolution gives
+  // the line some length.
+  const range = page.locator('input[aria-label="range"]');
+  await range.fill('1m');
+  await range.press('Enter');
+  await poll(async () => /Resolution: 1s/.test(await page.locator('.graph-view .stats').innerText()), { what: '1s resolution' });
+  const stats = await page.locator('.graph-view .stats').innerText();
+  assert.match(stats, /Result series: 1/);
+  // The series is drawn: axes and grid are grey, so count coloured pixels.
+  const drawn = await page.locator('.chart canvas').evaluate((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let colored = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] > 0 && Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 60) colored++;
+    }
+    return colored;
+  });
+  assert.ok(drawn > 100, `canvas has ${drawn} coloured pixels`);
+  await screenshot(page, 'graph-graph-count');
+  assert.equal(new URL(page.url()).searchParams.get('g0.tab'), 'graph');
+
+  // A link with the state opens the same panel, already executed.
+  const { page: p2, problems: pr2, close: c2 } = await open(new URL(page.url()).pathname + new URL(page.url()).search);
+  await p2.locator('.chart canvas').waitFor();
+  assert.equal(await p2.locator('textarea[aria-label="expression"]').inputValue(), 'count(kube_node_info)');
+  assert.deepEqual(pr2, []);
+  await c2();
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('graph: several panels, Ctrl+Enter, stacked, pushed series', async () => {
+  const { page, problems, close } = await open('/graph?g0.expr=ui_pushed&g0.tab=table');
+  await page.locator('.result-table tbody tr').nth(2).waitFor();
+  await page.getByRole('button', { name: '+ Add panel' }).click();
+  const second = page.locator('textarea[aria-label="expression"]').nth(1);
+  await second.fill('sum(ui_pushed)');
+  await second.press('Control+Enter');
+  await page.locator('.panel').nth(1).locator('.result-table td.value', { hasText: '123' }).waitFor();
+  await page.locator('.panel').nth(1).getByRole('tab', { name: 'Graph' }).click();
+  await page.locator('.panel').nth(1).locator('input[type="checkbox"]').check();
+  await page.locator('.panel').nth(1).locator('.chart canvas').waitFor();
+  const u = new URL(page.url());
+  assert.equal(u.searchParams.get('g1.expr'), 'sum(ui_pushed)');
+  assert.equal(u.searchParams.get('g1.display_mode'), 'stacked');
+  await screenshot(page, 'graph-two-panels');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('targets: every target with health, a dead exporter red with its error', async () => {
+  const { page, problems, close } = await open('/targets');
+  await poll(async () => (await page.locator('.targets-table tbody tr').count()) === 3, { what: 'three targets', timeoutMs: 20000 });
+  const dead = page.locator('.pool[data-pool="node-exporter"] tbody tr');
+  await poll(async () => (await dead.locator('.badge').innerText()) === 'DOWN', { what: 'dead exporter down', timeoutMs: 20000 });
+  assert.match(await dead.locator('.error-text').innerText(), /refused|connect/i);
+  assert.equal(await dead.evaluate((tr) => getComputedStyle(tr.querySelector('.badge')).color), 'rgb(207, 34, 46)');
+  const ksm = page.locator('.pool[data-pool="kube-state-metrics"] tbody tr');
+  await poll(async () => (await ksm.locator('.badge').innerText()) === 'UP', { what: 'exporter up' });
+  assert.notEqual((await ksm.locator('td.owner').innerText()).trim(), '');
+  await screenshot(page, 'targets');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('alerts: rule groups, states and + info', async () => {
+  const { page, problems, close } = await open('/alerts');
+  if (!pharos.rules) {
+    // This build has no ruler: the page says so instead of failing.
+    await page.locator('text=No alerting rules are loaded.').waitFor();
+    await screenshot(page, 'alerts-no-ruler');
+    assert.deepEqual(problems, []);
+    await close();
+    return;
+  }
+  const rule = page.locator('.alert-rule[data-name="TooManyNodes"]');
+  await rule.waitFor({ timeout: 30000 });
+  await screenshot(page, 'alerts-initial');
+  // Pending (yellow) once evaluated, then firing (red) after for: 1m.
+  await poll(async () => ['pending', 'firing'].includes(await rule.getAttribute('data-state')), { what: 'TooManyNodes pending', timeoutMs: 60000 });
+  if ((await rule.getAttribute('data-state')) === 'pending') await screenshot(page, 'alerts-pending');
+  await poll(async () => (await rule.getAttribute('data-state')) === 'firing', { what: 'TooManyNodes firing', timeoutMs: 150000, intervalMs: 1000 });
+  assert.equal(await rule.evaluate((el) => getComputedStyle(el).borderLeftColor), 'rgb(207, 34, 46)');
+  await rule.getByText('+ info').click();
+  const body = await rule.locator('.rule-body').innerText();
+  assert.match(body, /severity: notify/);
+  assert.match(body, /Cluster increased/);
+  await screenshot(page, 'alerts-firing');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('config shows the effective configuration', async () => {
+  const { page, problems, close } = await open('/config');
+  const pre = page.locator('pre.config-yaml');
+  await pre.waitFor();
+  assert.match(await pre.innerText(), /job_name: kube-state-metrics/);
+  await screenshot(page, 'config');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('status: build, runtime, TSDB and flags; dark theme', async () => {
+  const { page, problems, close } = await open('/status', { colorScheme: 'dark' });
+  await page.locator('text=Build information').waitFor();
+  await page.locator('text=Number of series').waitFor();
+  await page.locator('.flags tbody tr').first().waitFor();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  await screenshot(page, 'status-dark');
+  // The theme button cycles auto → light → dark.
+  await page.locator('button.theme').click();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+  await screenshot(page, 'status-light');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('cluster: ring members, ruler, notifier', async () => {
+  const { page, problems, close } = await open('/cluster', allowRuler);
+  const row = page.locator('.ring-table tbody tr').first();
+  await row.waitFor();
+  assert.match(await row.innerText(), /ACTIVE/);
+  assert.match(await row.innerText(), /100\.0%/);
+  await page.locator('.card.ruler').locator('.ruler-leader, .not-running').first().waitFor();
+  await page.locator('.card.notifier').locator('text=Cluster status').waitFor();
+  await screenshot(page, 'cluster');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('notifier: alert listed, silence created there appears in API v2, then expired', async () => {
+  // Without a ruler the alert comes straight through API v2, as a ruler sends it.
+  const now = new Date();
+  const alert = [{
+    labels: { alertname: 'TooManyNodes', severity: 'notify' },
+    annotations: { summary: 'Cluster increased', description: 'The number of the nodes in the cluster increased' },
+    startsAt: now.toISOString(),
+    endsAt: new Date(now.getTime() + 3600e3).toISOString(),
+    generatorURL: pharos.url + '/graph?g0.expr=count(kube_node_info)',
+  }];
+  const pr = await fetch(`${pharos.url}/alertmanager/api/v2/alerts`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(alert) });
+  assert.equal(pr.status, 200);
+
+  const { page, problems, close } = await open('/alertmanager/#/alerts');
+  const item = page.locator('.am-alert[data-alertname="TooManyNodes"]').first();
+  await item.waitFor({ timeout: 30000 });
+  await item.getByRole('button', { name: '+ Info' }).click();
+  assert.match(await item.innerText(), /Cluster increased/);
+  await screenshot(page, 'notifier-alerts');
+
+  await item.getByRole('link', { name: 'Silence' }).click();
+  const form = page.locator('form.silence-form');
+  await form.waitFor();
+  assert.match(await form.locator('input[name="matchers"]').inputValue(), /alertname="TooManyNodes"/);
+  await form.locator('input[name="createdBy"]').fill('ui-test');
+  await form.locator('textarea[name="comment"]').fill('silenced from the browser test');
+  await screenshot(page, 'notifier-new-silence');
+  await form.getByRole('button', { name: 'Create' }).click();
+  const id = (await page.locator('code.silence-id').innerText()).trim();
+  assert.match(id, /^[0-9a-f-]{36}$/);
+
+  const silences = await (await fetch(`${pharos.url}/alertmanager/api/v2/silences`)).json();
+  const s = silences.find((x) => x.id === id);
+  assert.ok(s, 'silence visible in API v2');
+  assert.equal(s.status.state, 'active');
+  assert.equal(s.createdBy, 'ui-test');
+  assert.ok(s.matchers.some((m) => m.name === 'alertname' && m.value === 'TooManyNodes' && m.isEqual));
+
+  await page.goto(pharos.url + '/alertmanager/#/silences');
+  const row = page.locator(`.silence[data-id="${id}"]`);
+  await row.waitFor();
+  await screenshot(page, 'notifier-silences');
+  await row.getByRole('button', { name: 'Expire' }).click();
+  await poll(async () => {
+    const r = await (await fetch(`${pharos.url}/alertmanager/api/v2/silence/${id}`)).json();
+    return r.status.state === 'expired';
+  }, { what: 'silence expired' });
+  await page.getByRole('tab', { name: /Expired/ }).click();
+  await page.locator(`.silence[data-id="${id}"]`).waitFor();
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('rules page lists groups or says none are loaded', async () => {
+  const { page, problems, close } = await open('/rules');
+  if (pharos.rules) await page.locator('.rules-table').first().waitFor();
+  else await page.locator('text=No rule groups loaded.').waitFor();
+  await screenshot(page, 'rules');
+  assert.deepEqual(problems, []);
+  await close();
+});
