@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,6 +103,41 @@ func BenchmarkAPIPostAlerts(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		post(b, h, bodies[i%len(bodies)])
 	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "alerts/s")
+}
+
+// BenchmarkAPIPostAlertsHTTP is BenchmarkAPIPostAlerts through a real
+// loopback HTTP server and client, as a ruler posts, with two posters.
+func BenchmarkAPIPostAlertsHTTP(b *testing.B) {
+	const active, groups, batch = 10000, 100, 100
+	n := startBench(b, "1h", func() {})
+	srv := httptest.NewServer(n.Handler())
+	b.Cleanup(srv.Close)
+	ends := time.Now().Add(time.Hour)
+	bodies := make([][]byte, 0, active/batch)
+	for i := 0; i < active; i += batch {
+		bodies = append(bodies, alertBatch(i, batch, groups, ends))
+		post(b, n.Handler(), bodies[len(bodies)-1])
+	}
+	var next atomic.Int64
+	b.SetParallelism(1) // GOMAXPROCS posters
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			body := bodies[int(next.Add(1))%len(bodies)]
+			resp, err := srv.Client().Post(srv.URL+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("post alerts: %d", resp.StatusCode)
+				return
+			}
+		}
+	})
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "alerts/s")
 }
 

@@ -1,15 +1,20 @@
 // Package alerting is the Pharos notifier role: an embedded, unmodified
-// Prometheus Alertmanager (v0.34.x, via its app package) with routing,
-// grouping, inhibition, silences, the notification log, every upstream
-// integration, API v2, /-/reload and memberlist gossip for HA
-// de-duplication.
+// Prometheus Alertmanager (v0.34.x) with routing, grouping, inhibition,
+// silences, the notification log, every upstream integration, API v2,
+// /-/reload and memberlist gossip for HA de-duplication.
 //
 // Routing and notifying are never re-implemented here: the Notifier wires
 // the upstream config, dispatch, notify, silence, nflog, inhibit,
 // provider/mem, cluster and api packages exactly as upstream app/app.go
 // does. The upstream app package itself cannot be imported (its ui
 // package embeds build output missing from the module zip), so its
-// reloader and metrics are copied verbatim. Handler serves API v2 and
-// /-/reload under the caller's route prefix on the caller's mux; /metrics
-// is left to the caller's registry.
+// reloader and metrics are copied verbatim. Handler serves API v2,
+// /-/reload, /-/healthy and /-/ready under the caller's route prefix ("" for
+// the root, as a stand-alone Alertmanager); the caller owns the listener
+// and /metrics.
+//
+// Configuration loading adds two things to upstream's (validate.go): a
+// refused alertmanager.yml is reported with the YAML path at fault, and
+// templated receiver fields are parsed at load time rather than at the
+// first notification.
 package alerting

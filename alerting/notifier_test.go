@@ -276,6 +276,7 @@ func alertNamed(name string, ends time.Time) []map[string]any {
 }
 
 func TestHASlackExactlyOnce(t *testing.T) {
+	t.Parallel()
 	slack := newFakeSlack(t)
 	dir := t.TempDir()
 	cfgFile := writeTutorialConfig(t, dir, slack.srv.URL)
@@ -364,6 +365,7 @@ func silenceIDs(t *testing.T, r *replica) []string {
 }
 
 func TestSilenceGossipAndPersistence(t *testing.T) {
+	t.Parallel()
 	slack := newFakeSlack(t)
 	dir := t.TempDir()
 	cfgFile := writeTutorialConfig(t, dir, slack.srv.URL)
@@ -411,4 +413,40 @@ func TestSilenceGossipAndPersistence(t *testing.T) {
 	for _, r := range rs {
 		r.stop(t)
 	}
+}
+
+// TestMetricNames: the upstream alertmanager metric names operators'
+// dashboards and alerts use are exported, notification counters per
+// integration from the start.
+func TestMetricNames(t *testing.T) {
+	slack := newFakeSlack(t)
+	r := startReplica(t, writeTutorialConfig(t, t.TempDir(), slack.srv.URL), t.TempDir(), nil)
+	defer r.stop(t)
+	mfs, err := r.reg.Gather()
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{
+		"alertmanager_notifications_total",
+		"alertmanager_notifications_failed_total",
+		"alertmanager_notification_requests_total",
+		"alertmanager_notification_latency_seconds",
+		"alertmanager_alerts_received_total",
+		"alertmanager_silences",
+		"alertmanager_nflog_queries_total",
+		"alertmanager_config_last_reload_successful",
+		"alertmanager_cluster_enabled",
+		"alertmanager_cluster_members",
+		"alertmanager_cluster_health_score",
+		"alertmanager_cluster_peer_info",
+		"alertmanager_cluster_messages_received_total",
+		"alertmanager_cluster_messages_sent_total",
+		"alertmanager_cluster_failed_peers",
+		"alertmanager_peer_position",
+	} {
+		require.True(t, names[n], "missing metric %s", n)
+	}
+	require.Zero(t, counter(t, r.reg, "alertmanager_notifications_total", "integration", "slack"))
 }

@@ -140,7 +140,11 @@ func TestNotifierRoleOwnListener(t *testing.T) {
 
 	code, body = httpGet(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
-	for _, name := range []string{"alertmanager_alerts_received_total", "alertmanager_cluster_enabled 1", "go_goroutines"} {
+	for _, name := range []string{
+		"alertmanager_alerts_received_total", "alertmanager_notifications_total{integration=\"slack\"}",
+		"alertmanager_notifications_failed_total{integration=\"slack\",reason=", "alertmanager_cluster_enabled 1",
+		"alertmanager_cluster_members 1", "alertmanager_cluster_health_score", "go_goroutines",
+	} {
 		require.Contains(t, body, name)
 	}
 
