@@ -10,11 +10,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
@@ -320,12 +322,19 @@ func parseGroup(body []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.Rul
 		b.WriteString(line)
 		b.WriteByte('\n')
 	}
+	if logger == nil {
+		logger = promslog.NewNopLogger()
+	}
 	rgs, errs := rulefmt.Parse([]byte(b.String()), false, model.UTF8Validation, p, logger)
 	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, err := range errs {
-			// The wrapper added one line above the body.
-			msgs[i] = lineCol.ReplaceAllStringFunc(err.Error(), shiftLines)
+		var msgs []string
+		for _, err := range errs {
+			// The wrapper added one line and two columns to the body.
+			// A decoding error comes twice (rules and line positions are
+			// decoded separately); say it once.
+			if m := lineCol.ReplaceAllStringFunc(err.Error(), shiftLines); !slices.Contains(msgs, m) {
+				msgs = append(msgs, m)
+			}
 		}
 		return nil, fmt.Errorf("invalid rule group: %s", strings.Join(msgs, "; "))
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
 )
@@ -184,11 +185,44 @@ func newFSM() *fsm {
 // Apply implements raft.FSM. An invalid entry is answered with an error
 // value and changes nothing; it never panics, since every replica applies it.
 func (f *fsm) Apply(l *raft.Log) any {
-	var c command
-	if err := json.Unmarshal(l.Data, &c); err != nil {
+	c, err := decodeCommand(l.Data)
+	if err != nil {
 		return fmt.Errorf("decode log entry %d: %w", l.Index, err)
 	}
-	return f.applyCommand(&c)
+	return f.applyCommand(c)
+}
+
+// Log entries are JSON; large ones (alert state of big groups, where label
+// sets repeat) are snappy-compressed behind a marker byte JSON never
+// starts with.
+const (
+	compressedMarker   = 's'
+	compressAboveBytes = 1024
+)
+
+func encodeCommand(c *command) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) <= compressAboveBytes {
+		return b, nil
+	}
+	return append([]byte{compressedMarker}, snappy.Encode(nil, b)...), nil
+}
+
+func decodeCommand(data []byte) (*command, error) {
+	if len(data) > 0 && data[0] == compressedMarker {
+		var err error
+		if data, err = snappy.Decode(nil, data[1:]); err != nil {
+			return nil, err
+		}
+	}
+	var c command
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 func (f *fsm) applyCommand(c *command) error {

@@ -2,7 +2,6 @@ package ruler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -504,7 +503,7 @@ func forEachAlertingRule(g *rules.Group, f func(key string, ar *rules.AlertingRu
 
 // apply commits one command on the leader.
 func (r *Ruler) apply(c *command) error {
-	b, err := json.Marshal(c)
+	b, err := encodeCommand(c)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", c.Op, err)
 	}

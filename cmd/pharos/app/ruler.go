@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"path/filepath"
 
+	"github.com/prometheus/prometheus/discovery"
+
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/ruler"
 )
@@ -30,6 +32,17 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 	case a.notifier != nil:
 		defaultAMs = []string{"http://" + loopbackAddr(a.httpLn.Addr()) + notifierPrefix}
 	}
+	// A registry holds the per-mechanism SD metrics once: share the
+	// scraper's, or register them here for the notify discovery.
+	var sdMetrics *discovery.SDMetrics
+	if a.scraper != nil {
+		sdMetrics = a.scraper.SDMetrics()
+	} else {
+		var err error
+		if sdMetrics, err = discovery.CreateAndRegisterSDMetrics(a.reg); err != nil {
+			return fmt.Errorf("ruler: service discovery metrics: %w", err)
+		}
+	}
 	httpURL := cfg.Ruler.HTTPAdvertise
 	if httpURL == "" {
 		httpURL = "http://" + advertiseAddr(a.httpLn.Addr(), len(cfg.Ruler.Peers) == 0)
@@ -46,6 +59,7 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 		ExternalLabels:          a.promCfg.Load().GlobalConfig.ExternalLabels,
 		Logger:                  a.logger.With("component", "ruler"),
 		Registerer:              a.reg,
+		SDMetrics:               sdMetrics,
 	})
 	if err != nil {
 		return err
