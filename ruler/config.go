@@ -142,7 +142,10 @@ func (s *stringList) String() string {
 	return strings.Join(*s, ",")
 }
 
+// Set replaces the list: flags are applied more than once when a config
+// file is laid between defaults and explicit flags.
 func (s *stringList) Set(v string) error {
+	*s = nil
 	for p := range strings.SplitSeq(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			*s = append(*s, p)

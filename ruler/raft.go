@@ -152,7 +152,7 @@ func (n *raftNode) bootstrap(ctx context.Context, peers []string, logger *slog.L
 		if !slices.Contains(peers, string(n.addr)) {
 			return fmt.Errorf("ruler.peers %v do not include this ruler's raft address %q; set ruler.raft-advertise to the form used in the list", peers, n.addr)
 		}
-		for _, p := range peers {
+		for _, p := range slices.Compact(slices.Sorted(slices.Values(peers))) {
 			servers = append(servers, raft.Server{ID: raft.ServerID(p), Address: raft.ServerAddress(p)})
 		}
 	default:

@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/prometheus/common/model"
@@ -118,9 +119,12 @@ func (a *appender) addMetadata(family string, ls labels.Labels, typ model.Metric
 	if a.meta == nil {
 		a.meta = map[string]struct{}{}
 	}
+	// The scrape loop's strings point into its read buffer, which goes
+	// back to a shared pool before Commit: keep copies.
+	family = strings.Clone(family)
 	a.meta[family] = struct{}{}
 	a.req.Metadata = append(a.req.Metadata, &ingesterpb.MetricMetadata{
-		Type: ingesterpb.MetricTypeFromModel(typ), MetricFamilyName: family, Help: help, Unit: unit,
+		Type: ingesterpb.MetricTypeFromModel(typ), MetricFamilyName: family, Help: strings.Clone(help), Unit: strings.Clone(unit),
 	})
 }
 

@@ -1,9 +1,12 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -109,8 +112,15 @@ func TestAllInOneRulerReplaysTheTutorial(t *testing.T) {
 		return tm.Name == "TooManyNodes" && tm.Health == "ok" && tm.State == "inactive"
 	}, 20*time.Second, 100*time.Millisecond)
 
-	// Reload with `> 0`: pending first, then firing after `for`.
-	require.NoError(t, os.WriteFile(rulesFile, []byte(tutorialRulesFor("> 0", "3s")), 0o644))
+	// Reload with `> 0`: pending first, then firing after `for`. A third
+	// rule in the same group reads the ALERTS series the first one writes,
+	// as the alert generator specification requires.
+	derived := `  - alert: NodesAlertSeen
+    expr: ALERTS{alertname="TooManyNodes",alertstate="firing"}
+    labels:
+      severity: info
+`
+	require.NoError(t, os.WriteFile(rulesFile, []byte(tutorialRulesFor("> 0", "3s")+derived), 0o644))
 	resp, err := http.Post(base+"/-/reload", "", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -130,18 +140,29 @@ func TestAllInOneRulerReplaysTheTutorial(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var r alertsResp
 		rulerGetJSON(t, base+"/api/v1/alerts", &r)
-		if len(r.Data.Alerts) != 1 {
-			return false
+		for _, al := range r.Data.Alerts {
+			if al.Labels["alertname"] != "TooManyNodes" {
+				continue
+			}
+			require.Equal(t, "Cluster increased", al.Annotations["summary"])
+			if al.State == "pending" {
+				sawPending = true
+			}
+			return al.State == "firing"
 		}
-		al := r.Data.Alerts[0]
-		require.Equal(t, "TooManyNodes", al.Labels["alertname"])
-		require.Equal(t, "Cluster increased", al.Annotations["summary"])
-		if al.State == "pending" {
-			sawPending = true
-		}
-		return al.State == "firing"
+		return false
 	}, 30*time.Second, 50*time.Millisecond)
 	require.True(t, sawPending, "the alert went firing without being pending first")
+	require.Eventually(t, func() bool {
+		var r alertsResp
+		rulerGetJSON(t, base+"/api/v1/alerts", &r)
+		for _, al := range r.Data.Alerts {
+			if al.Labels["alertname"] == "NodesAlertSeen" && al.State == "firing" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond, "a rule reading ALERTS of an earlier rule in its group")
 
 	// The embedded notifier has it, and ALERTS is queryable.
 	require.Eventually(t, func() bool {
@@ -150,8 +171,12 @@ func TestAllInOneRulerReplaysTheTutorial(t *testing.T) {
 			Annotations map[string]string `json:"annotations"`
 		}
 		rulerGetJSON(t, base+"/alertmanager/api/v2/alerts", &alerts)
-		return len(alerts) == 1 && alerts[0].Labels["alertname"] == "TooManyNodes" &&
-			alerts[0].Annotations["description"] == "The number of the nodes in the cluster increased"
+		for _, al := range alerts {
+			if al.Labels["alertname"] == "TooManyNodes" && al.Annotations["description"] == "The number of the nodes in the cluster increased" {
+				return true
+			}
+		}
+		return false
 	}, 15*time.Second, 100*time.Millisecond)
 	require.Eventually(t, func() bool {
 		r := instantQuery(t, base, `ALERTS{alertname="TooManyNodes",alertstate="firing"}`)
@@ -160,7 +185,7 @@ func TestAllInOneRulerReplaysTheTutorial(t *testing.T) {
 
 	// An invalid rule file is refused on reload, naming file, line, group
 	// and rule; the old rules keep running.
-	require.NoError(t, os.WriteFile(rulesFile, []byte(strings.Replace(tutorialRulesFor("> 0", "3s"), "count(kube_node_info) < 1", "count(kube_node_info <", 1)), 0o644))
+	require.NoError(t, os.WriteFile(rulesFile, []byte(strings.Replace(tutorialRulesFor("> 0", "3s")+derived, "count(kube_node_info) < 1", "count(kube_node_info <", 1)), 0o644))
 	resp, err = http.Post(base+"/-/reload", "", nil)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
@@ -169,6 +194,108 @@ func TestAllInOneRulerReplaysTheTutorial(t *testing.T) {
 	require.Contains(t, string(body), rulesFile+": 14:11: group \"nodes\", rule 2, \"TooFewNodes\": could not parse expression")
 	var r alertsResp
 	rulerGetJSON(t, base+"/api/v1/alerts", &r)
-	require.Len(t, r.Data.Alerts, 1)
-	require.Equal(t, "firing", r.Data.Alerts[0].State)
+	require.Len(t, r.Data.Alerts, 2, "the old rules keep running")
+	for _, al := range r.Data.Alerts {
+		require.Equal(t, "firing", al.State)
+	}
+}
+
+// TestRulersShareRulesAcrossProcesses runs three processes with a ruler
+// each, peers of one raft cluster over TCP: a rule group posted to a
+// follower's HTTP API is committed, evaluated by the leader, and the
+// follower's /api/v1/rules answers with the leader's live state.
+func TestRulersShareRulesAcrossProcesses(t *testing.T) {
+	var raftAddrs []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		raftAddrs = append(raftAddrs, l.Addr().String())
+		l.Close()
+	}
+	var apps []*App
+	for i := range 3 {
+		dir := t.TempDir()
+		cfg, err := Load([]string{
+			"-server.http-listen=127.0.0.1:0",
+			"-server.grpc-listen=127.0.0.1:0",
+			"-storage.path=" + dir,
+			"-ruler.raft-bind=" + raftAddrs[i],
+			"-ruler.peers=" + strings.Join(raftAddrs, ","),
+			"-ruler.evaluation-interval=1s",
+		})
+		require.NoError(t, err)
+		a, err := New(cfg, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+		apps = append(apps, a)
+	}
+	mode := func(a *App) string {
+		var st struct {
+			Data struct {
+				Mode string `json:"mode"`
+			} `json:"data"`
+		}
+		if rulerGetJSON(t, "http://"+a.HTTPAddr()+"/api/v1/status/ruler", &st) != http.StatusOK {
+			return ""
+		}
+		return st.Data.Mode
+	}
+	var leader, follower *App
+	require.Eventually(t, func() bool {
+		leader, follower = nil, nil
+		for _, a := range apps {
+			switch mode(a) {
+			case "leader":
+				leader = a
+			case "follower":
+				follower = a
+			}
+		}
+		return leader != nil && follower != nil
+	}, 30*time.Second, 50*time.Millisecond)
+
+	group := "name: shared\ninterval: 1s\nrules:\n- alert: Always\n  expr: vector(1)\n  labels:\n    severity: notify\n"
+	require.Eventually(t, func() bool {
+		resp, err := http.Post("http://"+follower.HTTPAddr()+"/api/v1/rules/team-a", "application/yaml", strings.NewReader(group))
+		require.NoError(t, err)
+		resp.Body.Close()
+		// 503 until the follower has learned the leader's HTTP address.
+		return resp.StatusCode == http.StatusAccepted
+	}, 10*time.Second, 50*time.Millisecond)
+
+	type rulesResp struct {
+		Data struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				File  string `json:"file"`
+				Rules []struct {
+					Name   string `json:"name"`
+					Health string `json:"health"`
+					State  string `json:"state"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	for _, a := range apps {
+		require.Eventually(t, func() bool {
+			var r rulesResp
+			if rulerGetJSON(t, "http://"+a.HTTPAddr()+"/api/v1/rules", &r) != http.StatusOK || len(r.Data.Groups) != 1 {
+				return false
+			}
+			g := r.Data.Groups[0]
+			return g.Name == "shared" && g.File == "api:team-a" && g.Rules[0].Health == "ok" && g.Rules[0].State == "firing"
+		}, 20*time.Second, 100*time.Millisecond, "rules seen through %s", a.HTTPAddr())
+	}
+	resp, err := http.Get("http://" + follower.HTTPAddr() + "/api/v1/rules/team-a")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "team-a:\n  - name: shared")
 }
