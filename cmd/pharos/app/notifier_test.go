@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +154,91 @@ func TestNotifierRoleOwnListener(t *testing.T) {
 	// Nothing of the notifier on the main server in this mode.
 	code, _ = httpGet(t, "http://"+a.HTTPAddr()+"/alertmanager/api/v2/status")
 	require.Equal(t, http.StatusNotFound, code)
+}
+
+// freeGossipPort finds a port free for TCP and UDP on every host, as a
+// memberlist address needs both.
+func freeGossipPort(t *testing.T, hosts ...string) int {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
+		require.NoError(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for _, h := range hosts {
+			l, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+			u, err := net.ListenPacket("udp", net.JoinHostPort(h, strconv.Itoa(port)))
+			if err != nil {
+				ok = false
+				break
+			}
+			u.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no port free on all hosts")
+	return 0
+}
+
+// TestAllInOneNotifierPeersFromJoin: two all-in-one nodes that only name
+// each other in memberlist.join form one notifier cluster, without
+// notifier.peers. Like two hosts sharing one config, they use the same
+// notifier cluster port, on two loopback addresses.
+func TestAllInOneNotifierPeersFromJoin(t *testing.T) {
+	hosts := []string{"127.0.0.1", "127.0.0.2"}
+	notifierPort := strconv.Itoa(freeGossipPort(t, hosts...))
+	gossip := []string{
+		net.JoinHostPort(hosts[0], strconv.Itoa(freeGossipPort(t, hosts[0]))),
+		net.JoinHostPort(hosts[1], strconv.Itoa(freeGossipPort(t, hosts[1]))),
+	}
+	var apps []*App
+	for i, h := range hosts {
+		dir := t.TempDir()
+		cfg, err := Load([]string{
+			"-server.http-listen=" + h + ":0",
+			"-server.grpc-listen=" + h + ":0",
+			"-storage.path=" + filepath.Join(dir, "data"),
+			"-memberlist.bind=" + gossip[i],
+			"-memberlist.join=" + gossip[1-i],
+			"-memberlist.join-retry-interval=50ms",
+			"-ring.replication-factor=1",
+			"-notifier.cluster-bind=" + net.JoinHostPort(h, notifierPort),
+		})
+		require.NoError(t, err)
+		require.Empty(t, cfg.Notifier.Peers)
+		a, err := New(cfg, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+		apps = append(apps, a)
+	}
+	for _, a := range apps {
+		require.Eventually(t, func() bool {
+			code, body := httpGet(t, "http://"+a.HTTPAddr()+"/alertmanager/api/v2/status")
+			if code != http.StatusOK {
+				return false
+			}
+			var st struct {
+				Cluster struct {
+					Peers []struct {
+						Address string `json:"address"`
+					} `json:"peers"`
+				} `json:"cluster"`
+			}
+			return json.Unmarshal([]byte(body), &st) == nil && len(st.Cluster.Peers) == 2
+		}, 30*time.Second, 50*time.Millisecond)
+	}
 }
