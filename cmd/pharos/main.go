@@ -20,9 +20,20 @@ func main() {
 	case errors.Is(err, app.ErrPrintVersion):
 		fmt.Println(version.Print("pharos"))
 		return
+	case errors.Is(err, app.ErrConfigInvalid):
+		fmt.Fprintln(os.Stderr, "pharos:", err)
+		os.Exit(1)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "pharos:", err)
 		os.Exit(2)
+	}
+	if cfg.VerifyOnly() {
+		if err := app.Verify(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "pharos:", err)
+			os.Exit(1)
+		}
+		fmt.Println("OK")
+		return
 	}
 	logger, err := app.NewLogger(cfg.Server, os.Stderr)
 	if err != nil {

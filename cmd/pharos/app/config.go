@@ -83,6 +83,8 @@ type Config struct {
 	args []string
 	// flags holds every flag's value as loaded.
 	flags map[string]string
+	// verifyOnly is -config.verify: check the configuration and exit.
+	verifyOnly bool
 }
 
 // ServerConfig holds the listeners and process-wide settings.
@@ -230,11 +232,17 @@ func (c *Config) File() string { return c.file }
 // Load builds the configuration from command-line arguments: flag defaults,
 // then the file named by -config.file (or the embedded default), then the
 // flags given explicitly. It does not validate.
-func Load(args []string) (*Config, error) {
+func Load(args []string) (_ *Config, err error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet("pharos", flag.ContinueOnError)
 	var file string
 	var expandEnv, printVersion bool
+	fs.BoolVar(&cfg.verifyOnly, "config.verify", false, "Check the configuration and the files it names (alertmanager.yml, rule files) as a start would, print OK or the error, and exit 0 or 1.")
+	defer func() {
+		if err != nil && cfg.verifyOnly && !errors.Is(err, ErrPrintVersion) {
+			err = fmt.Errorf("%w: %w", ErrConfigInvalid, err)
+		}
+	}()
 	fs.StringVar(&file, "config.file", "", "Pharos YAML configuration file. Without it, an embedded all-in-one configuration that scrapes itself is used.")
 	fs.BoolVar(&expandEnv, "config.expand-env", false, "Expand ${VAR} and ${VAR:default} references to environment variables in the configuration file.")
 	fs.BoolVar(&printVersion, "version", false, "Print the version and exit.")
