@@ -18,7 +18,7 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: all build run test test-short lint bench proto proto-tools tools clean
+.PHONY: all build run test test-short lint bench proto proto-tools tools clean e2e
 
 all: build
 
@@ -30,6 +30,13 @@ run: build
 
 test:
 	$(GO) test -race -timeout 25m $(PKGS)
+
+# End-to-end scenarios: the built binary on hosts made of network namespaces,
+# with faults. Needs root, iproute2 and iptables. A failed scenario leaves its
+# processes' logs and metrics under bin/e2e-artifacts.
+E2E_RUN ?= .
+e2e:
+	$(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
 
 test-short:
 	$(GO) test -short $(PKGS)
