@@ -35,6 +35,7 @@ import (
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/querier/api"
+	"github.com/pharos-tsdb/pharos/querier/frontend"
 	"github.com/pharos-tsdb/pharos/ruler"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
@@ -298,7 +299,9 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	if err != nil {
 		return fmt.Errorf("query api: %w", err)
 	}
-	h := apiHandler.Handler()
+	// The query frontend splits and caches range queries; everything
+	// else passes through it to the upstream handler.
+	h := http.Handler(frontend.New(a.cfg.QueryFrontend, apiHandler.Handler(), a.logger.With("component", "query frontend"), reg))
 	mux.Handle("/api/v1/", h)
 	if a.ruler != nil {
 		// Only the evaluating ruler knows rule health and live alerts;

@@ -23,6 +23,7 @@ import (
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
 	"github.com/pharos-tsdb/pharos/querier"
+	"github.com/pharos-tsdb/pharos/querier/frontend"
 	"github.com/pharos-tsdb/pharos/ruler"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
@@ -62,6 +63,7 @@ type Config struct {
 	Storage        ingester.Config      `yaml:"storage"`
 	Distributor    distributor.Config   `yaml:"distributor"`
 	Querier        querier.Config       `yaml:"querier"`
+	QueryFrontend  frontend.Config      `yaml:"query_frontend"`
 	Memberlist     gossip.Config        `yaml:"memberlist"`
 	Ring           cluster.Config       `yaml:"ring"`
 	Notifier       NotifierConfig       `yaml:"notifier"`
@@ -155,6 +157,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Storage.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
+	c.QueryFrontend.RegisterFlags(fs)
 	c.Memberlist.RegisterFlags(fs)
 	c.Ring.RegisterFlags(fs)
 	c.Scraper.RegisterFlags(fs)
@@ -177,6 +180,7 @@ func (c *Config) Validate() error {
 		{"storage", &c.Storage},
 		{"distributor", &c.Distributor},
 		{"querier", &c.Querier},
+		{"query_frontend", &c.QueryFrontend},
 		{"memberlist", &c.Memberlist},
 		{"ring", &c.Ring},
 		{"scraper", &c.Scraper},

@@ -1,0 +1,47 @@
+package frontend
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Config is the `query_frontend:` YAML section.
+type Config struct {
+	// SplitInterval splits range queries at multiples of it (UTC); 0
+	// disables splitting.
+	SplitInterval time.Duration `yaml:"split_queries_by_interval"`
+	// MaxParallelism bounds the parts of one query evaluated at once.
+	MaxParallelism int `yaml:"max_query_parallelism"`
+	// CacheResults enables the results cache for step-aligned range queries.
+	CacheResults bool `yaml:"cache_results"`
+	// CacheMaxBytes bounds the results cache (least recently used first out).
+	CacheMaxBytes int64 `yaml:"results_cache_max_bytes"`
+	// MaxCacheFreshness: points newer than now minus this are never cached,
+	// since samples for them may still arrive.
+	MaxCacheFreshness time.Duration `yaml:"max_cache_freshness"`
+}
+
+// RegisterFlags registers the query-frontend.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.SplitInterval, "query-frontend.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and evaluate the parts in parallel; 0 disables.")
+	fs.IntVar(&c.MaxParallelism, "query-frontend.max-query-parallelism", 4, "Parts of one range query evaluated at once.")
+	fs.BoolVar(&c.CacheResults, "query-frontend.cache-results", true, "Cache the results of step-aligned range queries.")
+	fs.Int64Var(&c.CacheMaxBytes, "query-frontend.results-cache-max-bytes", 256<<20, "Size of the in-memory results cache.")
+	fs.DurationVar(&c.MaxCacheFreshness, "query-frontend.max-cache-freshness", time.Minute, "Results newer than this are not cached, so late samples are seen.")
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.SplitInterval < 0:
+		return errors.New("split_queries_by_interval: must not be negative")
+	case c.MaxParallelism < 1:
+		return errors.New("max_query_parallelism: must be at least 1")
+	case c.CacheResults && c.CacheMaxBytes <= 0:
+		return errors.New("results_cache_max_bytes: must be positive when cache_results is on")
+	case c.MaxCacheFreshness < 0:
+		return errors.New("max_cache_freshness: must not be negative")
+	}
+	return nil
+}
