@@ -60,6 +60,8 @@ type topology struct {
 	notifiers int    // notifier hosts (plus the fake Slack)
 	diskMB    int    // > 0: ingester c's data dir is a tmpfs this size
 	rules     string // initial rule file (rulers > 0)
+	// scrapeEvery overrides scrapeInterval.
+	scrapeEvery time.Duration
 }
 
 // proc is one process on a host: pharos, or a helper (this test binary).
@@ -162,7 +164,11 @@ func newCluster(t *testing.T, top topology) *cluster {
 	}
 	scrape := ""
 	if exp != nil {
-		scrape = c.scrapeSection(exp, top.exporters)
+		every := top.scrapeEvery
+		if every == 0 {
+			every = scrapeInterval
+		}
+		scrape = c.scrapeSection(exp, top.exporters, every)
 	}
 	for _, h := range scr {
 		cfg := c.baseConfig(h, "distributor,scraper", seeds) + c.ringConfig(h) + scrape + fmt.Sprintf(`scraper:
@@ -279,12 +285,12 @@ func (c *cluster) ringConfig(h *host) string {
 
 // scrapeSection is a Prometheus scrape configuration of the exporters:
 // the tutorial's kube-state-metrics, and n node exporters.
-func (c *cluster) scrapeSection(exp *host, n int) string {
+func (c *cluster) scrapeSection(exp *host, n int, every time.Duration) string {
 	var nodes []string
 	for i := range n {
 		nodes = append(nodes, fmt.Sprintf("%q", fmt.Sprintf("%s:%d", exp.ip, portNodeExporter0+i)))
 	}
-	return fmt.Sprintf(`scrape:
+	s := fmt.Sprintf(`scrape:
   global:
     scrape_interval: %[1]s
     scrape_timeout: %[1]s
@@ -293,10 +299,14 @@ func (c *cluster) scrapeSection(exp *host, n int) string {
   - job_name: kube-state-metrics
     static_configs:
     - targets: ["%[2]s:%[3]d"]
-  - job_name: node-exporter
+`, every, exp.ip, portKSM)
+	if n > 0 {
+		s += fmt.Sprintf(`  - job_name: node-exporter
     static_configs:
-    - targets: [%[4]s]
-`, scrapeInterval, exp.ip, portKSM, strings.Join(nodes, ", "))
+    - targets: [%s]
+`, strings.Join(nodes, ", "))
+	}
+	return s
 }
 
 // tutorialAlertmanagerYAML is the tutorial's alertmanager.yml with Slack's
