@@ -52,27 +52,27 @@ function Ring({ data }) {
   </div>`;
 }
 
-// Ruler renders the raft view. The endpoint's shape is Pharos's own; the
-// fields named here are shown first and anything else follows as is.
+// Ruler renders /api/v1/status/ruler: this replica's raft view (state,
+// leader, term, indices) and the voters. Fields it does not know are
+// listed as they come, so additions show up without a UI change.
 function Ruler({ data }) {
-  const leader = data.leader ?? data.leaderId ?? data.leader_id ?? '';
-  const term = data.term ?? data.currentTerm ?? data.current_term ?? '';
-  const peers = data.peers || data.servers || [];
-  const known = new Set(['leader', 'leaderId', 'leader_id', 'term', 'currentTerm', 'current_term', 'peers', 'servers']);
+  const peers = data.peers || [];
+  const known = new Set(['id', 'raftState', 'leader', 'leaderHTTPURL', 'term', 'peers', 'mode', 'appliedIndex', 'lastIndex']);
   const rest = Object.entries(data).filter(([k]) => !known.has(k));
+  const leaderPeer = peers.find((p) => p.leader);
   return html`<div>
     <table class="data kv"><tbody>
-      <tr><th>Leader</th><td class="ruler-leader">${String(leader) || html`<span class="error-text">no leader</span>`}</td></tr>
-      <tr><th>Term</th><td>${String(term)}</td></tr>
+      <tr><th>Leader</th><td class="ruler-leader">${data.leader
+        ? html`${leaderPeer ? leaderPeer.id + ' @ ' : ''}${data.leader}${data.leaderHTTPURL ? html` (<a href=${data.leaderHTTPURL + '/cluster'}>${data.leaderHTTPURL}</a>)` : ''}`
+        : html`<span class="error-text">no leader</span>`}</td></tr>
+      <tr><th>Term</th><td>${String(data.term ?? '')}</td></tr>
+      <tr><th>This replica</th><td>${data.id} <span class=${'badge rs-' + data.raftState}>${data.raftState}</span>${data.mode ? ` · mode ${data.mode}` : ''}</td></tr>
+      <tr><th>Log index</th><td>applied ${data.appliedIndex} of ${data.lastIndex}</td></tr>
       ${rest.map(([k, v]) => html`<tr key=${k}><th>${k}</th><td>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</td></tr>`)}
     </tbody></table>
-    ${peers.length > 0 && html`<h3>Peers</h3><table class="data peers"><thead><tr><th>Peer</th><th>Details</th></tr></thead>
-      <tbody>${peers.map((p, i) => {
-        if (typeof p !== 'object') return html`<tr key=${i}><td>${String(p)}</td><td></td></tr>`;
-        const id = p.id ?? p.ID ?? p.name ?? p.address ?? i;
-        return html`<tr key=${i}><td>${String(id)}${String(id) === String(leader) ? html` <span class="badge st-ACTIVE">leader</span>` : ''}</td>
-          <td>${Object.entries(p).filter(([k]) => !['id', 'ID', 'name'].includes(k)).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')}</td></tr>`;
-      })}</tbody></table>`}
+    ${peers.length > 0 && html`<h3>Peers</h3><table class="data peers"><thead><tr><th>ID</th><th>Raft address</th><th>Suffrage</th><th>Role</th></tr></thead>
+      <tbody>${peers.map((p) => html`<tr key=${p.id}><td>${p.id}${p.id === data.id ? ' (this replica)' : ''}</td><td>${p.address}</td><td>${p.suffrage}</td>
+        <td>${p.leader ? html`<span class="badge rs-Leader">leader</span>` : 'follower'}</td></tr>`)}</tbody></table>`}
   </div>`;
 }
 

@@ -351,8 +351,9 @@ function GraphView({ panel, executed, onChange }) {
   const st = useQuery(
     (signal) => {
       const end = evalTime(panel);
-      // Aligning to the step keeps the time grid stable between executions.
-      const alignedEnd = Math.floor(end / stepSec) * stepSec;
+      // Aligning to the step keeps the time grid stable between executions;
+      // rounding up keeps the newest samples in view.
+      const alignedEnd = Math.ceil(end / stepSec) * stepSec;
       endRef.current = alignedEnd;
       return promAPI('query_range', { query: panel.expr, start: alignedEnd - rangeSec, end: alignedEnd, step: stepSec }, { signal })
         .then((r) => ({ ...r, start: alignedEnd - rangeSec, end: alignedEnd, step: stepSec, warnings: r.warnings, infos: r.infos }));
@@ -443,6 +444,7 @@ function Chart({ data, stacked, ms }) {
     const el = box.current;
     if (!el) return undefined;
     const t0 = performance.now();
+    delete el.dataset.renderMs;
     const dark = theme;
     const many = cols.series.length > 100;
     const drawn = stacked ? stack(cols.series) : cols.series;
@@ -462,6 +464,14 @@ function Chart({ data, stacked, ms }) {
       series: [{}],
       hooks: {
         setCursor: [(u) => showTip(u, tip.current, cols.series, drawn)],
+        // uPlot draws in a microtask after construction: the first draw
+        // is when the chart is on screen.
+        draw: [() => {
+          if (el.dataset.renderMs) return;
+          const took = performance.now() - t0;
+          el.dataset.renderMs = String(Math.round(took));
+          setRenderMs(took);
+        }],
       },
     };
     // Stacked areas are drawn top-down so each fill covers the one below.
@@ -484,9 +494,6 @@ function Chart({ data, stacked, ms }) {
     const u = new uPlot(opts, [cols.xs, ...ys], el);
     u.pharosOrder = order;
     plot.current = u;
-    const took = performance.now() - t0;
-    setRenderMs(took);
-    el.dataset.renderMs = String(Math.round(took));
     const ro = new ResizeObserver(() => {
       if (el.clientWidth && Math.abs(el.clientWidth - u.width) > 2) u.setSize({ width: el.clientWidth, height: 380 });
     });
