@@ -20,6 +20,20 @@ type Config struct {
 	// LookbackDelta is how far back an instant vector selector looks for
 	// the last sample of a series.
 	LookbackDelta model.Duration `yaml:"lookback_delta"`
+	// Limits bound what one query may fetch from the ingesters.
+	Limits Limits `yaml:",inline"`
+}
+
+// Limits bound what one query fetches from the ingesters; 0 means no
+// limit. A query over a limit fails at once with an error naming it (HTTP
+// 422), and its ingester streams are cancelled.
+type Limits struct {
+	// MaxFetchedSeries counts distinct series, after replicas are merged.
+	MaxFetchedSeries int64 `yaml:"max_fetched_series_per_query"`
+	// MaxFetchedChunks and MaxFetchedChunkBytes count what the ingesters
+	// send, replicas included.
+	MaxFetchedChunks     int64 `yaml:"max_fetched_chunks_per_query"`
+	MaxFetchedChunkBytes int64 `yaml:"max_fetched_chunk_bytes_per_query"`
 }
 
 // RegisterFlags registers the querier flags. The defaults are Prometheus's.
@@ -30,6 +44,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Maximum number of queries evaluated concurrently; further queries wait.")
 	c.LookbackDelta = model.Duration(5 * time.Minute)
 	fs.Var(&c.LookbackDelta, "querier.lookback-delta", "How far back an instant selector looks for the most recent sample.")
+	fs.Int64Var(&c.Limits.MaxFetchedSeries, "querier.max-fetched-series-per-query", 0, "Maximum distinct series one query may fetch; 0 means no limit.")
+	fs.Int64Var(&c.Limits.MaxFetchedChunks, "querier.max-fetched-chunks-per-query", 2_000_000, "Maximum chunks one query may fetch from ingesters, replicas included; 0 means no limit.")
+	fs.Int64Var(&c.Limits.MaxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum chunk bytes one query may fetch from ingesters, replicas included; 0 means no limit.")
 }
 
 // Validate reports the first invalid field.
@@ -45,6 +62,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LookbackDelta <= 0 {
 		return errors.New("querier.lookback_delta must be positive")
+	}
+	if c.Limits.MaxFetchedSeries < 0 || c.Limits.MaxFetchedChunks < 0 || c.Limits.MaxFetchedChunkBytes < 0 {
+		return errors.New("querier.max_fetched_*_per_query must not be negative")
 	}
 	return nil
 }

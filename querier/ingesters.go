@@ -112,6 +112,15 @@ func (b *budget) fail(ing *Ingester, method string, err error) error {
 	return b.fatal
 }
 
+// setFatal makes err the error of every stream, unless one already is.
+func (b *budget) setFatal(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fatal == nil {
+		b.fatal = err
+	}
+}
+
 func (b *budget) fits() bool {
 	if b.set.MaxUnavailableZones > 0 {
 		zones := map[string]struct{}{}

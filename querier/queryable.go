@@ -27,8 +27,10 @@ const seriesFunc = "series"
 // Queryable reads series from ingesters. It is safe for concurrent use.
 type Queryable struct {
 	ings     Ingesters
+	limits   Limits
 	logger   *slog.Logger
 	duration *prometheus.HistogramVec
+	limited  *prometheus.CounterVec
 }
 
 var _ storage.SampleAndChunkQueryable = (*Queryable)(nil)
@@ -36,16 +38,26 @@ var _ storage.SampleAndChunkQueryable = (*Queryable)(nil)
 // NewQueryable returns a queryable over ings. Its metrics are registered on
 // reg, which may be nil.
 func NewQueryable(ings Ingesters, logger *slog.Logger, reg prometheus.Registerer) storage.SampleAndChunkQueryable {
-	return newQueryable(ings, logger, reg)
+	return newQueryable(ings, Limits{}, logger, reg)
 }
 
-func newQueryable(ings Ingesters, logger *slog.Logger, reg prometheus.Registerer) *Queryable {
+// NewLimitedQueryable is NewQueryable with per-query limits.
+func NewLimitedQueryable(ings Ingesters, limits Limits, logger *slog.Logger, reg prometheus.Registerer) storage.SampleAndChunkQueryable {
+	return newQueryable(ings, limits, logger, reg)
+}
+
+func newQueryable(ings Ingesters, limits Limits, logger *slog.Logger, reg prometheus.Registerer) *Queryable {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Queryable{
 		ings:   ings,
+		limits: limits,
 		logger: logger,
+		limited: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_querier_queries_limited_total",
+			Help: "Queries stopped for fetching more than a per-query limit allows, by limit.",
+		}, []string{"limit"}),
 		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "pharos_querier_ingester_request_duration_seconds",
 			Help:                        "Time spent on requests from the querier to one ingester, until the last message is received.",
@@ -81,6 +93,9 @@ func (q *Queryable) initBase(b *baseQuerier, mint, maxt int64) error {
 	}
 	b.q, b.mint, b.maxt, b.set = q, mint, maxt, set
 	b.sem = make(chan struct{}, maxConcurrencyPerQuery)
+	if q.limits != (Limits{}) {
+		b.use = &usage{limits: q.limits, limited: q.limited}
+	}
 	return nil
 }
 
@@ -97,6 +112,7 @@ type baseQuerier struct {
 	set        ReadSet
 	// sem bounds the query's requests in flight (maxConcurrencyPerQuery).
 	sem chan struct{}
+	use *usage
 
 	mu      sync.Mutex
 	cancels []context.CancelFunc
@@ -142,7 +158,7 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 	b.cancels = append(b.cancels, cancel)
 	b.mu.Unlock()
 
-	f := &fanout{ctx: ctx, cancel: cancel, budget: budget{set: &b.set}, sem: b.sem}
+	f := &fanout{ctx: ctx, cancel: cancel, budget: budget{set: &b.set}, sem: b.sem, use: b.use}
 	sets := make([]*streamSet, len(b.set.Ingesters))
 	if hints != nil && hints.Func == seriesFunc {
 		req := &ingesterpb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: pms, Limit: int64(limit)}
@@ -273,6 +289,14 @@ func (q *sampleQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	set := q.mergeSets(sets, limit)
+	if q.use.seriesLimited() {
+		return &countingSet{SeriesSet: set, u: q.use}
+	}
+	return set
+}
+
+func (q *sampleQuerier) mergeSets(sets []*streamSet, limit int) storage.SeriesSet {
 	switch len(sets) {
 	case 0:
 		return storage.EmptySeriesSet()
@@ -299,6 +323,14 @@ func (q *chunkQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
 	}
+	set := q.mergeSets(sets, limit)
+	if q.use.seriesLimited() {
+		return &countingChunkSet{ChunkSeriesSet: set, u: q.use}
+	}
+	return set
+}
+
+func (q *chunkQuerier) mergeSets(sets []*streamSet, limit int) storage.ChunkSeriesSet {
 	if len(sets) == 0 {
 		return storage.EmptyChunkSeriesSet()
 	}
@@ -320,6 +352,7 @@ type fanout struct {
 	cancel context.CancelFunc
 	budget budget
 	sem    chan struct{}
+	use    *usage
 }
 
 // fail turns a stream's err into the error its set reports: nil (and a
@@ -330,6 +363,11 @@ func (f *fanout) fail(ing *Ingester, method string, err error) (setErr, warning 
 	f.budget.mu.Unlock()
 	if fatal != nil {
 		return fatal, nil
+	}
+	if le := (*LimitError)(nil); errors.As(err, &le) {
+		f.budget.setFatal(err)
+		f.cancel()
+		return err, nil
 	}
 	if ctxErr := contextError(f.ctx); ctxErr != nil {
 		// The query was cancelled or timed out, or the querier closed.

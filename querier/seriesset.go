@@ -118,9 +118,17 @@ func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, req *inges
 		if err != nil {
 			return err
 		}
-		return recvAll(stream.Recv, func(m *ingesterpb.QueryStreamResponse) bool {
+		var limitErr error
+		err = recvAll(stream.Recv, func(m *ingesterpb.QueryStreamResponse) bool {
+			if limitErr = s.f.use.received(m); limitErr != nil {
+				return false
+			}
 			return s.send(ctx, batch{series: m.Series, warnings: m.Warnings})
 		})
+		if limitErr != nil {
+			return limitErr
+		}
+		return err
 	})
 }
 

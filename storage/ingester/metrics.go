@@ -15,6 +15,8 @@ type metrics struct {
 	exemplarsRejected prometheus.Counter
 	rejected          [numReasons]prometheus.Counter // indexed by reason
 	metadataDropped   prometheus.Counter
+	queryStreams      *prometheus.CounterVec // by outcome
+	seriesStreamed    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,6 +46,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Metadata of new metric families dropped because the metadata map was full.",
 		}),
 	}
+	m.queryStreams = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_ingester_query_streams_total",
+		Help: "QueryStream requests by outcome: ok, canceled (the querier gave up: its client went away, a limit was hit or the query timed out) or error.",
+	}, []string{"outcome"})
+	m.seriesStreamed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pharos_ingester_query_stream_series_total",
+		Help: "Series sent by QueryStream.",
+	})
 	m.pushOK = m.pushes.WithLabelValues("ok")
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pharos_ingester_samples_rejected_total",
@@ -52,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for code, name := range ingesterpb.SeriesError_Reason_name {
 		m.rejected[code] = rejected.WithLabelValues(reasonLabel(name))
 	}
-	for _, c := range []prometheus.Collector{m.pushes, m.samplesAppended, m.histogramsApp, m.exemplarsAppended, m.exemplarsRejected, m.metadataDropped, rejected} {
+	for _, c := range []prometheus.Collector{m.pushes, m.samplesAppended, m.histogramsApp, m.exemplarsAppended, m.exemplarsRejected, m.metadataDropped, rejected, m.queryStreams, m.seriesStreamed} {
 		if reg == nil {
 			break
 		}

@@ -25,12 +25,22 @@ const (
 
 // QueryStream implements ingesterpb.IngesterServer: the matching series with
 // their encoded chunks, sorted by labels, in batches; warnings come last.
-func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
+func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) (err error) {
 	if err := i.enter(); err != nil {
 		return err
 	}
 	defer i.inflight.Done()
 	ctx := stream.Context()
+	defer func() {
+		switch {
+		case ctx.Err() != nil:
+			i.metrics.queryStreams.WithLabelValues("canceled").Inc()
+		case err != nil:
+			i.metrics.queryStreams.WithLabelValues("error").Inc()
+		default:
+			i.metrics.queryStreams.WithLabelValues("ok").Inc()
+		}
+	}()
 
 	matchers, err := fromProtoMatchers(req.Matchers)
 	if err != nil {
@@ -85,10 +95,15 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			return status.Errorf(codes.Internal, "iterate chunks of %s: %v", s.Labels(), err)
 		}
 		if n >= maxSeriesPerBatch || size >= maxBytesPerBatch {
+			// A querier that gave up cancels the stream: stop reading.
+			if err := ctx.Err(); err != nil {
+				return status.FromContextError(err).Err()
+			}
 			resp.Series = resp.Series[:n]
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
+			i.metrics.seriesStreamed.Add(float64(n))
 			n, size = 0, 0
 		}
 	}
@@ -100,7 +115,11 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if n == 0 && len(resp.Warnings) == 0 {
 		return nil
 	}
-	return stream.Send(resp)
+	if err := stream.Send(resp); err != nil {
+		return err
+	}
+	i.metrics.seriesStreamed.Add(float64(n))
+	return nil
 }
 
 // nextChunkSeries returns resp's n-th series, reusing an earlier allocation.

@@ -185,7 +185,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		}
 	}
 	if a.has(RoleQuerier) || a.has(RoleRuler) {
-		a.queryable = querier.NewQueryable(qings, a.logger.With("component", "querier"), a.reg)
+		a.queryable = querier.NewLimitedQueryable(qings, cfg.Querier.Limits, a.logger.With("component", "querier"), a.reg)
 		a.engine = querier.NewEngine(a.cfg.Querier, a.logger.With("component", "query engine"), a.reg)
 	}
 	if a.has(RoleRuler) {
