@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,7 +19,11 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
 // writer remote-writes like Prometheus's queue manager with one shard:
@@ -39,6 +45,7 @@ type writer struct {
 	retries   int
 	dropped   []string // non-retryable failures: status and body
 	slowest   time.Duration
+	slow      []slowAck // acknowledgements that took over slowAckAt
 	lastError string
 
 	stop chan struct{}
@@ -79,9 +86,35 @@ func (w *writer) run() {
 		last = ts
 		w.mu.Lock()
 		w.acked = append(w.acked, ts)
-		w.slowest = max(w.slowest, time.Since(began))
+		took := time.Since(began)
+		w.slowest = max(w.slowest, took)
+		if took > slowAckAt {
+			w.slow = append(w.slow, slowAck{began, took})
+		}
 		w.mu.Unlock()
 	}
+}
+
+// slowAckAt is the acknowledgement latency the writer reports as slow.
+const slowAckAt = 500 * time.Millisecond
+
+type slowAck struct {
+	at   time.Time
+	took time.Duration
+}
+
+// slowSince summarises slow acknowledgements of batches begun after t: how
+// many, and the span from t to the end of the last one.
+func (w *writer) slowSince(t time.Time) (n int, until time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.slow {
+		if s.at.After(t) {
+			n++
+			until = max(until, s.at.Add(s.took).Sub(t))
+		}
+	}
+	return n, until
 }
 
 // value is the sample of series i at ts: unique, so a misplaced sample
@@ -186,13 +219,8 @@ func (w *writer) count() int {
 	return len(w.acked)
 }
 
-// waitAcked waits until n more batches than now are acknowledged.
-func (w *writer) waitAcked(t *testing.T, n int, within time.Duration) {
-	t.Helper()
-	want := w.count() + n
-	require.Eventually(t, func() bool { return w.count() >= want }, within, 20*time.Millisecond,
-		"%s: fewer than %d more acknowledged writes in %s (last error: %s)", w.name, n, within, w.stats())
-}
+// String is the writer's name and statistics, for failure messages.
+func (w *writer) String() string { return w.name + ": " + w.stats().String() }
 
 type writerStats struct {
 	Acked, Attempts, Retries, Dropped int
@@ -322,4 +350,82 @@ func requireExactlyOnce(t *testing.T, queriers []*proc, ws ...*writer) {
 				w.name, len(acked), len(acked)*w.series, q.name)
 		}
 	}
+}
+
+// ingesterHolds asks one ingester directly over gRPC (no querier, no
+// merging of replicas) for w's samples in [acked[0], acked[last]] and
+// describes every acknowledged sample it lacks and every one it has twice.
+func ingesterHolds(ctx context.Context, p *proc, w *writer, acked []int64) ([]string, error) {
+	cl, err := ingesterclient.Dial(fmt.Sprintf("%s:%d", p.host.ip, portGRPC), ingesterclient.Config{
+		MaxRecvMsgSize: 256 << 20, MaxSendMsgSize: 1 << 20, RemoteTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	stream, err := cl.QueryStream(ctx, &ingesterpb.QueryRequest{
+		StartMs: acked[0], EndMs: acked[len(acked)-1],
+		Matchers: []*ingesterpb.LabelMatcher{
+			{Type: ingesterpb.LabelMatcher_EQ, Name: "__name__", Value: "e2e_load"},
+			{Type: ingesterpb.LabelMatcher_EQ, Name: "writer", Value: w.name},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]map[int64]int{}
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range resp.Series {
+			var series string
+			for _, l := range s.Labels {
+				if string(l.Name) == "series" {
+					series = string(l.Value)
+				}
+			}
+			if got[series] == nil {
+				got[series] = map[int64]int{}
+			}
+			for _, ch := range s.Chunks {
+				chk, err := chunkenc.FromData(chunkenc.Encoding(ch.Encoding), ch.Data)
+				if err != nil {
+					return nil, err
+				}
+				it := chk.Iterator(nil)
+				for it.Next() == chunkenc.ValFloat {
+					ts, _ := it.At()
+					if ts >= acked[0] && ts <= acked[len(acked)-1] {
+						got[series][ts]++
+					}
+				}
+			}
+		}
+	}
+	var problems []string
+	for i := range w.series {
+		have := got[strconv.Itoa(i)]
+		missing := 0
+		for _, ts := range acked {
+			switch have[ts] {
+			case 0:
+				missing++
+			case 1:
+			default:
+				problems = append(problems, fmt.Sprintf("series %d: sample at %d held %d times", i, ts, have[ts]))
+			}
+		}
+		if missing > 0 {
+			problems = append(problems, fmt.Sprintf("series %d: %d of %d acknowledged samples missing", i, missing, len(acked)))
+		}
+		if len(problems) > 10 {
+			break
+		}
+	}
+	return problems, nil
 }

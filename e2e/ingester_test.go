@@ -23,11 +23,22 @@ func startLoad(t *testing.T, c *cluster) []*writer {
 	}
 }
 
+// waitAll waits until every writer has n more batches acknowledged than
+// now.
 func waitAll(t *testing.T, ws []*writer, n int, within time.Duration) {
 	t.Helper()
-	for _, w := range ws {
-		w.waitAcked(t, n, within)
+	want := make([]int, len(ws))
+	for i, w := range ws {
+		want[i] = w.count() + n
 	}
+	require.Eventually(t, func() bool {
+		for i, w := range ws {
+			if w.count() < want[i] {
+				return false
+			}
+		}
+		return true
+	}, within, 20*time.Millisecond, "fewer than %d more acknowledged writes in %s: %v", n, within, ws)
 }
 
 // stopLoad stops the writers and requires that nothing was refused for
