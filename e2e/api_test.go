@@ -221,3 +221,22 @@ func metric(p *proc, name string) (float64, bool) {
 	}
 	return sum, found
 }
+
+// strictEnv makes known product gaps fail the test instead of being logged.
+const strictEnv = "PHAROS_E2E_STRICT"
+
+// checkKnownGap records an expectation the product does not meet yet. It
+// fails the test under PHAROS_E2E_STRICT=1; otherwise it is logged as a
+// KNOWN GAP, so the rest of the scenario still runs and CI stays useful
+// until the product catches up.
+func checkKnownGap(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv(strictEnv) == "1" {
+		t.Errorf(format, args...)
+		return
+	}
+	t.Logf("KNOWN GAP (fails with %s=1): "+format, append([]any{strictEnv}, args...)...)
+}
