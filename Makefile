@@ -12,13 +12,14 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 PROTOC_GEN_VTPROTO_VERSION := v0.6.1-0.20240319094008-0393e58bdf10
 STATICCHECK_VERSION        := v0.8.2
+HELM_VERSION               := v3.22.0
 
 VTPROTO_POOL := $(foreach m,PushRequest TimeSeries LabelPair Sample QueryStreamResponse ChunkSeries Chunk,pool=github.com/pharos-tsdb/pharos/storage/ingesterpb.$(m))
 comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: all build run test test-short lint bench proto proto-tools tools clean e2e
+.PHONY: all build run test test-short lint bench proto proto-tools tools clean e2e image helm helm-lint manifests manifests-check
 
 all: build
 
@@ -73,3 +74,41 @@ proto: proto-tools
 
 clean:
 	rm -rf bin
+
+# Deploy: the container image, the Helm chart and the plain manifests
+# rendered from it (deploy/kubernetes). helm is installed per version under
+# bin/tools like staticcheck; the chart's Go tests (deploy/helm) find it there.
+HELM       := $(CURDIR)/bin/tools/helm-$(HELM_VERSION)
+CHART      := deploy/helm/pharos
+IMAGE      ?= pharos-tsdb/pharos:$(VERSION)
+
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine reachable (docker info failed)"; exit 1; }
+	docker build -f deploy/docker/Dockerfile --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+
+helm: $(HELM)
+
+# The -X flags are those of helm's own release build: without them helm
+# reports version "v3.22" and assumes Kubernetes 1.20 for .Capabilities.
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach p,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/$(p).k8sVersionMinor=37)
+
+$(HELM):
+	GOBIN=$(CURDIR)/bin/tools/tmp-helm $(GO) install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(CURDIR)/bin/tools/tmp-helm/helm $@ && rmdir $(CURDIR)/bin/tools/tmp-helm
+
+# helm lint and template for every values file in the chart's ci/. The
+# chart's Go tests (strict decoding, invariants, -config.verify in an empty
+# root, wrong values, manifests current) run with make test once helm is here.
+helm-lint: $(HELM)
+	@set -e; for f in $(CHART)/ci/*-values.yaml; do \
+		echo "helm lint/template -f $$f"; \
+		$(HELM) lint --strict $(CHART) --namespace metrics -f $$f >/dev/null; \
+		$(HELM) template pharos $(CHART) --namespace metrics -f $$f >/dev/null; \
+	done
+
+manifests: $(HELM)
+	HELM=$(HELM) $(GO) test -count=1 -run '^TestManifests$$' ./deploy/helm/ -args -update
+
+manifests-check: $(HELM)
+	HELM=$(HELM) $(GO) test -count=1 -run '^TestManifests$$' ./deploy/helm/

@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The zone database, for alertmanager time_intervals and rule
+	// templates with a location when the image has no /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/prometheus/common/version"
 

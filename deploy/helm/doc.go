@@ -1,0 +1,13 @@
+// Package helm holds the tests of the Pharos Helm chart in pharos/: they
+// render it with the helm binary for every values file in pharos/ci, decode
+// each object strictly with the Kubernetes API types of the k8s.io/api
+// version in go.mod, check the invariants a cluster depends on (ingester
+// budgets and volumes, probes, headless gossip, RBAC for service
+// discovery), run `pharos -config.verify` on the rendered configuration in
+// an empty root, and keep the plain manifests in deploy/kubernetes equal to
+// the chart's output (go test ./deploy/helm -run TestManifests -update
+// rewrites them).
+//
+// The helm binary is $HELM, else bin/tools/helm-* (make helm), else helm on
+// PATH; without one the tests skip and say so.
+package helm
