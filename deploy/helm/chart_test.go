@@ -36,22 +36,23 @@ const (
 // valuesCase is one way to install the chart.
 type valuesCase struct {
 	name string
-	file string   // under pharos/ci, "" for none
+	file string   // relative to this directory, "" for none
 	set  []string // --set arguments
 }
 
 var valuesCases = []valuesCase{
-	{name: "default", file: "default-values.yaml"},
-	{name: "tutorial", file: "tutorial-values.yaml"},
-	{name: "zone-aware", file: "zone-aware-values.yaml"},
-	{name: "single", file: "single-values.yaml"},
-	{name: "single-ha", file: "single-values.yaml", set: []string{"single.replicas=3"}},
+	{name: "default", file: "pharos/ci/default-values.yaml"},
+	{name: "tutorial", file: "pharos/ci/tutorial-values.yaml"},
+	{name: "zone-aware", file: "pharos/ci/zone-aware-values.yaml"},
+	{name: "single", file: "pharos/ci/single-values.yaml"},
+	{name: "single-ha", file: "pharos/ci/single-values.yaml", set: []string{"single.replicas=3"}},
+	{name: "prometheus-yml", file: "testdata/prometheus-yml-values.yaml"},
 }
 
 func (v valuesCase) args() []string {
 	var args []string
 	if v.file != "" {
-		args = append(args, "-f", filepath.Join(chartDir, "ci", v.file))
+		args = append(args, "-f", v.file)
 	}
 	for _, s := range v.set {
 		args = append(args, "--set", s)
@@ -286,6 +287,15 @@ func TestChartObjectsAndInvariants(t *testing.T) {
 				checkSingle(t, m, v)
 			} else {
 				checkDistributed(t, m, v)
+			}
+			if v.name == "prometheus-yml" {
+				cfg := pharosConfig(t, m)
+				require.Contains(t, cfg, "job_name: prometheus", "serverFiles.prometheus.yml replaces scrape")
+				require.NotContains(t, cfg, "job_name: kubernetes-pods")
+				require.NotContains(t, cfg, "/etc/config/rules", "its rule_files are not carried over")
+			}
+			if v.name == "prometheus-yml" || v.name == "tutorial" {
+				require.Contains(t, m.configMaps[release+"-rules"].Data, "alerts", "serverFiles.alerts is a rule file")
 			}
 		})
 	}

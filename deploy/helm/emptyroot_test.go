@@ -150,7 +150,7 @@ func TestRenderedConfigVerifies(t *testing.T) {
 // read: a broken rule file or alertmanager.yml fails verification.
 func TestRenderedConfigVerifyRefusesBadFiles(t *testing.T) {
 	requireChroot(t)
-	m := decodeStrict(t, renderChart(t, valuesCase{name: "tutorial", file: "tutorial-values.yaml"}))
+	m := decodeStrict(t, renderChart(t, valuesCase{name: "tutorial", file: "pharos/ci/tutorial-values.yaml"}))
 	for _, tc := range []struct {
 		component, file, content, wantErr string
 	}{
@@ -193,7 +193,7 @@ func freeAddr(t *testing.T) string {
 // nowhere but its volumes.
 func TestStaticBinaryRunsInEmptyRoot(t *testing.T) {
 	requireChroot(t)
-	m := decodeStrict(t, renderChart(t, valuesCase{name: "single", file: "single-values.yaml"}))
+	m := decodeStrict(t, renderChart(t, valuesCase{name: "single", file: "pharos/ci/single-values.yaml"}))
 	ws := m.pharosWorkloads()
 	require.Len(t, ws, 1)
 	w := ws[0]
