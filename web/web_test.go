@@ -1,6 +1,7 @@
 package web
 
 import (
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -99,6 +100,26 @@ func TestHandlerRoutes(t *testing.T) {
 		ui.serveAsset(rec, httptest.NewRequest(http.MethodGet, p, nil))
 		require.Equal(t, http.StatusNotFound, rec.Code, p)
 	}
+
+	// Text assets go out gzipped to clients that take it, under their own
+	// tag; the others get the plain bytes.
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/assets/vendor/uPlot.esm.js", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept-Encoding", "br, gzip;q=0.8")
+	zresp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	require.NoError(t, err)
+	zr, err := gzip.NewReader(zresp.Body)
+	require.NoError(t, err)
+	unzipped, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	zresp.Body.Close()
+	require.Equal(t, "gzip", zresp.Header.Get("Content-Encoding"))
+	require.Equal(t, "Accept-Encoding", zresp.Header.Get("Vary"))
+	plain, err := embedded.ReadFile("static/vendor/uPlot.esm.js")
+	require.NoError(t, err)
+	require.Equal(t, plain, unzipped)
+	require.NotEqual(t, get("/assets/vendor/uPlot.esm.js", "Accept-Encoding", "identity").Header.Get("ETag"), zresp.Header.Get("ETag"))
+	require.Empty(t, get("/assets/vendor/uPlot.esm.js", "Accept-Encoding", "gzip;q=0").Header.Get("Content-Encoding"))
 
 	post, err := client.Post(srv.URL+"/graph", "text/plain", nil)
 	require.NoError(t, err)

@@ -97,6 +97,17 @@ export function GraphPage() {
     window.addEventListener('popstate', on);
     return () => window.removeEventListener('popstate', on);
   }, []);
+  // "/" jumps to the first expression box, as in Prometheus's UI.
+  useEffect(() => {
+    const on = (e) => {
+      if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (e.target.closest && e.target.closest('input, textarea, select, [contenteditable]')) return;
+      const box = document.querySelector('.expr-input textarea');
+      if (box) { e.preventDefault(); box.focus(); }
+    };
+    document.addEventListener('keydown', on);
+    return () => document.removeEventListener('keydown', on);
+  }, []);
   const update = (i, patch) => setPanels((ps) => ps.map((p, j) => (j === i ? { ...p, ...patch } : p)));
   const remove = (i) => setPanels((ps) => (ps.length > 1 ? ps.filter((_, j) => j !== i) : [defaultPanel()]));
   return html`<section class="page graph-page">
@@ -216,7 +227,7 @@ function ExprInput({ value, onInput, onExecute, autoFocus }) {
 
   return html`<div class="expr-input">
     <textarea ref=${ref} rows="1" spellcheck="false" autocomplete="off" value=${value}
-      placeholder="Expression (press Enter to execute, Shift+Enter for a new line)"
+      placeholder="Expression (Enter executes, Shift+Enter adds a line, / focuses)"
       aria-label="expression" aria-autocomplete="list" aria-expanded=${items.length > 0}
       onInput=${(e) => { onInput(e.target.value); suggest(e.target.value, e.target.selectionStart); }}
       onKeyDown=${onKeyDown}

@@ -87,6 +87,24 @@ test('graph: kube_node_info and count(kube_node_info) in table and graph', async
   assert.match(await page.locator('.result-table').innerText(), /node="aks-nodepool1-0"/);
   await screenshot(page, 'graph-table-kube_node_info');
 
+  // Functions complete with their parentheses, label names inside braces.
+  await expr.fill('');
+  await expr.pressSequentially('cou');
+  await page.locator('.completions li', { hasText: 'count_over_time' }).first().waitFor();
+  await expr.press('ArrowDown');
+  await expr.press('Enter');
+  assert.equal(await expr.inputValue(), 'count()');
+  await expr.fill('');
+  await expr.pressSequentially('kube_node_info{no');
+  await page.locator('.completions li', { hasText: /^node/ }).first().waitFor();
+  await expr.press('Tab');
+  assert.equal(await expr.inputValue(), 'kube_node_info{node');
+  await expr.press('Escape');
+  // "/" focuses the expression box from anywhere on the page.
+  await page.locator('.tabs').first().click();
+  await page.keyboard.press('/');
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'expression');
+
   // Enter executes, as in Prometheus.
   await expr.fill('count(kube_node_info)');
   await expr.press('Enter');
