@@ -158,7 +158,15 @@ export function chromiumPath() {
 
 export async function launch() {
   mkdirSync(artifacts, { recursive: true });
-  return chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  // The machine has no network beyond loopback and the package registries:
+  // Chromium's own background traffic (updates, sync, field trials) is
+  // switched off so it does not knock on closed doors.
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-domain-reliability',
+      '--disable-features=OptimizationHints,MediaRouter,Translate'],
+  });
 }
 
 // watch collects the page's console errors and uncaught exceptions, and
