@@ -140,6 +140,10 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 		mint, maxt = hints.Start, hints.End
 		limit = hints.Limit
 	}
+	matchers, shardIndex, shardCount, err := CutShardMatcher(matchers)
+	if err != nil {
+		return nil, 0, err
+	}
 	pms, err := ingesterpb.FromLabelMatchers(matchers)
 	if err != nil {
 		return nil, 0, err
@@ -170,16 +174,21 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 		return sets, limit, nil
 	}
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: pms}
-	if hints != nil {
+	if hints != nil || shardCount > 0 {
+		if hints == nil {
+			hints = &storage.SelectHints{}
+		}
 		req.Hints = &ingesterpb.SelectHints{
 			StepMs: hints.Step,
 			Func:   hints.Func,
 			// A copy: the engine sorts its slice in place while the
 			// stream goroutines marshal the request.
-			Grouping: slices.Clone(hints.Grouping),
-			By:       hints.By,
-			RangeMs:  hints.Range,
-			Limit:    int64(hints.Limit),
+			Grouping:   slices.Clone(hints.Grouping),
+			By:         hints.By,
+			RangeMs:    hints.Range,
+			Limit:      int64(hints.Limit),
+			ShardIndex: shardIndex,
+			ShardCount: shardCount,
 		}
 	}
 	for i := range b.set.Ingesters {

@@ -34,6 +34,8 @@ type Frontend struct {
 	queries     *prometheus.CounterVec
 	evaluated   prometheus.Counter
 	cachePoints *prometheus.CounterVec
+
+	shardedQueries prometheus.Counter
 }
 
 // New returns a Frontend in front of next, the Prometheus API handler.
@@ -57,6 +59,10 @@ func New(cfg Config, next http.Handler, logger *slog.Logger, reg prometheus.Regi
 			Help: "Steps of range queries answered from the results cache (hit) or evaluated (miss).",
 		}, []string{"result"}),
 	}
+	f.shardedQueries = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "pharos_frontend_sharded_queries_total",
+		Help: "Queries (or range-query parts) run as shards.",
+	})
 	if cfg.CacheResults {
 		f.cache = newCache(cfg.CacheMaxBytes, reg)
 	}
@@ -65,7 +71,33 @@ func New(cfg Config, next http.Handler, logger *slog.Logger, reg prometheus.Regi
 
 // ServeHTTP implements http.Handler.
 func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/api/v1/query_range" || (r.Method != http.MethodGet && r.Method != http.MethodPost) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	switch r.URL.Path {
+	case "/api/v1/query_range":
+	case "/api/v1/query":
+		if f.cfg.QueryShards < 2 {
+			f.next.ServeHTTP(w, r)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			f.next.ServeHTTP(w, r)
+			return
+		}
+		res, fail, ok := f.sharded(r.Context(), r, r.URL.Path, r.Form)
+
+		switch {
+		case !ok:
+			f.next.ServeHTTP(w, rebuild(r, r.Form))
+		case fail != nil:
+			fail.writeTo(w)
+		default:
+			writeJSON(w, res)
+		}
+		return
+	default:
 		f.next.ServeHTTP(w, r)
 		return
 	}
@@ -124,7 +156,8 @@ func (f *Frontend) plan(form url.Values) (*rangeQuery, bool) {
 	// A cached extent is reused only on the same step grid: the query's
 	// start must sit on multiples of step, as Grafana's queries do.
 	q.cacheable = f.cache != nil && start%step == 0 && form.Get("timeout") == "" && form.Get("stats") == ""
-	if !split && !q.cacheable {
+	_, shard := shardable(expr)
+	if !split && !q.cacheable && !(shard && f.cfg.QueryShards > 1) {
 		return nil, false
 	}
 	q.cacheBase = q.expr + "\x00" + strconv.FormatInt(step, 10)
@@ -293,6 +326,12 @@ func (f *Frontend) eval(ctx context.Context, r *http.Request, q *rangeQuery, sta
 	}
 	form.Set("start", formatTime(start))
 	form.Set("end", formatTime(end))
+	if sr, fail, ok := f.sharded(ctx, r, "/api/v1/query_range", form); ok {
+		if fail != nil {
+			return nil, fail
+		}
+		return toAPIResponse(sr)
+	}
 	sub := rebuild(r.WithContext(ctx), form)
 	rec := httptest.NewRecorder()
 	f.next.ServeHTTP(rec, sub)
@@ -311,6 +350,22 @@ func (f *Frontend) eval(ctx context.Context, r *http.Request, q *rangeQuery, sta
 	return &res, nil
 }
 
+// toAPIResponse re-reads a combined shard answer as a range answer.
+func toAPIResponse(sr *shardResult) (*apiResponse, *recorded) {
+	b, err := json.Marshal(sr)
+	var res apiResponse
+	if err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	for i := 0; err == nil && i < len(res.Data.Result); i++ {
+		err = res.Data.Result[i].index()
+	}
+	if err != nil {
+		return nil, &recorded{code: http.StatusInternalServerError, body: errorBody("internal", fmt.Sprintf("query frontend: %v", err))}
+	}
+	return &res, nil
+}
+
 // rebuild makes a GET request carrying form in its URL, for the upstream
 // handler (a POST body was consumed by ParseForm).
 func rebuild(r *http.Request, form url.Values) *http.Request {
@@ -318,7 +373,8 @@ func rebuild(r *http.Request, form url.Values) *http.Request {
 	u.RawQuery = form.Encode()
 	sub, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
 	for k, v := range r.Header {
-		if k != "Content-Type" && k != "Content-Length" {
+		// The parts' answers are read here, not by the client: no gzip.
+		if k != "Content-Type" && k != "Content-Length" && k != "Accept-Encoding" {
 			sub.Header[k] = v
 		}
 	}

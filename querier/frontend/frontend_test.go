@@ -41,7 +41,7 @@ var t0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 
 func newFixture(t testing.TB, cfg frontend.Config) *fixture {
 	opts := tsdb.DefaultOptions()
-	opts.OutOfOrderTimeWindow = 10 * 24 * time.Hour.Milliseconds()
+	opts.EnableSharding = true
 	db, err := tsdb.Open(t.TempDir(), promslog.NewNopLogger(), nil, opts, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
@@ -49,7 +49,7 @@ func newFixture(t testing.TB, cfg frontend.Config) *fixture {
 	qcfg.RegisterFlags(flag.NewFlagSet("querier", flag.ContinueOnError))
 	engine := querier.NewEngine(qcfg, nil, nil)
 	a, err := api.New(api.Options{
-		Queryable: db,
+		Queryable: shardingQueryable{db},
 		Engine:    engine,
 		Metadata: func(context.Context, string, int, int) (map[string][]metadata.Metadata, error) {
 			return nil, nil
@@ -201,4 +201,30 @@ func metric(t testing.TB, reg *prometheus.Registry, name, label string) float64 
 		}
 	}
 	return 0
+}
+
+// shardingQueryable reads __query_shard__ matchers as the ingesters do.
+type shardingQueryable struct{ *tsdb.DB }
+
+func (q shardingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	qr, err := q.DB.Querier(mint, maxt)
+	return shardingQuerier{qr}, err
+}
+
+type shardingQuerier struct{ storage.Querier }
+
+func (q shardingQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	ms, idx, n, err := querier.CutShardMatcher(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if n > 0 {
+		h := storage.SelectHints{}
+		if hints != nil {
+			h = *hints
+		}
+		h.ShardIndex, h.ShardCount = idx, n
+		hints = &h
+	}
+	return q.Querier.Select(ctx, sorted, hints, ms...)
 }

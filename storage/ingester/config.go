@@ -128,6 +128,9 @@ func (c *Config) tsdbOptions() *tsdb.Options {
 	o.HeadChunksWriteQueueSize = c.HeadChunksWriteQueueSize
 	o.EnableSTAsZeroSample = c.StartTimestampZeroIngestion
 	o.StripeSize = c.HeadStripeSize
+	// Query sharding selects series by their label hash; the head keeps
+	// the hash per series (8 bytes) so a shard is cut without labels.
+	o.EnableSharding = true
 	return o
 }
 

@@ -59,6 +59,12 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if h := req.Hints; h != nil {
 		hints.Step, hints.Func, hints.Grouping, hints.By, hints.Range = h.StepMs, h.Func, h.Grouping, h.By, h.RangeMs
 		hints.Limit = int(h.Limit)
+		if h.ShardCount > 0 {
+			if h.ShardIndex >= h.ShardCount {
+				return status.Errorf(codes.InvalidArgument, "shard index %d out of %d shards", h.ShardIndex, h.ShardCount)
+			}
+			hints.ShardIndex, hints.ShardCount = h.ShardIndex, h.ShardCount
+		}
 	}
 	ss := q.Select(ctx, true, hints, matchers...)
 

@@ -1103,13 +1103,17 @@ func (x *LabelMatcher) GetValue() string {
 
 // Hints mirror prometheus storage.SelectHints, so that ingesters can skip work.
 type SelectHints struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StepMs        int64                  `protobuf:"varint,1,opt,name=step_ms,json=stepMs,proto3" json:"step_ms,omitempty"`
-	Func          string                 `protobuf:"bytes,2,opt,name=func,proto3" json:"func,omitempty"`
-	Grouping      []string               `protobuf:"bytes,3,rep,name=grouping,proto3" json:"grouping,omitempty"`
-	By            bool                   `protobuf:"varint,4,opt,name=by,proto3" json:"by,omitempty"`
-	RangeMs       int64                  `protobuf:"varint,5,opt,name=range_ms,json=rangeMs,proto3" json:"range_ms,omitempty"`
-	Limit         int64                  `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StepMs   int64                  `protobuf:"varint,1,opt,name=step_ms,json=stepMs,proto3" json:"step_ms,omitempty"`
+	Func     string                 `protobuf:"bytes,2,opt,name=func,proto3" json:"func,omitempty"`
+	Grouping []string               `protobuf:"bytes,3,rep,name=grouping,proto3" json:"grouping,omitempty"`
+	By       bool                   `protobuf:"varint,4,opt,name=by,proto3" json:"by,omitempty"`
+	RangeMs  int64                  `protobuf:"varint,5,opt,name=range_ms,json=rangeMs,proto3" json:"range_ms,omitempty"`
+	Limit    int64                  `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Query sharding: only series whose stable label hash modulo
+	// shard_count is shard_index; shard_count 0 disables it.
+	ShardIndex    uint64 `protobuf:"varint,7,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount    uint64 `protobuf:"varint,8,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1182,6 +1186,20 @@ func (x *SelectHints) GetRangeMs() int64 {
 func (x *SelectHints) GetLimit() int64 {
 	if x != nil {
 		return x.Limit
+	}
+	return 0
+}
+
+func (x *SelectHints) GetShardIndex() uint64 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
+}
+
+func (x *SelectHints) GetShardCount() uint64 {
+	if x != nil {
+		return x.ShardCount
 	}
 	return 0
 }
@@ -2039,14 +2057,18 @@ const file_ingester_proto_rawDesc = "" +
 	"\x02EQ\x10\x00\x12\a\n" +
 	"\x03NEQ\x10\x01\x12\x06\n" +
 	"\x02RE\x10\x02\x12\a\n" +
-	"\x03NRE\x10\x03\"\x97\x01\n" +
+	"\x03NRE\x10\x03\"\xd9\x01\n" +
 	"\vSelectHints\x12\x17\n" +
 	"\astep_ms\x18\x01 \x01(\x03R\x06stepMs\x12\x12\n" +
 	"\x04func\x18\x02 \x01(\tR\x04func\x12\x1a\n" +
 	"\bgrouping\x18\x03 \x03(\tR\bgrouping\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\bR\x02by\x12\x19\n" +
 	"\brange_ms\x18\x05 \x01(\x03R\arangeMs\x12\x14\n" +
-	"\x05limit\x18\x06 \x01(\x03R\x05limit\"\xb5\x01\n" +
+	"\x05limit\x18\x06 \x01(\x03R\x05limit\x12\x1f\n" +
+	"\vshard_index\x18\a \x01(\x04R\n" +
+	"shardIndex\x12\x1f\n" +
+	"\vshard_count\x18\b \x01(\x04R\n" +
+	"shardCount\"\xb5\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12<\n" +

@@ -383,6 +383,8 @@ func (m *SelectHints) CloneVT() *SelectHints {
 	r.By = m.By
 	r.RangeMs = m.RangeMs
 	r.Limit = m.Limit
+	r.ShardIndex = m.ShardIndex
+	r.ShardCount = m.ShardCount
 	if rhs := m.Grouping; rhs != nil {
 		tmpContainer := make([]string, len(rhs))
 		copy(tmpContainer, rhs)
@@ -1322,6 +1324,12 @@ func (this *SelectHints) EqualVT(that *SelectHints) bool {
 		return false
 	}
 	if this.Limit != that.Limit {
+		return false
+	}
+	if this.ShardIndex != that.ShardIndex {
+		return false
+	}
+	if this.ShardCount != that.ShardCount {
 		return false
 	}
 	return string(this.unknownFields) == string(that.unknownFields)
@@ -2637,6 +2645,16 @@ func (m *SelectHints) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.ShardCount != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ShardCount))
+		i--
+		dAtA[i] = 0x40
+	}
+	if m.ShardIndex != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.ShardIndex))
+		i--
+		dAtA[i] = 0x38
+	}
 	if m.Limit != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Limit))
 		i--
@@ -3942,6 +3960,12 @@ func (m *SelectHints) SizeVT() (n int) {
 	}
 	if m.Limit != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.Limit))
+	}
+	if m.ShardIndex != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.ShardIndex))
+	}
+	if m.ShardCount != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.ShardCount))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -6351,6 +6375,44 @@ func (m *SelectHints) UnmarshalVT(dAtA []byte) error {
 				b := dAtA[iNdEx]
 				iNdEx++
 				m.Limit |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 7:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ShardIndex", wireType)
+			}
+			m.ShardIndex = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ShardIndex |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 8:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ShardCount", wireType)
+			}
+			m.ShardCount = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ShardCount |= uint64(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
@@ -10145,6 +10207,44 @@ func (m *SelectHints) UnmarshalVTUnsafe(dAtA []byte) error {
 				b := dAtA[iNdEx]
 				iNdEx++
 				m.Limit |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 7:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ShardIndex", wireType)
+			}
+			m.ShardIndex = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ShardIndex |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 8:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ShardCount", wireType)
+			}
+			m.ShardCount = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.ShardCount |= uint64(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}

@@ -74,3 +74,19 @@ func TestCancelledQueryStopsIngesterWork(t *testing.T) {
 		return metricValue(t, base, "pharos_ingester_query_streams_total", `outcome="canceled"`) > before
 	}, 10*time.Second, 20*time.Millisecond, "the ingester did not see the cancellation")
 }
+
+// TestShardedQueryThroughIngesters runs sharded aggregations through the
+// real read path: the shard matcher travels to the ingester as hints.
+func TestShardedQueryThroughIngesters(t *testing.T) {
+	a, _ := startApp(t, "query_frontend:\n  query_sharding_total_shards: 3\n")
+	base := "http://" + a.HTTPAddr()
+	now := time.Now().UnixMilli()
+	writeAll(t, base, genSeries(0, 700, now), 700)
+	code, res := query(t, base, `count by (mod) (m)`, now)
+	require.Equal(t, http.StatusOK, code, res.Error)
+	require.Equal(t, 7, strings.Count(string(res.Data), `"mod"`))
+	require.Equal(t, 7, strings.Count(string(res.Data), `"100"`), string(res.Data))
+	code, res = query(t, base, `sum(m{mod="3"}) - sum(m{mod="3"})`, now) // not sharded: binary op on top
+	require.Equal(t, http.StatusOK, code, res.Error)
+	require.Positive(t, metricValue(t, base, "pharos_frontend_sharded_queries_total", ""))
+}
