@@ -37,6 +37,7 @@ test:
 # processes' logs and metrics under bin/e2e-artifacts.
 E2E_RUN ?= .
 e2e:
+	mkdir -p $(CURDIR)/bin/e2e-artifacts
 	$(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
 
 test-short:

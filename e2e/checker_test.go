@@ -176,7 +176,7 @@ func (w *writer) send(body []byte) bool {
 		}
 		w.mu.Lock()
 		w.retries++
-		w.lastError = fmt.Sprintf("%d %s", status, msg)
+		w.lastError = fmt.Sprintf("%d %s", status, msg[:min(len(msg), 160)])
 		w.mu.Unlock()
 		select {
 		case <-w.stop:

@@ -35,6 +35,30 @@ func requireStallBounded(t *testing.T, tl *timeline, ws []*writer, fault time.Ti
 	}
 }
 
+// waitCaughtUp waits until ingester p holds the latest batches of every
+// writer, acknowledged after t: each distributor has seen it healthy
+// again (they learn it by gossip, each at its own moment). It returns
+// when that was first seen.
+func waitCaughtUp(tb *testing.T, p *proc, ws []*writer, t time.Time, within time.Duration) time.Time {
+	tb.Helper()
+	var at time.Time
+	require.Eventually(tb, func() bool {
+		for _, w := range ws {
+			recent := ackedAfter(w.ackedSnapshot(), t)
+			if len(recent) < 3 {
+				return false
+			}
+			problems, err := ingesterHolds(tb.Context(), p, w, recent[len(recent)-3:])
+			if err != nil || len(problems) > 0 {
+				return false
+			}
+		}
+		at = time.Now()
+		return true
+	}, within, 200*time.Millisecond, "%s does not receive every writer's batches", p.name)
+	return at
+}
+
 // ackedAfter is the acknowledged timestamps after t.
 func ackedAfter(acked []int64, t time.Time) []int64 {
 	for i, ts := range acked {
@@ -82,7 +106,8 @@ func TestZoneOutage(t *testing.T) {
 	tl.step("partition healed")
 	waitHeadPast(t, ingB, healed, 60*time.Second)
 	tl.step("%s receives writes again %.1fs after healing", ingB.name, time.Since(healed).Seconds())
-	caughtUp := time.Now()
+	caughtUp := waitCaughtUp(t, ingB, ws, healed, 60*time.Second)
+	tl.step("%s receives every writer's batches %.1fs after healing", ingB.name, caughtUp.Sub(healed).Seconds())
 	waitAll(t, ws, 30, 30*time.Second)
 
 	ingB.host.linkDown()
@@ -97,7 +122,8 @@ func TestZoneOutage(t *testing.T) {
 	up := time.Now()
 	waitHeadPast(t, ingB, up, 60*time.Second)
 	tl.step("link up; %s receives writes again %.1fs later", ingB.name, time.Since(up).Seconds())
-	upCaught := time.Now()
+	upCaught := waitCaughtUp(t, ingB, ws, up, 60*time.Second)
+	tl.step("%s receives every writer's batches %.1fs after the link came up", ingB.name, upCaught.Sub(up).Seconds())
 	waitAll(t, ws, 30, 30*time.Second)
 	stopLoad(t, c, tl, ws)
 
