@@ -1,0 +1,220 @@
+package helm_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// pod is one process of a rendered workload, on its own loopback address.
+type pod struct {
+	name string
+	ip   string
+	w    workload
+	logs bytes.Buffer
+	// exited is closed when the process has ended, err then holds why.
+	exited chan struct{}
+	err    error
+}
+
+// TestRenderedClusterRuns starts every pod of a distributed install as a
+// process, each in an empty root with its own mounted files and a
+// resolv.conf pointing at a DNS server that plays the cluster DNS
+// (headless Services, per-pod names), so the rendered addresses are what
+// the processes dial: memberlist
+// seeds, ruler raft peers and advertise names, the rulers' notifier URL and
+// the notifier peers. Only the listen addresses are moved from the pod IP's
+// wildcard to a loopback address per pod. Samples scraped by the scraper
+// must be queryable from the querier, and an alert from the rule files must
+// reach every notifier of a three-peer notifier cluster.
+func TestRenderedClusterRuns(t *testing.T) {
+	requireChroot(t)
+	if testing.Short() {
+		t.Skip("starts twelve processes")
+	}
+	v := valuesCase{name: "cluster", set: []string{
+		"distributor.replicas=1", "querier.replicas=1", "scraper.replicas=1",
+		"prometheus-node-exporter.enabled=false", "kube-state-metrics.enabled=false",
+	}}
+	m := decodeStrict(t, renderChart(t, v))
+
+	// A loopback /24 of its own, so that concurrent runs do not collide.
+	subnet := fmt.Sprintf("127.%d.%d", 1+rand.IntN(254), 1+rand.IntN(254))
+	var pods []*pod
+	for _, w := range m.pharosWorkloads() {
+		for i := range int(w.replicas) {
+			pods = append(pods, &pod{name: fmt.Sprintf("%s-%d", w.name, i), ip: fmt.Sprintf("%s.%d", subnet, len(pods)+1), w: w, exited: make(chan struct{})})
+		}
+	}
+	require.Len(t, pods, 12)
+
+	// The scrape section and a rule file, as a user would set them.
+	var targets []string
+	for _, p := range pods {
+		targets = append(targets, `"`+p.ip+`:9090"`)
+	}
+	m = decodeStrict(t, renderChartJSON(t, v,
+		`scrape={"global":{"scrape_interval":"1s","scrape_timeout":"1s"},"scrape_configs":[{"job_name":"pharos","static_configs":[{"targets":[`+strings.Join(targets, ",")+`]}]}]}`,
+		`serverFiles={"alerts":{"groups":[{"name":"test","interval":"1s","rules":[{"alert":"Always","expr":"vector(1)","labels":{"severity":"notify"}}]}]}}`))
+
+	resolvConf := "nameserver " + clusterDNS(t, subnet+".253", dnsRecords(t, m, pods)) + "\n"
+	for _, p := range pods {
+		root := emptyRoot(t, m, p.w)
+		require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "resolv.conf"), []byte(resolvConf), 0o644))
+		args := append(pharosContainer(t, p.w).Args,
+			"-server.http-listen="+p.ip+":9090", "-server.grpc-listen="+p.ip+":9095",
+			"-memberlist.bind="+p.ip+":7946", "-notifier.cluster-bind="+p.ip+":9094",
+			"-notifier.http-listen="+p.ip+":9093", "-ruler.raft-bind="+p.ip+":9096",
+			"-ring.heartbeat=1s", "-memberlist.join-retry-interval=200ms")
+		cmd := inRoot(root, []string{"POD_NAME=" + p.name, "POD_IP=" + p.ip}, args...)
+		cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
+		require.NoError(t, cmd.Start(), p.name)
+		go func() { p.err = cmd.Wait(); close(p.exited) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-p.exited
+			}
+			if t.Failed() {
+				t.Logf("%s logs:\n%s", p.name, tail(p.logs.String(), 4000))
+			}
+		})
+	}
+
+	get := func(addr, path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, p := range pods {
+		require.Eventually(t, func() bool {
+			select {
+			case <-p.exited:
+				require.Failf(t, "exited", "%s: %v\n%s", p.name, p.err, p.logs.String())
+			default:
+			}
+			code, _ := get(p.ip+":9090", "/ready")
+			return code == http.StatusOK
+		}, 120*time.Second, 200*time.Millisecond, "%s not ready", p.name)
+	}
+
+	byComponent := map[string][]*pod{}
+	for _, p := range pods {
+		byComponent[p.w.component()] = append(byComponent[p.w.component()], p)
+	}
+	querier := byComponent["querier"][0]
+	require.Eventually(t, func() bool {
+		code, body := get(querier.ip+":9090", "/api/v1/query?query="+url.QueryEscape(`count(up{job="pharos"} == 1)`))
+		return code == http.StatusOK && strings.Contains(body, `"12"`)
+	}, 90*time.Second, 500*time.Millisecond, "the querier does not see all twelve pods scraped")
+
+	for _, n := range byComponent["notifier"] {
+		require.Eventually(t, func() bool {
+			_, body := get(n.ip+":9093", "/api/v2/alerts")
+			return strings.Contains(body, `"alertname":"Always"`)
+		}, 90*time.Second, 500*time.Millisecond, "the rulers' alert did not reach %s", n.name)
+		_, body := get(n.ip+":9093", "/api/v2/status")
+		var status struct {
+			Cluster struct {
+				Peers []json.RawMessage `json:"peers"`
+			} `json:"cluster"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &status))
+		require.Len(t, status.Cluster.Peers, 3, "%s: notifier cluster peers", n.name)
+	}
+}
+
+// renderChartJSON renders with extra --set-json values.
+func renderChartJSON(t *testing.T, v valuesCase, setJSON ...string) string {
+	t.Helper()
+	args := []string{"template", release, chartDir, "--namespace", namespace}
+	for _, s := range setJSON {
+		args = append(args, "--set-json", s)
+	}
+	out, stderr, err := runHelm(t, append(args, v.args()...)...)
+	require.NoError(t, err, "helm template: %s", stderr)
+	return out
+}
+
+// dnsRecords are the A records of the cluster DNS: a headless Service name
+// resolves to every pod it selects, <pod>.<service> to a StatefulSet pod.
+func dnsRecords(t *testing.T, m *manifests, pods []*pod) map[string][]string {
+	records := map[string][]string{}
+	for _, p := range pods {
+		if p.w.sts != nil {
+			name := fmt.Sprintf("%s.%s.%s.svc.", p.name, p.w.sts.Spec.ServiceName, namespace)
+			records[name] = append(records[name], p.ip)
+		}
+		for _, s := range m.services {
+			if s.Spec.ClusterIP == corev1.ClusterIPNone && selects(t, &metav1.LabelSelector{MatchLabels: s.Spec.Selector}, p.w.pod.Labels) {
+				name := fmt.Sprintf("%s.%s.svc.", s.Name, namespace)
+				records[name] = append(records[name], p.ip)
+			}
+		}
+	}
+	return records
+}
+
+// clusterDNS serves records on ip:53 (UDP) until the test ends, as
+// kube-dns would: both Go's resolver and Prometheus's DNS discovery (which
+// reads /etc/resolv.conf itself, ignoring /etc/hosts) ask it.
+func clusterDNS(t *testing.T, ip string, records map[string][]string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", ip+":53")
+	require.NoError(t, err)
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		resp := new(dns.Msg)
+		resp.SetReply(req)
+		for _, q := range req.Question {
+			ips, ok := records[strings.ToLower(q.Name)]
+			if !ok {
+				resp.Rcode = dns.RcodeNameError
+				continue
+			}
+			if q.Qtype != dns.TypeA {
+				continue
+			}
+			for _, a := range ips {
+				resp.Answer = append(resp.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
+					A:   net.ParseIP(a),
+				})
+			}
+		}
+		_ = w.WriteMsg(resp)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ip
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
