@@ -28,4 +28,4 @@ fi
 
 mkdir -p artifacts
 export PHAROS_BIN="$bin/pharos" PHAROS_WRITE_BIN="$bin/pharos-write"
-node --test --test-concurrency=1 --test-timeout=300000 tests/
+node --test --test-concurrency=1 --test-timeout=300000 tests/*.test.mjs

@@ -10,12 +10,19 @@ export function ClusterPage() {
   const ring = useAPI(() => fetchJSON('/ring?format=json'), [], every);
   const ruler = useAPI(() => promAPI('status/ruler'), [], every);
   const notifier = useAPI(() => fetchJSON('/alertmanager/api/v2/status'), [], every);
+  const scrapers = useAPI(scraperRing, [], every);
   return html`<${Section} title="Cluster" actions=${html`
       <label><input type="checkbox" checked=${auto} onChange=${(e) => setAuto(e.target.checked)} /> Refresh every 5s</label>
-      <button type="button" onClick=${() => { ring.reload(); ruler.reload(); notifier.reload(); }}>Refresh</button>`}>
+      <button type="button" onClick=${() => { ring.reload(); ruler.reload(); notifier.reload(); scrapers.reload(); }}>Refresh</button>`}>
     <div class="card ring">
       <h2>Ingester ring</h2>
       ${ring.error ? html`<${ErrorBox} error=${ring.error} />` : ring.data ? html`<${Ring} data=${ring.data} />` : html`<${Loading} />`}
+    </div>
+    <div class="card scrapers">
+      <h2>Scraper ring</h2>
+      ${scrapers.data && scrapers.data.lone ? html`<p class="muted not-running">scraping is not sharded here: this node scrapes every target</p>`
+        : scrapers.data ? html`<${Ring} data=${scrapers.data} />`
+        : scrapers.error ? html`<p class="muted not-running">${scrapers.error.status === 404 ? 'scraping is not sharded here: this node scrapes every target' : scrapers.error.message}</p>` : html`<${Loading} />`}
     </div>
     <div class="card ruler">
       <h2>Ruler</h2>
@@ -28,6 +35,20 @@ export function ClusterPage() {
         : notifier.error ? html`<p class="muted not-running">notifier not reachable here <span class="small">(${notifier.error.message})</span></p>` : html`<${Loading} />`}
     </div>
   </${Section}>`;
+}
+
+// scraperRing reads the scrapers' ring, which exists only where nodes
+// gossip: a lone all-in-one process (target all, no memberlist.join)
+// scrapes everything itself. Asking its flags first spares a 404, which
+// browsers log as an error.
+let lone = null;
+async function scraperRing() {
+  if (lone === null) {
+    const flags = await promAPI('status/flags');
+    lone = (flags.target || 'all').trim() === 'all' && !(flags['memberlist.join'] || '').trim();
+  }
+  if (lone) return { lone: true };
+  return fetchJSON('/scraper/ring?format=json');
 }
 
 function Ring({ data }) {
@@ -63,7 +84,7 @@ function Ruler({ data }) {
   return html`<div>
     <table class="data kv"><tbody>
       <tr><th>Leader</th><td class="ruler-leader">${data.leader
-        ? html`${leaderPeer ? leaderPeer.id + ' @ ' : ''}${data.leader}${data.leaderHTTPURL ? html` (<a href=${data.leaderHTTPURL + '/cluster'}>${data.leaderHTTPURL}</a>)` : ''}`
+        ? html`${leaderPeer && leaderPeer.id !== data.leader ? leaderPeer.id + ' @ ' : ''}${data.leader}${data.leaderHTTPURL ? html` (<a href=${data.leaderHTTPURL + '/cluster'}>${data.leaderHTTPURL}</a>)` : ''}`
         : html`<span class="error-text">no leader</span>`}</td></tr>
       <tr><th>Term</th><td>${String(data.term ?? '')}</td></tr>
       <tr><th>This replica</th><td>${data.id} <span class=${'badge rs-' + data.raftState}>${data.raftState}</span>${data.mode ? ` · mode ${data.mode}` : ''}</td></tr>
@@ -80,8 +101,7 @@ function Notifier({ data }) {
   const c = data.cluster || {};
   const peers = c.peers || [];
   return html`<div>
-    <p>Cluster status: <span class=${'badge cs-' + c.status}>${c.status || 'unknown'}</span>${c.name ? html` · this peer: <code>${c.name}</code>` : ''}
-      · up since ${isoTime(data.uptime)}</p>
+    <p>Cluster status: <span class=${'badge cs-' + c.status}>${c.status || 'unknown'}</span>${c.name ? html` · this peer: <code>${c.name}</code>` : ''} · up since ${isoTime(data.uptime)}</p>
     ${peers.length > 0 ? html`<table class="data peers"><thead><tr><th>Peer</th><th>Address</th></tr></thead>
       <tbody>${peers.map((p) => html`<tr key=${p.name}><td>${p.name}${p.name === c.name ? ' (this peer)' : ''}</td><td>${p.address}</td></tr>`)}</tbody></table>`
       : html`<p class="muted">No gossip peers${c.status === 'disabled' ? ': this notifier runs alone' : ''}.</p>`}

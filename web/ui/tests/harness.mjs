@@ -112,33 +112,85 @@ export async function startPharos() {
     // The graph's rendering test backfills a day of samples.
     '-storage.out-of-order-window=2d',
   ];
+  const node = await runPharos(bin, args, `http://127.0.0.1:${ports.http}`);
+  const stop = async () => {
+    await node.stop();
+    await exporter.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await node.ready();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { url: node.url, dir, ports, exporter, log: node.log, stop };
+}
+
+// runPharos starts one process; ready() waits for its /-/ready.
+function runPharos(bin, args, url) {
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
   let exited = null;
   proc.on('exit', (code) => { exited = code; });
-  const url = `http://127.0.0.1:${ports.http}`;
-  const stop = async () => {
-    if (exited === null) {
+  return {
+    url,
+    log: () => log,
+    ready: () => poll(async () => {
+      if (exited !== null) throw Object.assign(new Error(`pharos exited with ${exited}: ${log.slice(-2000)}`), { fatal: true });
+      return (await fetch(url + '/-/ready')).ok;
+    }, { timeoutMs: 90000, what: `pharos at ${url} ready` }),
+    async stop() {
+      if (exited !== null) return;
       const done = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await Promise.race([done, new Promise((r) => setTimeout(r, 15000))]);
       if (exited === null) proc.kill('SIGKILL');
-    }
-    await exporter.close();
+    },
+  };
+}
+
+// startCluster runs n all-in-one nodes that form one cluster: each on its
+// own loopback address (127.0.0.1, .2, ...) with the same ports, joined by
+// memberlist, with one raft group of rulers and one notifier gossip
+// cluster (an all-in-one node finds its notifier peers at the join hosts).
+export async function startCluster(n = 3) {
+  const bin = process.env.PHAROS_BIN;
+  if (!bin || !existsSync(bin)) throw new Error('PHAROS_BIN must name a built pharos binary (see run-browser-tests.sh)');
+  const dir = mkdtempSync(join(tmpdir(), 'pharos-ui-cluster-'));
+  const ports = { http: await freePort(), grpc: await freePort(), gossip: await freePort(), notifier: await freePort(), raft: await freePort() };
+  const ips = Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`);
+  const nodes = ips.map((ip, i) => runPharos(bin, [
+    `-server.http-listen=${ip}:${ports.http}`,
+    `-server.grpc-listen=${ip}:${ports.grpc}`,
+    `-storage.path=${join(dir, 'node' + i)}`,
+    `-memberlist.bind=${ip}:${ports.gossip}`,
+    `-memberlist.node-name=node${i}`,
+    `-memberlist.join=${ips.map((x) => `${x}:${ports.gossip}`).join(',')}`,
+    '-memberlist.gossip-interval=100ms',
+    '-memberlist.push-pull-interval=5s',
+    '-memberlist.join-retry-interval=500ms',
+    `-ring.instance-id=node${i}`,
+    '-ring.replication-factor=3',
+    '-ring.heartbeat=1s',
+    `-notifier.cluster-bind=${ip}:${ports.notifier}`,
+    '-notifier.settle-timeout=5s',
+    `-ruler.raft-bind=${ip}:${ports.raft}`,
+    `-ruler.peers=${ips.map((x) => `${x}:${ports.raft}`).join(',')}`,
+  ], `http://${ip}:${ports.http}`));
+  const stop = async () => {
+    await Promise.all(nodes.map((x) => x.stop()));
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await poll(async () => {
-      if (exited !== null) throw Object.assign(new Error(`pharos exited with ${exited}: ${log.slice(-2000)}`), { fatal: true });
-      return (await fetch(url + '/-/ready')).ok;
-    }, { timeoutMs: 60000, what: 'pharos ready' });
+    await Promise.all(nodes.map((x) => x.ready()));
   } catch (e) {
     await stop();
     throw e;
   }
-  return { url, dir, ports, exporter, log: () => log, stop };
+  return { nodes, ips, stop };
 }
 
 // write pushes one sample through remote write with cmd/pharos-write.
