@@ -77,3 +77,30 @@ func FuzzUnmarshal(f *testing.F) {
 		require.Equal(t, d.Len(), again.Len())
 	})
 }
+
+// FuzzMerge checks the descriptor merge is a CRDT join on any two decodable
+// descriptors: the order of merges does not matter, and merging again
+// changes nothing.
+func FuzzMerge(f *testing.F) {
+	rnd := rand.New(rand.NewPCG(23, 24))
+	f.Add(randomRing(rnd, 2, 4, 2).Marshal(), randomRing(rnd, 3, 4, 2).Marshal())
+	f.Add(randomRing(rnd, 1, 8, 1).Marshal(), []byte{1, 0})
+	f.Fuzz(func(t *testing.T, x, y []byte) {
+		a, err := Unmarshal(x)
+		if err != nil {
+			return
+		}
+		b, err := Unmarshal(y)
+		if err != nil {
+			return
+		}
+		ab := a.Clone()
+		ab.Merge(b.Clone())
+		ba := b.Clone()
+		ba.Merge(a.Clone())
+		require.True(t, ab.Equal(ba), "merge is not commutative")
+		again := ab.Clone()
+		require.Nil(t, again.Merge(b.Clone()), "merging again changed something")
+		require.True(t, again.Equal(ab))
+	})
+}

@@ -111,3 +111,24 @@ scrape:
 	require.Equal(t, ":9999", cfg.Server.HTTPListen)
 	require.Equal(t, "${1}:9100", cfg.Scrape.ScrapeConfigs[0].RelabelConfigs[0].Replacement, "regex references survive")
 }
+
+// FuzzLoad: any configuration file loads or is refused with an error; the
+// loader never panics (the scrape section goes through Prometheus's loader,
+// notifier and ruler sections through theirs).
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte("server:\n  http_listen: :9090\nring:\n  replication_factor: 3\n"))
+	f.Add([]byte("scrape:\n  global:\n    scrape_interval: 1m\n  scrape_configs:\n    - job_name: x\n      static_configs:\n        - targets: [a:1]\n"))
+	f.Add([]byte("rules:\n  files: [a.yml]\nruler:\n  peers: [a:1, b:2]\n  isolated_fallback: true\n"))
+	f.Add([]byte("query_frontend:\n  query_sharding_total_shards: 4\nquerier:\n  max_fetched_series_per_query: 10\n"))
+	f.Add([]byte("target: all,bogus\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		file := filepath.Join(t.TempDir(), "pharos.yml")
+		require.NoError(t, os.WriteFile(file, body, 0o644))
+		cfg, err := Load([]string{"-config.file=" + file})
+		if err != nil {
+			require.NotEmpty(t, err.Error())
+			return
+		}
+		_ = cfg.Validate()
+	})
+}
