@@ -161,3 +161,14 @@ func FuzzParseGroup(f *testing.F) {
 		}
 	})
 }
+
+func TestOrdinalOfName(t *testing.T) {
+	for name, want := range map[string]int{
+		"pharos-ruler-2.pharos-ruler.monitoring.svc.cluster.local.": 2,
+		"pharos-ruler-10.pharos-ruler.":                             10,
+		"localhost":                                                 1 << 30,
+		"node-x.example.":                                           1 << 30,
+	} {
+		require.Equal(t, want, ordinalOfName(name), name)
+	}
+}

@@ -137,9 +137,10 @@ func (n *raftNode) checkMembership(dir string) error {
 
 // bootstrap makes a fresh node part of a cluster. With a static peer list
 // every replica bootstraps the same configuration, which raft allows. With
-// a DNS name, only the replica with the lowest address bootstraps, with
-// itself alone, and as leader adds the others (reconcilePeers): replicas
-// starting at different moments may resolve different sets.
+// a DNS name, only the first replica (lowest StatefulSet ordinal by reverse
+// DNS, else lowest address) bootstraps, with itself alone, and as leader
+// adds the others (reconcilePeers): replicas starting at different moments
+// may resolve different sets.
 func (n *raftNode) bootstrap(ctx context.Context, peers []string, logger *slog.Logger) error {
 	if n.raft.LastIndex() > 0 {
 		return nil // existing state: raft resumes the cluster it belonged to
@@ -251,8 +252,48 @@ func resolvePeers(ctx context.Context, peers []string) ([]string, error) {
 			out = append(out, net.JoinHostPort(ip, port))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return addrLess(out[i], out[j]) })
+	// A StatefulSet's pods resolve back to <name>-<ordinal>.<service>:
+	// order by ordinal where the names say it, so pod 0 bootstraps.
+	ord := make(map[string]int, len(out))
+	for _, a := range out {
+		ord[a] = ordinalOf(ctx, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if oi, oj := ord[out[i]], ord[out[j]]; oi != oj {
+			return oi < oj
+		}
+		return addrLess(out[i], out[j])
+	})
 	return slices.Compact(out), nil
+}
+
+// ordinalOf is the StatefulSet ordinal of the pod behind addr, from its
+// reverse DNS name, or a large number when there is none.
+func ordinalOf(ctx context.Context, addr string) int {
+	const none = 1 << 30
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) == nil {
+		return none
+	}
+	names, err := net.DefaultResolver.LookupAddr(ctx, host)
+	if err != nil || len(names) == 0 {
+		return none
+	}
+	return ordinalOfName(names[0])
+}
+
+// ordinalOfName parses "pharos-ruler-2.pharos-ruler.monitoring.svc." as 2.
+func ordinalOfName(name string) int {
+	first, _, _ := strings.Cut(name, ".")
+	i := strings.LastIndexByte(first, '-')
+	if i < 0 {
+		return 1 << 30
+	}
+	n, err := strconv.Atoi(first[i+1:])
+	if err != nil || n < 0 {
+		return 1 << 30
+	}
+	return n
 }
 
 // addrLess orders addresses numerically where they are IPs, so that
