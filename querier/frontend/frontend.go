@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,7 +96,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case fail != nil:
 			fail.writeTo(w)
 		default:
-			writeJSON(w, res)
+			writeJSON(w, r, res)
 		}
 		return
 	default:
@@ -121,7 +123,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		failed.writeTo(w)
 		return
 	}
-	writeJSON(w, res)
+	writeJSON(w, r, res)
 }
 
 // rangeQuery is a parsed range query. Times are Unix milliseconds.
@@ -554,7 +556,9 @@ func appendUnique(dst []string, src ...string) []string {
 	return dst
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+// writeJSON answers v, gzipped when the client accepts it, as the
+// upstream handler does.
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
 		w.Header().Set("Content-Type", "application/json")
@@ -563,7 +567,24 @@ func writeJSON(w http.ResponseWriter, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(buf.Bytes())
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(r) || buf.Len() < 1024 {
+		_, _ = w.Write(buf.Bytes())
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	zw := gzip.NewWriter(w)
+	_, _ = zw.Write(buf.Bytes())
+	_ = zw.Close()
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		if enc, _, _ := strings.Cut(strings.TrimSpace(part), ";"); enc == "gzip" {
+			return true
+		}
+	}
+	return false
 }
 
 // parseTime and parseDuration accept what the Prometheus API accepts.
