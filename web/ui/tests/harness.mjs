@@ -127,14 +127,20 @@ export async function startPharos() {
   return { url: node.url, dir, ports, exporter, log: node.log, stop };
 }
 
+// live holds the processes not yet stopped: a test runner that dies
+// (a timeout, a closed pipe) still takes them with it.
+const live = new Set();
+process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
+
 // runPharos starts one process; ready() waits for its /-/ready.
 function runPharos(bin, args, url) {
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
   let exited = null;
-  proc.on('exit', (code) => { exited = code; });
+  proc.on('exit', (code) => { exited = code; live.delete(proc); });
   return {
     url,
     log: () => log,
