@@ -132,6 +132,14 @@ func TestRenderedClusterRuns(t *testing.T) {
 		return code == http.StatusOK && strings.Contains(body, `"12"`)
 	}, 90*time.Second, 500*time.Millisecond, "the querier does not see all twelve pods scraped")
 
+	// Every ruler answers the alerts API, a follower by forwarding to the
+	// evaluating one: the Ingress may send /api/v1/alerts to any of them.
+	for _, r := range byComponent["ruler"] {
+		require.Eventually(t, func() bool {
+			_, body := get(r.ip+":9090", "/api/v1/alerts")
+			return strings.Contains(body, `"alertname":"Always"`)
+		}, 60*time.Second, 500*time.Millisecond, "%s does not show the firing alert", r.name)
+	}
 	for _, n := range byComponent["notifier"] {
 		require.Eventually(t, func() bool {
 			_, body := get(n.ip+":9093", "/api/v2/alerts")
