@@ -19,7 +19,7 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: all build run test test-short lint bench proto proto-tools tools clean e2e image helm helm-lint manifests manifests-check
+.PHONY: all build run test test-short lint bench proto proto-tools tools clean e2e ui-test image helm helm-lint manifests manifests-check
 
 all: build
 
@@ -39,6 +39,11 @@ E2E_RUN ?= .
 e2e:
 	mkdir -p $(CURDIR)/bin/e2e-artifacts
 	$(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
+
+# The browser tests: Debian's chromium driven by playwright-core from npm
+# (web/ui/package.json), against a real pharos binary.
+ui-test:
+	web/ui/run-browser-tests.sh
 
 test-short:
 	$(GO) test -short $(PKGS)

@@ -189,7 +189,8 @@ func (s *Scraper) Run() {
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
-		if err := s.discovery.Run(); err != nil {
+		// Run returns the context's error when Stop cancels it.
+		if err := s.discovery.Run(); err != nil && !errors.Is(err, context.Canceled) {
 			s.logger.Error("discovery manager stopped", "err", err)
 		}
 	}()
