@@ -654,3 +654,57 @@ func TestManifests(t *testing.T) {
 		})
 	}
 }
+
+// TestChartVariants renders less common values: every object must still
+// decode strictly, and pods, volumes and Services must still fit together.
+func TestChartVariants(t *testing.T) {
+	for _, v := range []valuesCase{
+		{name: "no persistence", set: []string{"persistence.enabled=false"}},
+		{name: "existing secret and service account", set: []string{"alertmanagerExistingSecret=my-am", "serviceAccount.create=false", "serviceAccount.name=pharos-sd"}},
+		{name: "cluster domain and autoscaling", set: []string{"clusterDomain=cluster.local", "distributor.autoscaling.enabled=true", "querier.autoscaling.enabled=true"}},
+		{name: "single without persistence", set: []string{"mode=single", "single.persistence.enabled=false"}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			m := decodeStrict(t, renderChart(t, v))
+			for _, w := range m.pharosWorkloads() {
+				volumes := map[string]bool{}
+				for _, vol := range w.pod.Spec.Volumes {
+					volumes[vol.Name] = true
+					if vol.Secret != nil {
+						require.Equal(t, v.name == "existing secret and service account", vol.Secret.SecretName == "my-am", "%s: secret %s", w.name, vol.Secret.SecretName)
+					}
+				}
+				if w.sts != nil {
+					for _, pvc := range w.sts.Spec.VolumeClaimTemplates {
+						require.False(t, volumes[pvc.Name], "%s: %s is both a volume and a claim", w.name, pvc.Name)
+						volumes[pvc.Name] = true
+					}
+				}
+				for _, vm := range pharosContainer(t, w).VolumeMounts {
+					require.True(t, volumes[vm.Name], "%s mounts %s, which is not there", w.name, vm.Name)
+				}
+			}
+			for _, s := range m.services {
+				require.NotEmpty(t, s.Spec.Selector, s.Name)
+			}
+			switch v.name {
+			case "existing secret and service account":
+				require.NotContains(t, m.secrets, release+"-alertmanager")
+				require.NotContains(t, m.accounts, release, "no ServiceAccount of our own")
+				for _, b := range m.bindings {
+					if b.RoleRef.Name == release+"-"+namespace {
+						require.Equal(t, "pharos-sd", b.Subjects[0].Name)
+					}
+				}
+			case "cluster domain and autoscaling":
+				require.Contains(t, pharosConfig(t, m), "dns+"+release+"-gossip."+namespace+".svc.cluster.local:7946")
+				require.Len(t, m.hpas, 2)
+				require.Nil(t, m.deployments[release+"-querier"].Spec.Replicas, "the HPA owns the replica count")
+			case "no persistence", "single without persistence":
+				for _, s := range m.statefulSets {
+					require.Empty(t, s.Spec.VolumeClaimTemplates, s.Name)
+				}
+			}
+		})
+	}
+}
