@@ -30,6 +30,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary staticBinary built, which outlives any one test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // staticBinary builds pharos as make build and the Dockerfile do (no cgo),
 // once per test binary.
 func staticBinary(t *testing.T) string {
