@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,16 +22,16 @@ import (
 // Ports are the defaults of the design; every host has its own address,
 // so every process uses them.
 const (
-	portHTTP          = 9090
-	portGRPC          = 9095
-	portGossip        = 7946
-	portNotifier      = 9093
-	portNotifierGosip = 9094
-	portRaft          = 9096
-	portSlack         = 8080
-	portKSM           = 8080
-	portNodeExporter0 = 9100
-	portExporterCtl   = 8000
+	portHTTP           = 9090
+	portGRPC           = 9095
+	portGossip         = 7946
+	portNotifier       = 9093
+	portNotifierGossip = 9094
+	portRaft           = 9096
+	portSlack          = 8080
+	portKSM            = 8080
+	portNodeExporter0  = 9100
+	portExporterCtl    = 8000
 )
 
 // Timing of the whole cluster, shortened from production defaults so a
@@ -183,7 +182,7 @@ func newCluster(t *testing.T, top topology) *cluster {
 		require.NoError(t, os.WriteFile(amFile, []byte(tutorialAlertmanagerYAML(t, slack)), 0o644))
 		var peers []string
 		for _, h := range nots {
-			peers = append(peers, fmt.Sprintf("%s:%d", h.ip, portNotifierGosip))
+			peers = append(peers, fmt.Sprintf("%s:%d", h.ip, portNotifierGossip))
 		}
 		for _, h := range nots {
 			cfg := fmt.Sprintf(`target: notifier
@@ -205,7 +204,7 @@ notifier:
   pushpull_interval: 5s
   reconnect_interval: 2s
 `, h.ip, portHTTP, portGRPC, portGossip, h.name, filepath.Join(c.dir, h.name, "data"), amFile,
-				portNotifier, portNotifierGosip, strings.Join(peers, ", "), notifierPeerTimeout)
+				portNotifier, portNotifierGossip, strings.Join(peers, ", "), notifierPeerTimeout)
 			c.nots = append(c.nots, c.pharos(h, cfg))
 		}
 	}
@@ -572,7 +571,8 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// step logs a timeline entry with the time since the cluster was ready.
+// timeline logs a scenario's steps with the time since it began (the
+// cluster was ready).
 type timeline struct {
 	t     *testing.T
 	start time.Time
@@ -580,9 +580,8 @@ type timeline struct {
 
 func newTimeline(t *testing.T) *timeline { return &timeline{t: t, start: time.Now()} }
 
+// step logs one entry of the timeline.
 func (tl *timeline) step(format string, args ...any) {
 	tl.t.Helper()
 	tl.t.Logf("[%6.1fs] %s", time.Since(tl.start).Seconds(), fmt.Sprintf(format, args...))
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -78,7 +78,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// helperMain keeps a helper process alive until it is killed.
+// helperFatal ends a helper process that cannot serve.
 func helperFatal(err error) {
 	fmt.Fprintln(os.Stderr, "helper:", err)
 	os.Exit(1)
