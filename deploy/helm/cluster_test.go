@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,10 +29,51 @@ type pod struct {
 	name string
 	ip   string
 	w    workload
-	logs bytes.Buffer
+	root string
+	args []string
+	logs syncBuffer // across restarts
+	cmd  *exec.Cmd
 	// exited is closed when the process has ended, err then holds why.
 	exited chan struct{}
 	err    error
+}
+
+func (p *pod) start(t *testing.T) {
+	t.Helper()
+	p.cmd = inRoot(p.root, []string{"POD_NAME=" + p.name, "POD_IP=" + p.ip}, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
+	p.exited = make(chan struct{})
+	require.NoError(t, p.cmd.Start(), p.name)
+	go func(cmd *exec.Cmd, exited chan struct{}) { p.err = cmd.Wait(); close(exited) }(p.cmd, p.exited)
+}
+
+// stop is a pod's termination: SIGTERM, then SIGKILL after a grace period.
+func (p *pod) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestRenderedClusterRuns starts every pod of a distributed install as a
@@ -59,7 +102,7 @@ func TestRenderedClusterRuns(t *testing.T) {
 	var pods []*pod
 	for _, w := range m.pharosWorkloads() {
 		for i := range int(w.replicas) {
-			pods = append(pods, &pod{name: fmt.Sprintf("%s-%d", w.name, i), ip: fmt.Sprintf("%s.%d", subnet, len(pods)+1), w: w, exited: make(chan struct{})})
+			pods = append(pods, &pod{name: fmt.Sprintf("%s-%d", w.name, i), ip: fmt.Sprintf("%s.%d", subnet, len(pods)+1), w: w})
 		}
 	}
 	require.Len(t, pods, 12)
@@ -75,26 +118,17 @@ func TestRenderedClusterRuns(t *testing.T) {
 
 	resolvConf := "nameserver " + clusterDNS(t, subnet+".253", dnsRecords(t, m, pods)) + "\n"
 	for _, p := range pods {
-		root := emptyRoot(t, m, p.w)
-		require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(root, "etc", "resolv.conf"), []byte(resolvConf), 0o644))
-		args := append(pharosContainer(t, p.w).Args,
+		p.root = emptyRoot(t, m, p.w)
+		require.NoError(t, os.MkdirAll(filepath.Join(p.root, "etc"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(p.root, "etc", "resolv.conf"), []byte(resolvConf), 0o644))
+		p.args = append(pharosContainer(t, p.w).Args,
 			"-server.http-listen="+p.ip+":9090", "-server.grpc-listen="+p.ip+":9095",
 			"-memberlist.bind="+p.ip+":7946", "-notifier.cluster-bind="+p.ip+":9094",
 			"-notifier.http-listen="+p.ip+":9093", "-ruler.raft-bind="+p.ip+":9096",
 			"-ring.heartbeat=1s", "-memberlist.join-retry-interval=200ms")
-		cmd := inRoot(root, []string{"POD_NAME=" + p.name, "POD_IP=" + p.ip}, args...)
-		cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
-		require.NoError(t, cmd.Start(), p.name)
-		go func() { p.err = cmd.Wait(); close(p.exited) }()
+		p.start(t)
 		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exited:
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				<-p.exited
-			}
+			p.stop()
 			if t.Failed() {
 				t.Logf("%s logs:\n%s", p.name, tail(p.logs.String(), 4000))
 			}
@@ -110,7 +144,7 @@ func TestRenderedClusterRuns(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for _, p := range pods {
+	waitReady := func(p *pod) {
 		require.Eventually(t, func() bool {
 			select {
 			case <-p.exited:
@@ -120,6 +154,9 @@ func TestRenderedClusterRuns(t *testing.T) {
 			code, _ := get(p.ip+":9090", "/ready")
 			return code == http.StatusOK
 		}, 120*time.Second, 200*time.Millisecond, "%s not ready", p.name)
+	}
+	for _, p := range pods {
+		waitReady(p)
 	}
 
 	byComponent := map[string][]*pod{}
@@ -154,6 +191,17 @@ func TestRenderedClusterRuns(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(body), &status))
 		require.Len(t, status.Cluster.Peers, 3, "%s: notifier cluster peers", n.name)
 	}
+	// A rolling update restarts ingesters one at a time: the ingester keeps
+	// its ring entry and tokens (instance_id is the pod name, tokens on its
+	// volume, unregister_on_shutdown false), and queries keep answering
+	// while it is away.
+	ing := byComponent["ingester"][0]
+	ing.stop()
+	code, body := get(querier.ip+":9090", "/api/v1/query?query="+url.QueryEscape(`count(up{job="pharos"})`))
+	require.Equal(t, http.StatusOK, code, "a query with one ingester of three away: %s", body)
+	ing.start(t)
+	waitReady(ing)
+	require.Contains(t, ing.logs.String(), "rejoined=true", "the restarted ingester took its old ring entry back")
 }
 
 // renderChartJSON renders with extra --set-json values.
