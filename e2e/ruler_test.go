@@ -136,3 +136,63 @@ func TestRulerLeaderFrozen(t *testing.T) {
 	c.requireSlackStays(map[string]int{"Cluster increased/firing": 1, "Cluster increased/resolved": 1}, groupInterval+3*notifierPeerTimeout)
 	tl.step("Slack: exactly one firing and one resolved message over two failovers")
 }
+
+// TestRulerLeaderPartitioned cuts the firing leader's host off from the
+// other two rulers with iptables, while it still reaches the notifiers and
+// the ingesters: the case a freeze does not cover, since a partitioned
+// leader can still send. Raft makes the ruler CP: it must stop evaluating
+// within its lease, one of the others takes over from the replicated
+// state, the notifiers keep the alert with its startsAt, and Slack hears
+// nothing new. After healing there is still one leader, and the resolve
+// goes out once.
+func TestRulerLeaderPartitioned(t *testing.T) {
+	c := newCluster(t, topology{scrapers: 1, rulers: 3, notifiers: 3, rules: tutorialRules(t, "alerts-firing.yml")})
+	tl := newTimeline(t)
+	l1 := c.leader(c.rulers, 30*time.Second)
+	require.Eventually(t, func() bool { return c.slackCount()["Cluster increased/firing"] == 1 },
+		alertFor+groupWait+4*notifierPeerTimeout+30*time.Second, 200*time.Millisecond)
+	var startsAt time.Time
+	require.Eventually(t, func() bool {
+		as, _ := notifierAlerts(c.nots[0])
+		for _, a := range as {
+			if a.Labels["alertname"] == "TooManyNodes" {
+				startsAt = a.StartsAt
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond)
+	tl.step("leader %s: TooManyNodes firing, one Slack message", l1.name)
+
+	var peers []*host
+	for _, r := range others(c.rulers, l1) {
+		peers = append(peers, r.host)
+	}
+	l1.host.partition(peers...)
+	cut := time.Now()
+	tl.step("%s cut off from the other rulers (it still reaches notifiers and ingesters)", l1.name)
+	require.Eventually(t, func() bool {
+		v, ok := metric(l1, "pharos_ruler_evaluating")
+		return ok && v == 0 && rulerMode(l1) != "leader"
+	}, 10*time.Second, 20*time.Millisecond, "the cut-off leader keeps evaluating")
+	tl.step("%s stopped evaluating %.2fs after the cut (mode %q)", l1.name, time.Since(cut).Seconds(), rulerMode(l1))
+	l2 := c.leader(others(c.rulers, l1), 30*time.Second)
+	tl.step("new leader: %s, %.1fs after the cut", l2.name, time.Since(cut).Seconds())
+	evals, _ := metric(l1, "pharos_ruler_group_evaluations_total")
+
+	window := 4*resendDelay + groupInterval
+	c.requireNotifiersHold(startsAt, window)
+	c.requireSlackStays(map[string]int{"Cluster increased/firing": 1}, time.Second)
+	after, _ := metric(l1, "pharos_ruler_group_evaluations_total")
+	require.Equal(t, evals, after, "the cut-off ruler evaluated while partitioned")
+	tl.step("for %s: %s evaluated nothing, the notifiers held the alert, no new Slack message", window, l1.name)
+
+	l1.host.heal()
+	tl.step("healed")
+	require.Equal(t, l2, c.leader(c.rulers, 30*time.Second), "leadership moved back on healing")
+	c.setRules(t, tutorialRules(t, "alerts.yml"))
+	require.Eventually(t, func() bool { return c.slackCount()["Cluster increased/resolved"] == 1 },
+		groupInterval+4*notifierPeerTimeout+20*time.Second, 200*time.Millisecond)
+	c.requireSlackStays(map[string]int{"Cluster increased/firing": 1, "Cluster increased/resolved": 1}, groupInterval+3*notifierPeerTimeout)
+	tl.step("%s still leads; condition removed: exactly one resolved message", l2.name)
+}
