@@ -91,10 +91,21 @@ func TestRenderedClusterRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts twelve processes")
 	}
-	v := valuesCase{name: "cluster", set: []string{
+	small := []string{
 		"distributor.replicas=1", "querier.replicas=1", "scraper.replicas=1",
+		"distributor.autoscaling.enabled=false", "querier.autoscaling.enabled=false",
 		"prometheus-node-exporter.enabled=false", "kube-state-metrics.enabled=false",
-	}}
+	}
+	for _, v := range []valuesCase{
+		{name: "default", set: small},
+		// One ingester per zone: every series needs all three zones.
+		{name: "zone-aware", file: "pharos/ci/zone-aware-values.yaml", set: append([]string{"ingester.replicas=3", "ruler.replicas=3"}, small...)},
+	} {
+		t.Run(v.name, func(t *testing.T) { runRenderedCluster(t, v) })
+	}
+}
+
+func runRenderedCluster(t *testing.T, v valuesCase) {
 	m := decodeStrict(t, renderChart(t, v))
 
 	// A loopback /24 of its own, so that concurrent runs do not collide.
@@ -195,6 +206,16 @@ func TestRenderedClusterRuns(t *testing.T) {
 	// its ring entry and tokens (instance_id is the pod name, tokens on its
 	// volume, unregister_on_shutdown false), and queries keep answering
 	// while it is away.
+	if v.name == "zone-aware" {
+		zones := map[string]bool{}
+		for _, p := range byComponent["ingester"] {
+			_, z, _ := strings.Cut(p.logs.String(), `registered in ring`)
+			_, z, _ = strings.Cut(z, "zone=")
+			z, _, _ = strings.Cut(z, " ")
+			zones[z] = true
+		}
+		require.Equal(t, map[string]bool{"zone-a": true, "zone-b": true, "zone-c": true}, zones, "each ingester registered in its own zone")
+	}
 	ing := byComponent["ingester"][0]
 	ing.stop()
 	code, body := get(querier.ip+":9090", "/api/v1/query?query="+url.QueryEscape(`count(up{job="pharos"})`))
