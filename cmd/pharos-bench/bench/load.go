@@ -1,0 +1,285 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Config is one run's load.
+type Config struct {
+	Series           int           `yaml:"series"`
+	Churn            float64       `yaml:"churn"`
+	SamplesPerSeries int           `yaml:"samples_per_series"`
+	Interval         time.Duration `yaml:"interval"`
+	BatchSeries      int           `yaml:"batch_series"`
+	Concurrency      int           `yaml:"concurrency"`
+	Duration         time.Duration `yaml:"duration"`
+	Lookback         time.Duration `yaml:"lookback"`
+	Protocol         string        `yaml:"protocol"`
+	MaxRounds        int           `yaml:"max_rounds"`
+
+	QueryDuration    time.Duration `yaml:"query_duration"`
+	QueryConcurrency int           `yaml:"query_concurrency"`
+	QueryRange       time.Duration `yaml:"query_range"`
+	QueryStep        time.Duration `yaml:"query_step"`
+}
+
+// RegisterFlags sets the defaults: small enough for a shared 2-core machine.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Series, "load.series", 10000, "Active series.")
+	fs.Float64Var(&c.Churn, "load.churn", 0.001, "Fraction of the active series replaced by new series each interval.")
+	fs.IntVar(&c.SamplesPerSeries, "load.samples-per-series", 1, "Samples per series per interval.")
+	fs.DurationVar(&c.Interval, "load.interval", 15*time.Second, "Data time between two rounds of samples, as a scrape interval.")
+	fs.IntVar(&c.BatchSeries, "load.batch-series", 2000, "Series per remote-write request.")
+	fs.IntVar(&c.Concurrency, "load.concurrency", 4, "Concurrent writers (each owns a share of the series, as remote-write shards do).")
+	fs.DurationVar(&c.Duration, "load.duration", 20*time.Second, "Wall time of the write phase (shorter if the data clock reaches now).")
+	fs.DurationVar(&c.Lookback, "load.lookback", 150*time.Minute, "The first samples are this far in the past; data time runs faster than wall time. Keep under 3h so no head compaction runs.")
+	fs.IntVar(&c.MaxRounds, "load.max-rounds", 0, "Stop after this many rounds (0: no limit).")
+	fs.StringVar(&c.Protocol, "load.protocol", "v1", "Remote-write protocol: v1 or v2.")
+	fs.DurationVar(&c.QueryDuration, "query.duration", 10*time.Second, "Wall time of the query phase, per query.")
+	fs.IntVar(&c.QueryConcurrency, "query.concurrency", 1, "Concurrent queries.")
+	fs.DurationVar(&c.QueryRange, "query.range", time.Hour, "Range of the range queries.")
+	fs.DurationVar(&c.QueryStep, "query.step", 15*time.Second, "Step of the range queries.")
+}
+
+// Validate names the field at fault.
+func (c *Config) Validate() error {
+	switch {
+	case c.Series <= 0:
+		return errors.New("series: must be positive")
+	case c.Churn < 0 || c.Churn > 1:
+		return errors.New("churn: must be within [0, 1]")
+	case c.SamplesPerSeries <= 0:
+		return errors.New("samples_per_series: must be positive")
+	case c.Interval < time.Duration(c.SamplesPerSeries)*time.Millisecond:
+		return errors.New("interval: too short for samples_per_series")
+	case c.BatchSeries <= 0:
+		return errors.New("batch_series: must be positive")
+	case c.Concurrency <= 0:
+		return errors.New("concurrency: must be positive")
+	case c.Protocol != "v1" && c.Protocol != "v2":
+		return fmt.Errorf("protocol: %q is neither v1 nor v2", c.Protocol)
+	case c.QueryConcurrency <= 0:
+		return errors.New("query_concurrency: must be positive")
+	case c.QueryStep <= 0:
+		return errors.New("query_step: must be positive")
+	}
+	return nil
+}
+
+func (c *Config) gen() GenConfig {
+	return GenConfig{ActiveSeries: c.Series, Churn: c.Churn, SamplesPerSeries: c.SamplesPerSeries, IntervalMs: c.Interval.Milliseconds()}
+}
+
+// Sink takes one batch; sender is the index of the calling writer, so a
+// sink can keep per-writer state without locks. Refs in the batch may be
+// updated by the sink (the local tsdb caches series references there).
+type Sink interface {
+	Write(ctx context.Context, sender int, b *Batch) error
+}
+
+// WriteResult is what the write phase measured.
+type WriteResult struct {
+	Samples, Requests, Errors int
+	FirstErr                  error
+	Wall                      time.Duration
+	Latencies                 []time.Duration // sorted
+	// SeriesCreated counts every label set written, churned ones included:
+	// the head holds them all.
+	SeriesCreated int
+	// EndMs is a data time every writer reached: queries end there.
+	EndMs int64
+	// Rounds is how many rounds every writer completed.
+	Rounds int
+}
+
+// SamplesPerSec is the acknowledged-sample rate.
+func (w WriteResult) SamplesPerSec() float64 {
+	if w.Wall <= 0 {
+		return 0
+	}
+	return float64(w.Samples) / w.Wall.Seconds()
+}
+
+// batchState is one writer's request: the series it carries across rounds.
+type batchState struct {
+	lo    int
+	gens  []uint64
+	batch Batch
+}
+
+// RunWrites writes rounds of samples to sink from t0 (ms) until the
+// duration ends, ctx is done or the data clock reaches now.
+func RunWrites(ctx context.Context, cfg Config, sink Sink, t0 int64) WriteResult {
+	g := cfg.gen()
+	nb := (cfg.Series + cfg.BatchSeries - 1) / cfg.BatchSeries
+	deadline := time.Now().Add(cfg.Duration)
+	per := cfg.SamplesPerSeries
+	stepMs := g.IntervalMs / int64(per)
+
+	var (
+		mu  sync.Mutex
+		res = WriteResult{EndMs: -1}
+		wg  sync.WaitGroup
+	)
+	writers := min(cfg.Concurrency, nb)
+	gate := newGate(writers)
+	start := time.Now()
+	for s := range writers {
+		wg.Go(func() {
+			var (
+				sb      = labels.NewScratchBuilder(12)
+				states  []*batchState
+				lat     []time.Duration
+				samples int
+				reqs    int
+				errs    int
+				first   error
+				created int
+				lastTs  int64 = -1
+			)
+			for b := s; b < nb; b += cfg.Concurrency {
+				lo, hi := b*cfg.BatchSeries, min((b+1)*cfg.BatchSeries, cfg.Series)
+				st := &batchState{lo: lo, gens: make([]uint64, hi-lo)}
+				st.batch.Labels = make([]labels.Labels, hi-lo)
+				st.batch.Counter = make([]bool, hi-lo)
+				st.batch.Refs = make([]storage.SeriesRef, hi-lo)
+				st.batch.Samples = make([]prompb.Sample, (hi-lo)*per)
+				for k := range st.gens {
+					st.gens[k] = g.Generation(lo+k, 0)
+					st.batch.Labels[k] = SeriesLabels(&sb, lo+k, st.gens[k])
+					st.batch.Counter[k] = Counter(lo + k)
+				}
+				created += hi - lo
+				states = append(states, st)
+			}
+		rounds:
+			for r := 0; ; r++ {
+				ts0 := t0 + int64(r)*g.IntervalMs
+				if ctx.Err() != nil || time.Now().After(deadline) || ts0 > time.Now().UnixMilli() ||
+					(cfg.MaxRounds > 0 && r >= cfg.MaxRounds) {
+					break
+				}
+				gate.enter(s, r)
+				for _, st := range states {
+					for k := range st.gens {
+						i := st.lo + k
+						if gen := g.Generation(i, r); gen != st.gens[k] {
+							st.gens[k] = gen
+							st.batch.Labels[k] = SeriesLabels(&sb, i, gen)
+							st.batch.Refs[k] = 0
+							created++
+						}
+						for j := range per {
+							st.batch.Samples[k*per+j] = prompb.Sample{Timestamp: ts0 + int64(j)*stepMs, Value: Value(i, r, j, per)}
+						}
+					}
+					t := time.Now()
+					err := sink.Write(ctx, s, &st.batch)
+					lat = append(lat, time.Since(t))
+					reqs++
+					if err != nil {
+						if ctx.Err() != nil {
+							break rounds
+						}
+						errs++
+						if first == nil {
+							first = err
+						}
+						continue
+					}
+					samples += len(st.batch.Samples)
+				}
+				lastTs = ts0 + int64(per-1)*stepMs
+			}
+			rounds := gate.done(s)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Latencies = append(res.Latencies, lat...)
+			res.Samples += samples
+			res.Requests += reqs
+			res.Errors += errs
+			res.SeriesCreated += created
+			if res.FirstErr == nil {
+				res.FirstErr = first
+			}
+			if res.EndMs < 0 || lastTs < res.EndMs {
+				res.EndMs, res.Rounds = lastTs, rounds
+			}
+		})
+	}
+	wg.Wait()
+	res.Wall = time.Since(start)
+	slices.Sort(res.Latencies)
+	return res
+}
+
+// Quantile of sorted durations; 0 when empty.
+func Quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// maxLead is how many rounds a writer may run ahead of the slowest one:
+// the head refuses samples older than half a block behind its newest, so
+// writers that drift apart by an hour of data time would lose samples.
+const maxLead = 8
+
+// gate keeps writers within maxLead rounds of each other.
+type gate struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	rounds []int // per writer; -1 when finished
+}
+
+func newGate(n int) *gate {
+	g := &gate{rounds: make([]int, n)}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// enter blocks writer s before round r until no running writer is more
+// than maxLead rounds behind.
+func (g *gate) enter(s, r int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.rounds[s] = r
+	g.cond.Broadcast()
+	for r-g.slowest() > maxLead {
+		g.cond.Wait()
+	}
+}
+
+// done marks writer s finished and returns the rounds it completed.
+func (g *gate) done(s int) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.rounds[s]
+	g.rounds[s] = -1
+	g.cond.Broadcast()
+	return r
+}
+
+func (g *gate) slowest() int {
+	m := -1
+	for _, r := range g.rounds {
+		if r >= 0 && (m < 0 || r < m) {
+			m = r
+		}
+	}
+	if m < 0 {
+		return 1 << 30
+	}
+	return m
+}

@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Query is one PromQL expression run as an instant query, or as a range
+// query over Config.QueryRange at Config.QueryStep when Range is set.
+type Query struct {
+	Name  string
+	Expr  string
+	Range bool
+}
+
+// Queries are the kinds dashboards and rules run over the generated
+// series: per-job and per-instance rates over an hour, an alerting rule's
+// instant aggregation, a top-k panel.
+var Queries = []Query{
+	{Name: "sum_by_job_rate_1h", Expr: `sum by (job) (rate(node_cpu_seconds_total[5m]))`, Range: true},
+	{Name: "sum_by_instance_rate_1h", Expr: `sum by (instance) (rate(node_network_receive_bytes_total[5m]))`, Range: true},
+	{Name: "count_by_phase", Expr: `count by (namespace, phase) (kube_pod_status_phase)`},
+	{Name: "restarts_increase", Expr: `sum by (namespace) (increase(kube_pod_container_status_restarts_total[15m])) > 0`},
+	{Name: "topk_cpu", Expr: `topk(10, rate(node_cpu_seconds_total{mode!="idle"}[5m]))`},
+}
+
+// QueryResult is one query's latencies (sorted) and failures.
+type QueryResult struct {
+	Query     Query
+	Latencies []time.Duration
+	Errors    int
+	FirstErr  error
+	// Series is the number of series in the first answer, to show both
+	// sides computed the same thing.
+	Series int
+}
+
+// Querier runs one query ending at end (ms).
+type Querier interface {
+	Run(ctx context.Context, q Query, end int64, cfg Config) (series int, err error)
+}
+
+// RunQueries runs each query repeatedly for cfg.QueryDuration (at least
+// three times) with cfg.QueryConcurrency callers.
+func RunQueries(ctx context.Context, cfg Config, qr Querier, end int64) []QueryResult {
+	var out []QueryResult
+	for _, q := range Queries {
+		res := QueryResult{Query: q, Series: -1}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(cfg.QueryDuration)
+		for range cfg.QueryConcurrency {
+			wg.Go(func() {
+				for n := 0; ctx.Err() == nil && (n < 3 || time.Now().Before(deadline)); n++ {
+					t := time.Now()
+					series, err := qr.Run(ctx, q, end, cfg)
+					d := time.Since(t)
+					mu.Lock()
+					if err != nil {
+						res.Errors++
+						if res.FirstErr == nil {
+							res.FirstErr = err
+						}
+					} else {
+						res.Latencies = append(res.Latencies, d)
+						if res.Series < 0 {
+							res.Series = series
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(res.Latencies)
+		out = append(out, res)
+	}
+	return out
+}
+
+// LocalQuerier runs queries on a storage.Queryable in this process with
+// the upstream engine, as a single Prometheus would.
+type LocalQuerier struct {
+	Engine    *promql.Engine
+	Queryable storage.Queryable
+}
+
+// NewLocalQuerier returns an engine with Prometheus's defaults.
+func NewLocalQuerier(q storage.Queryable) *LocalQuerier {
+	return &LocalQuerier{
+		Engine: promql.NewEngine(promql.EngineOpts{
+			MaxSamples: 50_000_000, Timeout: 2 * time.Minute, LookbackDelta: 5 * time.Minute,
+		}),
+		Queryable: q,
+	}
+}
+
+// Run executes q and counts the series of the answer.
+func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (int, error) {
+	var (
+		qry promql.Query
+		err error
+		te  = time.UnixMilli(end)
+	)
+	if q.Range {
+		qry, err = l.Engine.NewRangeQuery(ctx, l.Queryable, nil, q.Expr, te.Add(-cfg.QueryRange), te, cfg.QueryStep)
+	} else {
+		qry, err = l.Engine.NewInstantQuery(ctx, l.Queryable, nil, q.Expr, te)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return 0, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Matrix:
+		return len(v), nil
+	case promql.Vector:
+		return len(v), nil
+	}
+	return 0, nil
+}
+
+// HTTPQuerier runs queries through a Prometheus HTTP API at Base.
+type HTTPQuerier struct {
+	Base   string
+	Client *http.Client
+}
+
+// Run executes q over HTTP and counts the series of the answer.
+func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (int, error) {
+	te := time.UnixMilli(end)
+	v := url.Values{"query": {q.Expr}}
+	path := "/api/v1/query"
+	if q.Range {
+		path = "/api/v1/query_range"
+		v.Set("start", formatTime(te.Add(-cfg.QueryRange)))
+		v.Set("end", formatTime(te))
+		v.Set("step", strconv.FormatFloat(cfg.QueryStep.Seconds(), 'f', -1, 64))
+	} else {
+		v.Set("time", formatTime(te))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Base+path+"?"+v.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("query: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("query: %w", err)
+	}
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return 0, fmt.Errorf("query: %s: %w", resp.Status, err)
+	}
+	if r.Status != "success" {
+		return 0, errors.New("query: " + resp.Status + ": " + r.Error)
+	}
+	return len(r.Data.Result), nil
+}
+
+func formatTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
+}

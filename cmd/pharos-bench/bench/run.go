@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// Result is one side's measurements.
+type Result struct {
+	Name     string
+	Replicas int
+	Write    WriteResult
+	Queries  []QueryResult
+	// ServerCPU is the target's CPU during the write phase (for the local
+	// tsdb: this process, generator included).
+	ServerCPU float64
+	// ClientCPU is this process's CPU during the write phase (generator,
+	// encoding, HTTP); 0 for the local tsdb, where it is in ServerCPU.
+	ClientCPU float64
+	// RSSBefore/RSSAfter are resident bytes before and after the writes.
+	RSSBefore, RSSAfter float64
+}
+
+// CPUPerMSamples is server CPU-seconds per million samples.
+func (r *Result) CPUPerMSamples() float64 {
+	if r.Write.Samples == 0 {
+		return 0
+	}
+	return r.ServerCPU / (float64(r.Write.Samples) / 1e6)
+}
+
+// RSSPerSeries is the growth of resident memory per head series per
+// replica, in bytes.
+func (r *Result) RSSPerSeries() float64 {
+	if r.Write.SeriesCreated == 0 {
+		return 0
+	}
+	return (r.RSSAfter - r.RSSBefore) / float64(r.Write.SeriesCreated*max(1, r.Replicas))
+}
+
+// StartMs is the data time of the first round of a load started now.
+func StartMs(cfg Config) int64 {
+	return time.Now().Add(-cfg.Lookback).UnixMilli()
+}
+
+// RunLocal writes and queries a prometheus tsdb.DB in dir, in this process:
+// the limit Pharos is measured against.
+func RunLocal(ctx context.Context, cfg Config, dir string) (*Result, error) {
+	debug.FreeOSMemory()
+	before := selfUsage()
+	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tsdb: %w", err)
+	}
+	defer db.Close()
+	res := &Result{Name: "local tsdb", Replicas: 1, RSSBefore: before.RSSBytes}
+	res.Write = RunWrites(ctx, cfg, TSDBSink{DB: db}, StartMs(cfg))
+	after := selfUsage()
+	res.ServerCPU = after.CPUSeconds - before.CPUSeconds
+	// Drop the generator's garbage so RSS shows what the head holds.
+	debug.FreeOSMemory()
+	res.RSSAfter = selfUsage().RSSBytes
+	if res.Write.EndMs >= 0 {
+		res.Queries = RunQueries(ctx, cfg, NewLocalQuerier(db), res.Write.EndMs)
+	}
+	return res, nil
+}
+
+// RunTarget writes to and queries a running Pharos.
+func RunTarget(ctx context.Context, cfg Config, t *Target, client *http.Client) (*Result, error) {
+	before, err := t.Sample(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	self0 := selfUsage()
+	res := &Result{Name: t.Name, Replicas: max(1, t.Replicas), RSSBefore: before.RSSBytes}
+	sink := NewHTTPSink(t.Base+"/api/v1/write", cfg.Protocol == "v2", cfg.Concurrency, client)
+	res.Write = RunWrites(ctx, cfg, sink, StartMs(cfg))
+	self1 := selfUsage()
+	after, err := t.Sample(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	res.ServerCPU = after.CPUSeconds - before.CPUSeconds
+	res.ClientCPU = self1.CPUSeconds - self0.CPUSeconds
+	res.RSSAfter = after.RSSBytes
+	if res.Write.EndMs >= 0 {
+		res.Queries = RunQueries(ctx, cfg, &HTTPQuerier{Base: t.Base, Client: client}, res.Write.EndMs)
+	}
+	return res, nil
+}
+
+// Report prints every side's numbers and, for each target, its ratios to
+// the local tsdb measured in the same run.
+func Report(w io.Writer, cfg Config, local *Result, targets []*Result) {
+	fmt.Fprintf(w, "# pharos-bench: %d active series, churn %g/interval, %d sample(s)/series/interval, %d writers × %d series/request, remote write %s\n",
+		cfg.Series, cfg.Churn, cfg.SamplesPerSeries, cfg.Concurrency, cfg.BatchSeries, cfg.Protocol)
+	all := append([]*Result{local}, targets...)
+	fmt.Fprintf(w, "\n## ingest\n| side | samples/s | vs tsdb | write p50 | write p99 | errors | server CPU-s/M samples | client CPU-s/M | samples per server CPU-s | RSS after | RSS/series/replica | vs tsdb |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range all {
+		ratio, memRatio := "1", "1"
+		if r != local {
+			ratio = fmtRatio(r.Write.SamplesPerSec(), local.Write.SamplesPerSec())
+			memRatio = fmtRatio(r.RSSPerSeries(), local.RSSPerSeries())
+		}
+		perCPU := 0.0
+		if r.ServerCPU > 0 {
+			perCPU = float64(r.Write.Samples) / r.ServerCPU
+		}
+		clientPerM := 0.0
+		if r.Write.Samples > 0 {
+			clientPerM = r.ClientCPU / (float64(r.Write.Samples) / 1e6)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %d/%d | %.2f | %.2f | %.0f | %.0f MiB | %.0f B | %s |\n",
+			r.Name, r.Write.SamplesPerSec(), ratio, fmtDur(Quantile(r.Write.Latencies, 0.5)), fmtDur(Quantile(r.Write.Latencies, 0.99)),
+			r.Write.Errors, r.Write.Requests, r.CPUPerMSamples(), clientPerM, perCPU, r.RSSAfter/(1<<20), r.RSSPerSeries(), memRatio)
+	}
+	for _, r := range all {
+		if r.Write.FirstErr != nil {
+			fmt.Fprintf(w, "\n%s: first write error: %v\n", r.Name, r.Write.FirstErr)
+		}
+	}
+	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step)\n| side | query | p50 | p99 | runs | series | p50 vs tsdb |\n|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
+	for qi := range Queries {
+		for _, r := range all {
+			if qi >= len(r.Queries) {
+				continue
+			}
+			q := r.Queries[qi]
+			ratio := "1"
+			if r != local && qi < len(local.Queries) {
+				ratio = fmtRatio(Quantile(q.Latencies, 0.5).Seconds(), Quantile(local.Queries[qi].Latencies, 0.5).Seconds())
+			}
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s | %d | %d | %s |\n", r.Name, q.Query.Name,
+				fmtDur(Quantile(q.Latencies, 0.5)), fmtDur(Quantile(q.Latencies, 0.99)), len(q.Latencies), q.Series, ratio)
+			if q.FirstErr != nil {
+				fmt.Fprintf(w, "|  | %d errors: %v |\n", q.Errors, q.FirstErr)
+			}
+		}
+	}
+}
+
+func fmtRatio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%dµs", d.Microseconds())
+}
