@@ -19,7 +19,7 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: all build run test test-short lint bench proto proto-tools tools clean e2e ui-test image helm helm-lint manifests manifests-check
+.PHONY: all build run test test-short lint bench bench-cluster proto proto-tools tools clean e2e ui-test image helm helm-lint manifests manifests-check
 
 all: build
 
@@ -55,6 +55,15 @@ lint: tools
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./storage/... ./ingest/... ./querier/...
+
+# Load harness: an all-in-one (RF 1) and a 3-ingester RF 3 cluster started
+# from bin/pharos on loopback, each measured against an in-process tsdb in
+# the same run (docs/performance.md). Size it with BENCH_FLAGS, e.g.
+# BENCH_FLAGS='-load.series=100000 -load.duration=60s'.
+BENCH_FLAGS ?= -load.series=10000 -load.duration=30s -query.duration=5s
+bench-cluster: build
+	$(GO) build -o bin/pharos-bench ./cmd/pharos-bench
+	./bin/pharos-bench -pharos $(BIN) -layouts allinone,rf3 $(BENCH_FLAGS)
 
 # Tools are installed per version under bin/tools, so every machine runs the pinned one.
 STATICCHECK := $(CURDIR)/bin/tools/staticcheck-$(STATICCHECK_VERSION)
