@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,23 +51,31 @@ func main() {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 2 * time.Minute}
 
-	local := &bench.Result{Name: "local tsdb (skipped)"}
-	if !*skipLocal {
-		fmt.Fprintln(os.Stderr, "pharos-bench: local tsdb")
-		r, err := bench.RunLocal(ctx, cfg, dir+"/local-tsdb")
+	// Each target first, then the local tsdb fed the same rounds: the same
+	// samples and series, so rates, memory and query times compare like
+	// with like.
+	var pairs []bench.Pair
+	measure := func(t *bench.Target) error {
+		r, err := bench.RunTarget(ctx, cfg, t, client)
 		if err != nil {
-			fatal(err)
+			return err
 		}
-		local = r
-		// The targets get the same samples, so that memory per series
-		// compares like with like.
-		if cfg.MaxRounds == 0 || r.Write.Rounds < cfg.MaxRounds {
-			cfg.MaxRounds = r.Write.Rounds
+		p := bench.Pair{Target: r}
+		if !*skipLocal {
+			fmt.Fprintln(os.Stderr, "pharos-bench: local tsdb, same rounds as", t.Name)
+			lc := cfg
+			lc.MaxRounds = max(1, r.Write.Rounds)
+			lc.Duration = 10 * cfg.Duration
+			ldir := filepath.Join(dir, "local-tsdb")
+			if p.Local, err = bench.RunLocal(ctx, lc, ldir); err != nil {
+				return err
+			}
+			p.Local.Name = "local tsdb for " + t.Name
+			_ = os.RemoveAll(ldir)
 		}
-		_ = os.RemoveAll(dir + "/local-tsdb")
+		pairs = append(pairs, p)
+		return nil
 	}
-
-	var results []*bench.Result
 	switch {
 	case *target != "":
 		t := &bench.Target{Name: *target, Base: strings.TrimSuffix(*target, "/"), Replicas: *replicas}
@@ -74,29 +83,29 @@ func main() {
 		if *metrics != "" {
 			t.Metrics = strings.Split(*metrics, ",")
 		}
-		r, err := bench.RunTarget(ctx, cfg, t, client)
-		if err != nil {
+		if err := measure(t); err != nil {
 			fatal(err)
 		}
-		results = append(results, r)
 	case *binary != "":
 		for _, layout := range strings.Split(*layouts, ",") {
 			fmt.Fprintln(os.Stderr, "pharos-bench:", layout)
-			c, err := bench.Spawn(ctx, *binary, layout, dir+"/"+layout, client, bench.StartMs(cfg)-1)
+			c, err := bench.Spawn(ctx, *binary, layout, filepath.Join(dir, layout), client, bench.StartMs(cfg)-1)
 			if err != nil {
 				fatal(err)
 			}
-			r, err := bench.RunTarget(ctx, cfg, &c.Target, client)
+			err = measure(&c.Target)
 			if stopErr := c.Stop(); stopErr != nil {
 				fmt.Fprintln(os.Stderr, "pharos-bench: stop", layout+":", stopErr)
 			}
 			if err != nil {
 				fatal(err)
 			}
-			results = append(results, r)
+			_ = os.RemoveAll(filepath.Join(dir, layout))
 		}
+	default:
+		fatal(fmt.Errorf("give -pharos or -target"))
 	}
-	bench.Report(os.Stdout, cfg, local, results)
+	bench.Report(os.Stdout, cfg, pairs)
 }
 
 func fatal(err error) {

@@ -238,13 +238,14 @@ const maxLead = 8
 
 // gate keeps writers within maxLead rounds of each other.
 type gate struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	rounds []int // per writer; -1 when finished
+	mu      sync.Mutex
+	cond    *sync.Cond
+	rounds  []int // per writer; -1 when finished
+	entered []bool
 }
 
 func newGate(n int) *gate {
-	g := &gate{rounds: make([]int, n)}
+	g := &gate{rounds: make([]int, n), entered: make([]bool, n)}
 	g.cond = sync.NewCond(&g.mu)
 	return g
 }
@@ -255,17 +256,21 @@ func (g *gate) enter(s, r int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.rounds[s] = r
+	g.entered[s] = true
 	g.cond.Broadcast()
 	for r-g.slowest() > maxLead {
 		g.cond.Wait()
 	}
 }
 
-// done marks writer s finished and returns the rounds it completed.
+// done marks writer s finished and returns the rounds it entered.
 func (g *gate) done(s int) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r := g.rounds[s]
+	r := 0
+	if g.entered[s] {
+		r = g.rounds[s] + 1
+	}
 	g.rounds[s] = -1
 	g.cond.Broadcast()
 	return r

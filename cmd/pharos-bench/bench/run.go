@@ -96,51 +96,64 @@ func RunTarget(ctx context.Context, cfg Config, t *Target, client *http.Client) 
 	return res, nil
 }
 
-// Report prints every side's numbers and, for each target, its ratios to
-// the local tsdb measured in the same run.
-func Report(w io.Writer, cfg Config, local *Result, targets []*Result) {
+// Pair is a target's result and the local tsdb's on the same samples.
+type Pair struct {
+	Target, Local *Result
+}
+
+// Report prints every target's numbers beside the local tsdb's on the same
+// samples, with their ratios.
+func Report(w io.Writer, cfg Config, pairs []Pair) {
 	fmt.Fprintf(w, "# pharos-bench: %d active series, churn %g/interval, %d sample(s)/series/interval, %d writers × %d series/request, remote write %s\n",
 		cfg.Series, cfg.Churn, cfg.SamplesPerSeries, cfg.Concurrency, cfg.BatchSeries, cfg.Protocol)
-	all := append([]*Result{local}, targets...)
-	fmt.Fprintf(w, "\n## ingest\n| side | samples/s | vs tsdb | write p50 | write p99 | errors | server CPU-s/M samples | client CPU-s/M | samples per server CPU-s | RSS after | RSS/series/replica | vs tsdb |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, r := range all {
-		ratio, memRatio := "1", "1"
-		if r != local {
-			ratio = fmtRatio(r.Write.SamplesPerSec(), local.Write.SamplesPerSec())
-			memRatio = fmtRatio(r.RSSPerSeries(), local.RSSPerSeries())
-		}
-		perCPU := 0.0
-		if r.ServerCPU > 0 {
-			perCPU = float64(r.Write.Samples) / r.ServerCPU
-		}
-		clientPerM := 0.0
-		if r.Write.Samples > 0 {
-			clientPerM = r.ClientCPU / (float64(r.Write.Samples) / 1e6)
-		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %d/%d | %.2f | %.2f | %.0f | %.0f MiB | %.0f B | %s |\n",
-			r.Name, r.Write.SamplesPerSec(), ratio, fmtDur(Quantile(r.Write.Latencies, 0.5)), fmtDur(Quantile(r.Write.Latencies, 0.99)),
-			r.Write.Errors, r.Write.Requests, r.CPUPerMSamples(), clientPerM, perCPU, r.RSSAfter/(1<<20), r.RSSPerSeries(), memRatio)
-	}
-	for _, r := range all {
-		if r.Write.FirstErr != nil {
-			fmt.Fprintf(w, "\n%s: first write error: %v\n", r.Name, r.Write.FirstErr)
-		}
-	}
-	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step)\n| side | query | p50 | p99 | runs | series | p50 vs tsdb |\n|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
-	for qi := range Queries {
-		for _, r := range all {
-			if qi >= len(r.Queries) {
+	fmt.Fprintf(w, "\n## ingest\n| side | samples | head series | samples/s | vs tsdb | write p50 | write p99 | errors/requests | server CPU-s/M samples | client CPU-s/M | samples per server CPU-s | RSS after | RSS growth/series/replica | vs tsdb |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range pairs {
+		for _, r := range []*Result{p.Local, p.Target} {
+			if r == nil {
 				continue
 			}
-			q := r.Queries[qi]
-			ratio := "1"
-			if r != local && qi < len(local.Queries) {
-				ratio = fmtRatio(Quantile(q.Latencies, 0.5).Seconds(), Quantile(local.Queries[qi].Latencies, 0.5).Seconds())
+			ratio, memRatio := "1", "1"
+			if r == p.Target && p.Local != nil {
+				ratio = fmtRatio(r.Write.SamplesPerSec(), p.Local.Write.SamplesPerSec())
+				memRatio = fmtRatio(r.RSSPerSeries(), p.Local.RSSPerSeries())
 			}
-			fmt.Fprintf(w, "| %s | `%s` | %s | %s | %d | %d | %s |\n", r.Name, q.Query.Name,
-				fmtDur(Quantile(q.Latencies, 0.5)), fmtDur(Quantile(q.Latencies, 0.99)), len(q.Latencies), q.Series, ratio)
-			if q.FirstErr != nil {
-				fmt.Fprintf(w, "|  | %d errors: %v |\n", q.Errors, q.FirstErr)
+			perCPU, clientPerM := 0.0, 0.0
+			if r.ServerCPU > 0 {
+				perCPU = float64(r.Write.Samples) / r.ServerCPU
+			}
+			if r.Write.Samples > 0 {
+				clientPerM = r.ClientCPU / (float64(r.Write.Samples) / 1e6)
+			}
+			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %d/%d | %.2f | %.2f | %.0f | %.0f MiB | %.0f B | %s |\n",
+				r.Name, r.Write.Samples, r.Write.SeriesCreated, r.Write.SamplesPerSec(), ratio,
+				fmtDur(Quantile(r.Write.Latencies, 0.5)), fmtDur(Quantile(r.Write.Latencies, 0.99)),
+				r.Write.Errors, r.Write.Requests, r.CPUPerMSamples(), clientPerM, perCPU, r.RSSAfter/(1<<20), r.RSSPerSeries(), memRatio)
+		}
+	}
+	for _, p := range pairs {
+		for _, r := range []*Result{p.Local, p.Target} {
+			if r != nil && r.Write.FirstErr != nil {
+				fmt.Fprintf(w, "\n%s: first write error: %v\n", r.Name, r.Write.FirstErr)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step; series = series in the answer)\n| side | query | p50 | p99 | runs | series | p50 vs tsdb |\n|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
+	for qi := range Queries {
+		for _, p := range pairs {
+			for _, r := range []*Result{p.Local, p.Target} {
+				if r == nil || qi >= len(r.Queries) {
+					continue
+				}
+				q := r.Queries[qi]
+				ratio := "1"
+				if r == p.Target && p.Local != nil && qi < len(p.Local.Queries) {
+					ratio = fmtRatio(Quantile(q.Latencies, 0.5).Seconds(), Quantile(p.Local.Queries[qi].Latencies, 0.5).Seconds())
+				}
+				fmt.Fprintf(w, "| %s | `%s` | %s | %s | %d | %d | %s |\n", r.Name, q.Query.Name,
+					fmtDur(Quantile(q.Latencies, 0.5)), fmtDur(Quantile(q.Latencies, 0.99)), len(q.Latencies), q.Series, ratio)
+				if q.FirstErr != nil {
+					fmt.Fprintf(w, "|  | %d errors: %v |||||\n", q.Errors, q.FirstErr)
+				}
 			}
 		}
 	}

@@ -66,7 +66,7 @@ func TestHarnessSmoke(t *testing.T) {
 	require.Greater(t, local.Write.SeriesCreated, cfg.Series, "churn adds series")
 
 	client := &http.Client{Timeout: 30 * time.Second}
-	var results []*Result
+	var pairs []Pair
 	for i, proto := range []string{"v1", "v2"} {
 		cfg.Protocol = proto
 		// The same series again: v2's samples must come after v1's.
@@ -86,10 +86,10 @@ func TestHarnessSmoke(t *testing.T) {
 		}
 		// Dashboards' per-job rate sees the node-exporter job.
 		require.Equal(t, 1, r.Queries[0].Series)
-		results = append(results, r)
+		pairs = append(pairs, Pair{Target: r, Local: local})
 	}
 	var out bytes.Buffer
-	Report(&out, cfg, local, results)
+	Report(&out, cfg, pairs)
 	require.Contains(t, out.String(), "| allinone-v2 |")
 	require.Contains(t, out.String(), "sum_by_job_rate_1h")
 }
