@@ -33,12 +33,15 @@ type Ingester struct {
 	// pushReqs recycles the decoded Push requests.
 	pushReqs *pushRequests
 
-	// mu guards closing; inflight counts the calls admitted before it was set.
-	mu       sync.RWMutex
-	closing  bool
-	inflight sync.WaitGroup
-	closed   chan struct{} // closed once the tsdb is closed
-	closeErr error
+	// mu guards closing, failed, reopening and the db pointer; inflight
+	// counts the calls admitted while neither closing nor reopening.
+	mu        sync.RWMutex
+	closing   bool
+	failed    error // the storage failure that stops writes (failure.go)
+	reopening bool
+	inflight  sync.WaitGroup
+	closed    chan struct{} // closed once the tsdb is closed
+	closeErr  error
 
 	// testHookPushAdmitted, if set, runs in Push right after admission; tests
 	// use it to hold a push in flight.
@@ -122,7 +125,11 @@ func pooledPushHandler(srv any, ctx context.Context, dec func(any) error, interc
 
 // DB is the underlying tsdb, for status pages and all-in-one wiring. Callers
 // must not close it.
-func (i *Ingester) DB() *tsdb.DB { return i.db }
+func (i *Ingester) DB() *tsdb.DB {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return i.db
+}
 
 // Ready returns nil while the ingester accepts pushes: New has replayed the
 // WAL and Close has not started.
@@ -131,6 +138,9 @@ func (i *Ingester) Ready(context.Context) error {
 	defer i.mu.RUnlock()
 	if i.closing {
 		return ErrClosed
+	}
+	if i.failed != nil {
+		return fmt.Errorf("storage failed, writes refused until it recovers: %w", i.failed)
 	}
 	return nil
 }
@@ -164,7 +174,10 @@ func (i *Ingester) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		waitErr = fmt.Errorf("wait for in-flight requests: %w", ctx.Err())
 	}
-	i.closeErr = errors.Join(waitErr, i.db.Close())
+	i.mu.RLock()
+	db := i.db
+	i.mu.RUnlock()
+	i.closeErr = errors.Join(waitErr, db.Close())
 	close(i.closed)
 	return i.closeErr
 }
@@ -175,6 +188,9 @@ func (i *Ingester) enter() error {
 	defer i.mu.RUnlock()
 	if i.closing {
 		return status.Error(codes.Unavailable, ErrClosed.Error())
+	}
+	if i.reopening {
+		return status.Error(codes.Unavailable, "ingester is reopening its storage after a failure")
 	}
 	i.inflight.Add(1)
 	return nil

@@ -17,6 +17,8 @@ type metrics struct {
 	metadataDropped   prometheus.Counter
 	queryStreams      *prometheus.CounterVec // by outcome
 	seriesStreamed    prometheus.Counter
+	storageFailures   prometheus.Counter
+	storageRecoveries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,6 +56,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "pharos_ingester_query_stream_series_total",
 		Help: "Series sent by QueryStream.",
 	})
+	m.storageFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pharos_ingester_storage_failures_total",
+		Help: "Commits to the tsdb that failed (disk full, I/O error); each stops writes until the storage recovers.",
+	})
+	m.storageRecoveries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pharos_ingester_storage_recoveries_total",
+		Help: "Times the tsdb was reopened after a storage failure, its WAL replayed.",
+	})
 	m.pushOK = m.pushes.WithLabelValues("ok")
 	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pharos_ingester_samples_rejected_total",
@@ -62,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for code, name := range ingesterpb.SeriesError_Reason_name {
 		m.rejected[code] = rejected.WithLabelValues(reasonLabel(name))
 	}
-	for _, c := range []prometheus.Collector{m.pushes, m.samplesAppended, m.histogramsApp, m.exemplarsAppended, m.exemplarsRejected, m.metadataDropped, rejected, m.queryStreams, m.seriesStreamed} {
+	for _, c := range []prometheus.Collector{m.pushes, m.samplesAppended, m.histogramsApp, m.exemplarsAppended, m.exemplarsRejected, m.metadataDropped, rejected, m.queryStreams, m.seriesStreamed, m.storageFailures, m.storageRecoveries} {
 		if reg == nil {
 			break
 		}

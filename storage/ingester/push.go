@@ -68,6 +68,10 @@ func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb
 		return nil, err
 	}
 	defer i.inflight.Done()
+	if err := i.refuseIfFailed(); err != nil {
+		i.metrics.pushes.WithLabelValues(codes.Unavailable.String()).Inc()
+		return nil, err
+	}
 	if i.testHookPushAdmitted != nil {
 		i.testHookPushAdmitted()
 	}
@@ -107,8 +111,8 @@ func (i *Ingester) push(ctx context.Context, r *pushRequest) (*ingesterpb.PushRe
 		}
 	}
 	if err := app.Commit(); err != nil {
-		i.logger.Error("push commit failed", "err", err)
-		return nil, status.Errorf(codes.Internal, "commit: %v", err)
+		i.storageFailed(err)
+		return nil, status.Errorf(codes.Unavailable, "commit: %v", err)
 	}
 
 	if dropped := i.meta.update(r.metadata); dropped > 0 {

@@ -21,6 +21,14 @@ func (a *App) registerOperational(mux *http.ServeMux) {
 			http.Error(w, "Service Unavailable: Pharos is not ready.", http.StatusServiceUnavailable)
 			return
 		}
+		// An ingester whose storage failed (disk full) refuses writes
+		// until it recovers: not ready, so it is taken out of rotation.
+		if ing := a.ingester; ing != nil {
+			if err := ing.StorageErr(); err != nil {
+				http.Error(w, "Service Unavailable: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "Pharos is Ready.")
 	}
