@@ -67,7 +67,7 @@ func main() {
 			lc.MaxRounds = max(1, r.Write.Rounds)
 			lc.Duration = 10 * cfg.Duration
 			ldir := filepath.Join(dir, "local-tsdb")
-			if p.Local, err = bench.RunLocal(ctx, lc, ldir); err != nil {
+			if p.Local, err = bench.RunLocal(ctx, lc, ldir, r.T0); err != nil {
 				return err
 			}
 			p.Local.Name = "local tsdb for " + t.Name

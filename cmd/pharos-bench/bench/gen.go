@@ -120,12 +120,13 @@ func suffix(x, gen uint64) string {
 	return strconv.FormatUint(h.Sum64()&0xffffffffff, 36)
 }
 
-// Value is the k-th sample of series i in round r: counters grow at a
-// per-series rate, gauges wander within a per-series band.
-func Value(i, r, k, perRound int) float64 {
+// Value is the k-th sample of series i (generation gen) in round r:
+// counters grow at a rate of their own, so that topk has no ties to break
+// differently on two sides; gauges wander within a per-series band.
+func Value(i int, gen uint64, r, k, perRound int) float64 {
 	step := float64(r*perRound + k)
 	if Counter(i) {
-		return step * float64(1+i%7)
+		return step * (1 + float64((uint64(i)*2654435761+gen*40503)%1000003)/1000003)
 	}
 	return float64(100+i%50) + float64((r*perRound+k+i)%13)
 }

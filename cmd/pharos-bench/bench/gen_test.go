@@ -48,7 +48,8 @@ func TestChurn(t *testing.T) {
 func TestValuesCountersGrow(t *testing.T) {
 	for i := range 20 {
 		if Counter(i) {
-			require.Greater(t, Value(i, 3, 0, 1), Value(i, 2, 0, 1))
+			require.Greater(t, Value(i, 0, 3, 0, 1), Value(i, 0, 2, 0, 1))
+			require.NotEqual(t, Value(i, 0, 3, 0, 1), Value(i+7, 0, 3, 0, 1), "rates differ")
 		}
 	}
 }
@@ -60,7 +61,7 @@ func testBatch() *Batch {
 		b.Labels = append(b.Labels, SeriesLabels(&sb, i, 0))
 		b.Counter = append(b.Counter, Counter(i))
 		for k := range 2 {
-			b.Samples = append(b.Samples, prompb.Sample{Timestamp: int64(1000*i + k), Value: Value(i, 1, k, 2)})
+			b.Samples = append(b.Samples, prompb.Sample{Timestamp: int64(1000*i + k), Value: Value(i, 0, 1, k, 2)})
 		}
 	}
 	return b

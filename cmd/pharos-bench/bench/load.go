@@ -180,7 +180,7 @@ func RunWrites(ctx context.Context, cfg Config, sink Sink, t0 int64) WriteResult
 							created++
 						}
 						for j := range per {
-							st.batch.Samples[k*per+j] = prompb.Sample{Timestamp: ts0 + int64(j)*stepMs, Value: Value(i, r, j, per)}
+							st.batch.Samples[k*per+j] = prompb.Sample{Timestamp: ts0 + int64(j)*stepMs, Value: Value(i, st.gens[k], r, j, per)}
 						}
 					}
 					t := time.Now()

@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 )
@@ -42,14 +46,45 @@ type QueryResult struct {
 	Latencies []time.Duration
 	Errors    int
 	FirstErr  error
-	// Series is the number of series in the first answer, to show both
-	// sides computed the same thing.
+	// Series is the number of series in the first answer, and Digest a
+	// hash of it (labels, timestamps, values to 10 significant digits), to
+	// show both sides computed the same thing.
 	Series int
+	Digest uint64
+}
+
+// Answer is a query's result in a form both sides produce alike: one line
+// per series, sorted.
+type Answer []string
+
+// digest hashes the sorted lines.
+func (a Answer) digest() uint64 {
+	slices.Sort(a)
+	h := fnv.New64a()
+	for _, l := range a {
+		h.Write([]byte(l))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// answerLine renders one series; values are rounded so that sums in a
+// different order (sharding, merging) compare equal.
+func answerLine(metric string, ts []int64, vs []float64) string {
+	var b strings.Builder
+	b.WriteString(metric)
+	for i := range ts {
+		b.WriteByte(' ')
+		b.WriteString(strconv.FormatInt(ts[i], 10))
+		b.WriteByte('=')
+		b.WriteString(strconv.FormatFloat(vs[i], 'g', 10, 64))
+	}
+	return b.String()
 }
 
 // Querier runs one query ending at end (ms).
 type Querier interface {
-	Run(ctx context.Context, q Query, end int64, cfg Config) (series int, err error)
+	Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, error)
 }
 
 // RunQueries runs each query repeatedly for cfg.QueryDuration (at least
@@ -65,7 +100,7 @@ func RunQueries(ctx context.Context, cfg Config, qr Querier, end int64) []QueryR
 			wg.Go(func() {
 				for n := 0; ctx.Err() == nil && (n < 3 || time.Now().Before(deadline)); n++ {
 					t := time.Now()
-					series, err := qr.Run(ctx, q, end, cfg)
+					ans, err := qr.Run(ctx, q, end, cfg)
 					d := time.Since(t)
 					mu.Lock()
 					if err != nil {
@@ -76,7 +111,7 @@ func RunQueries(ctx context.Context, cfg Config, qr Querier, end int64) []QueryR
 					} else {
 						res.Latencies = append(res.Latencies, d)
 						if res.Series < 0 {
-							res.Series = series
+							res.Series, res.Digest = len(ans), ans.digest()
 						}
 					}
 					mu.Unlock()
@@ -108,7 +143,7 @@ func NewLocalQuerier(q storage.Queryable) *LocalQuerier {
 }
 
 // Run executes q and counts the series of the answer.
-func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (int, error) {
+func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, error) {
 	var (
 		qry promql.Query
 		err error
@@ -120,20 +155,29 @@ func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) 
 		qry, err = l.Engine.NewInstantQuery(ctx, l.Queryable, nil, q.Expr, te)
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer qry.Close()
 	res := qry.Exec(ctx)
 	if res.Err != nil {
-		return 0, res.Err
+		return nil, res.Err
 	}
+	var out Answer
 	switch v := res.Value.(type) {
 	case promql.Matrix:
-		return len(v), nil
+		for _, s := range v {
+			ts, vs := make([]int64, len(s.Floats)), make([]float64, len(s.Floats))
+			for i, p := range s.Floats {
+				ts[i], vs[i] = p.T, p.F
+			}
+			out = append(out, answerLine(s.Metric.String(), ts, vs))
+		}
 	case promql.Vector:
-		return len(v), nil
+		for _, s := range v {
+			out = append(out, answerLine(s.Metric.String(), []int64{s.T}, []float64{s.F}))
+		}
 	}
-	return 0, nil
+	return out, nil
 }
 
 // HTTPQuerier runs queries through a Prometheus HTTP API at Base.
@@ -143,7 +187,7 @@ type HTTPQuerier struct {
 }
 
 // Run executes q over HTTP and counts the series of the answer.
-func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (int, error) {
+func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, error) {
 	te := time.UnixMilli(end)
 	v := url.Values{"query": {q.Expr}}
 	path := "/api/v1/query"
@@ -157,31 +201,56 @@ func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Base+path+"?"+v.Encode(), nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := h.Client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("query: %w", err)
+		return nil, fmt.Errorf("query: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("query: %w", err)
+		return nil, fmt.Errorf("query: %w", err)
 	}
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
 		Data   struct {
-			Result []json.RawMessage `json:"result"`
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  []any             `json:"value"`
+				Values [][]any           `json:"values"`
+			} `json:"result"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return 0, fmt.Errorf("query: %s: %w", resp.Status, err)
+		return nil, fmt.Errorf("query: %s: %w", resp.Status, err)
 	}
 	if r.Status != "success" {
-		return 0, errors.New("query: " + resp.Status + ": " + r.Error)
+		return nil, errors.New("query: " + resp.Status + ": " + r.Error)
 	}
-	return len(r.Data.Result), nil
+	var out Answer
+	for _, s := range r.Data.Result {
+		points := s.Values
+		if s.Value != nil {
+			points = [][]any{s.Value}
+		}
+		ts, vs := make([]int64, 0, len(points)), make([]float64, 0, len(points))
+		for _, p := range points {
+			if len(p) != 2 {
+				return nil, fmt.Errorf("query: malformed point %v", p)
+			}
+			t, _ := p[0].(float64)
+			vstr, _ := p[1].(string)
+			v, err := strconv.ParseFloat(vstr, 64)
+			if err != nil {
+				return nil, fmt.Errorf("query: value %q: %w", vstr, err)
+			}
+			ts, vs = append(ts, int64(math.Round(t*1000))), append(vs, v)
+		}
+		out = append(out, answerLine(labels.FromMap(s.Metric).String(), ts, vs))
+	}
+	return out, nil
 }
 
 func formatTime(t time.Time) string {

@@ -25,6 +25,8 @@ type Result struct {
 	ClientCPU float64
 	// RSSBefore/RSSAfter are resident bytes before and after the writes.
 	RSSBefore, RSSAfter float64
+	// T0 is the data time of the first round, ms.
+	T0 int64
 }
 
 // CPUPerMSamples is server CPU-seconds per million samples.
@@ -50,8 +52,12 @@ func StartMs(cfg Config) int64 {
 }
 
 // RunLocal writes and queries a prometheus tsdb.DB in dir, in this process:
-// the limit Pharos is measured against.
-func RunLocal(ctx context.Context, cfg Config, dir string) (*Result, error) {
+// the limit Pharos is measured against. Its first round is at t0 (ms), or
+// Lookback ago when t0 is 0: a target's T0 makes the two answers comparable.
+func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, error) {
+	if t0 == 0 {
+		t0 = StartMs(cfg)
+	}
 	debug.FreeOSMemory()
 	before := selfUsage()
 	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
@@ -59,8 +65,8 @@ func RunLocal(ctx context.Context, cfg Config, dir string) (*Result, error) {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
 	defer db.Close()
-	res := &Result{Name: "local tsdb", Replicas: 1, RSSBefore: before.RSSBytes}
-	res.Write = RunWrites(ctx, cfg, TSDBSink{DB: db}, StartMs(cfg))
+	res := &Result{Name: "local tsdb", Replicas: 1, RSSBefore: before.RSSBytes, T0: t0}
+	res.Write = RunWrites(ctx, cfg, TSDBSink{DB: db}, t0)
 	after := selfUsage()
 	res.ServerCPU = after.CPUSeconds - before.CPUSeconds
 	// Drop the generator's garbage so RSS shows what the head holds.
@@ -79,9 +85,9 @@ func RunTarget(ctx context.Context, cfg Config, t *Target, client *http.Client) 
 		return nil, err
 	}
 	self0 := selfUsage()
-	res := &Result{Name: t.Name, Replicas: max(1, t.Replicas), RSSBefore: before.RSSBytes}
+	res := &Result{Name: t.Name, Replicas: max(1, t.Replicas), RSSBefore: before.RSSBytes, T0: StartMs(cfg)}
 	sink := NewHTTPSink(t.Base+"/api/v1/write", cfg.Protocol == "v2", cfg.Concurrency, client)
-	res.Write = RunWrites(ctx, cfg, sink, StartMs(cfg))
+	res.Write = RunWrites(ctx, cfg, sink, res.T0)
 	self1 := selfUsage()
 	after, err := t.Sample(ctx, client)
 	if err != nil {
@@ -137,7 +143,7 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step; series = series in the answer)\n| side | query | p50 | p99 | runs | series | p50 vs tsdb |\n|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
+	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step; series = series in the answer; same = the answer equals the local tsdb's)\n| side | query | p50 | p99 | runs | series | same | p50 vs tsdb |\n|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
 	for qi := range Queries {
 		for _, p := range pairs {
 			for _, r := range []*Result{p.Local, p.Target} {
@@ -145,12 +151,21 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 					continue
 				}
 				q := r.Queries[qi]
-				ratio := "1"
+				ratio, same := "1", ""
 				if r == p.Target && p.Local != nil && qi < len(p.Local.Queries) {
-					ratio = fmtRatio(Quantile(q.Latencies, 0.5).Seconds(), Quantile(p.Local.Queries[qi].Latencies, 0.5).Seconds())
+					lq := p.Local.Queries[qi]
+					ratio = fmtRatio(Quantile(q.Latencies, 0.5).Seconds(), Quantile(lq.Latencies, 0.5).Seconds())
+					switch {
+					case p.Local.T0 != r.T0 || p.Local.Write.EndMs != r.Write.EndMs:
+						same = "n/a"
+					case q.Digest == lq.Digest && q.Series >= 0:
+						same = "yes"
+					default:
+						same = "**no**"
+					}
 				}
-				fmt.Fprintf(w, "| %s | `%s` | %s | %s | %d | %d | %s |\n", r.Name, q.Query.Name,
-					fmtDur(Quantile(q.Latencies, 0.5)), fmtDur(Quantile(q.Latencies, 0.99)), len(q.Latencies), q.Series, ratio)
+				fmt.Fprintf(w, "| %s | `%s` | %s | %s | %d | %d | %s | %s |\n", r.Name, q.Query.Name,
+					fmtDur(Quantile(q.Latencies, 0.5)), fmtDur(Quantile(q.Latencies, 0.99)), len(q.Latencies), q.Series, same, ratio)
 				if q.FirstErr != nil {
 					fmt.Fprintf(w, "|  | %d errors: %v |||||\n", q.Errors, q.FirstErr)
 				}

@@ -59,7 +59,7 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	require.NoError(t, cfg.Validate())
 	ctx := t.Context()
-	local, err := RunLocal(ctx, cfg, t.TempDir())
+	local, err := RunLocal(ctx, cfg, t.TempDir(), 0)
 	require.NoError(t, err)
 	require.NoError(t, local.Write.FirstErr)
 	require.Positive(t, local.Write.Samples)
@@ -86,6 +86,18 @@ func TestHarnessSmoke(t *testing.T) {
 		}
 		// Dashboards' per-job rate sees the node-exporter job.
 		require.Equal(t, 1, r.Queries[0].Series)
+		if i == 0 {
+			// Same data time, same rounds: Pharos answers as the local tsdb.
+			lc := cfg
+			lc.MaxRounds = r.Write.Rounds
+			l, err := RunLocal(ctx, lc, t.TempDir(), r.T0)
+			require.NoError(t, err)
+			require.Equal(t, r.Write.EndMs, l.Write.EndMs)
+			for qi, q := range r.Queries {
+				require.Equal(t, l.Queries[qi].Series, q.Series, q.Query.Name)
+				require.Equal(t, l.Queries[qi].Digest, q.Digest, q.Query.Name)
+			}
+		}
 		pairs = append(pairs, Pair{Target: r, Local: local})
 	}
 	var out bytes.Buffer
