@@ -38,7 +38,7 @@ test:
 E2E_RUN ?= .
 e2e:
 	mkdir -p $(CURDIR)/bin/e2e-artifacts
-	$(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
+	PHAROS_E2E_STRICT=1 $(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
 
 # The browser tests: Debian's chromium driven by playwright-core from npm
 # (web/ui/package.json), against a real pharos binary.

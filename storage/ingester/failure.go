@@ -111,12 +111,14 @@ func (i *Ingester) reopen() error {
 	if err := i.db.Close(); err != nil {
 		i.logger.Warn("closing the failed tsdb", "err", err)
 	}
-	db, err := tsdb.Open(i.cfg.TSDBDir(), i.logger.With("component", "tsdb"), nil, i.cfg.tsdbOptions(), nil)
+	rec := i.tsdbMets.next()
+	db, err := tsdb.Open(i.cfg.TSDBDir(), i.logger.With("component", "tsdb"), rec, i.cfg.tsdbOptions(), nil)
 	if err != nil {
 		// Keep refusing; the next probe tries again. Reads fail until then.
 		return fmt.Errorf("reopen tsdb: %w", err)
 	}
 	i.db = db
+	i.tsdbMets.use(rec)
 	i.failed = nil
 	i.metrics.storageRecoveries.Inc()
 	return nil

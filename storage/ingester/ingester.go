@@ -29,7 +29,9 @@ type Ingester struct {
 	logger  *slog.Logger
 	db      *tsdb.DB
 	metrics *metrics
-	meta    *metadataStore
+	// tsdbMets exposes the current DB's prometheus_tsdb_* metrics.
+	tsdbMets *tsdbCollectors
+	meta     *metadataStore
 	// pushReqs recycles the decoded Push requests.
 	pushReqs *pushRequests
 
@@ -63,15 +65,26 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 	if err != nil {
 		return nil, fmt.Errorf("register ingester metrics: %w", err)
 	}
-	db, err := tsdb.Open(cfg.TSDBDir(), logger.With("component", "tsdb"), reg, cfg.tsdbOptions(), nil)
+	// The tsdb's metrics go through tsdbCollectors, so that a DB reopened
+	// after a storage failure takes over the same metric names.
+	tc := &tsdbCollectors{}
+	rec := tc.next()
+	db, err := tsdb.Open(cfg.TSDBDir(), logger.With("component", "tsdb"), rec, cfg.tsdbOptions(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb %s: %w", cfg.TSDBDir(), err)
+	}
+	tc.use(rec)
+	if reg != nil {
+		if err := reg.Register(tc); err != nil {
+			return nil, errors.Join(fmt.Errorf("register tsdb metrics: %w", err), db.Close())
+		}
 	}
 	i := &Ingester{
 		cfg:      cfg,
 		logger:   logger,
 		db:       db,
 		metrics:  m,
+		tsdbMets: tc,
 		meta:     newMetadataStore(cfg.MetadataMaxFamilies),
 		pushReqs: newPushRequests(),
 		closed:   make(chan struct{}),
