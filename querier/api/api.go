@@ -54,7 +54,8 @@ type Options struct {
 	// LocalTSDB serves /api/v1/status/tsdb and the WAL replay status when
 	// the process holds an ingester (all-in-one); without it they answer
 	// with an error.
-	LocalTSDB *tsdb.DB
+	// It is a function: an ingester reopens its DB after a storage failure.
+	LocalTSDB func() *tsdb.DB
 
 	Targets       func(context.Context) v1.TargetRetriever
 	ScrapePools   func(context.Context) v1.ScrapePoolsRetriever
@@ -151,7 +152,7 @@ func New(opts Options) (*API, error) {
 	dbDir := ""
 	if opts.LocalTSDB != nil {
 		db = localTSDB{opts.LocalTSDB}
-		dbDir = opts.LocalTSDB.Dir()
+		dbDir = opts.LocalTSDB().Dir()
 	}
 
 	upstream := v1.NewAPI(
@@ -308,15 +309,15 @@ func (noLocalTSDB) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoLoc
 
 // localTSDB adapts *tsdb.DB to v1.TSDBAdminStats as Prometheus's
 // readyStorage does.
-type localTSDB struct{ db *tsdb.DB }
+type localTSDB struct{ db func() *tsdb.DB }
 
-func (l localTSDB) CleanTombstones() error { return l.db.CleanTombstones() }
+func (l localTSDB) CleanTombstones() error { return l.db().CleanTombstones() }
 func (l localTSDB) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
-	return l.db.Delete(ctx, mint, maxt, ms...)
+	return l.db().Delete(ctx, mint, maxt, ms...)
 }
-func (l localTSDB) Snapshot(dir string, withHead bool) error { return l.db.Snapshot(dir, withHead) }
+func (l localTSDB) Snapshot(dir string, withHead bool) error { return l.db().Snapshot(dir, withHead) }
 func (l localTSDB) Stats(name string, limit int) (*tsdb.Stats, error) {
-	return l.db.Head().Stats(name, limit), nil
+	return l.db().Head().Stats(name, limit), nil
 }
 
 // WALReplayStatus reports no replay in progress: the DB is handed over only
@@ -324,7 +325,7 @@ func (l localTSDB) Stats(name string, limit int) (*tsdb.Stats, error) {
 func (localTSDB) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 	return tsdb.WALReplayStatus{}, nil
 }
-func (l localTSDB) BlockMetas() ([]tsdb.BlockMeta, error) { return l.db.BlockMetas(), nil }
+func (l localTSDB) BlockMetas() ([]tsdb.BlockMeta, error) { return l.db().BlockMetas(), nil }
 
 type emptyTargets struct{}
 

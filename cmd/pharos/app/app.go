@@ -247,9 +247,9 @@ func (a *App) buildRing() error {
 func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	reg := a.reg
 	queryable, engine := a.queryable, a.engine
-	var db *tsdb.DB
-	if a.ingester != nil {
-		db = a.ingester.DB()
+	var db func() *tsdb.DB
+	if ing := a.ingester; ing != nil {
+		db = ing.DB
 	}
 	// The targets pages show this process's scraper; merging every
 	// scraper's view comes with scrape sharding.
