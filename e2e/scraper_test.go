@@ -63,8 +63,11 @@ func TestScraperLoss(t *testing.T) {
 		for _, o := range owners {
 			seen[o] = true
 		}
-		return ok && len(owners) == targets && len(seen) == 3
-	}, 60*time.Second, 200*time.Millisecond, "13 targets up, spread over 3 scrapers")
+		// 13 targets hashed onto 3 scrapers leave one without any now and
+		// then (the subnet, so the target keys, differ per run); the
+		// scenario needs a victim with targets and a survivor.
+		return ok && len(owners) == targets && len(seen) >= 2
+	}, 60*time.Second, 200*time.Millisecond, "13 targets up, on at least 2 scrapers")
 	perScraper := map[string][]string{}
 	for inst, o := range owners {
 		perScraper[o] = append(perScraper[o], inst)
