@@ -18,6 +18,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// runApp builds an App from cfg and runs it until the test ends, when
+// its shutdown must succeed.
+func runApp(t testing.TB, cfg *Config) *App {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return a
+}
+
 // startApp runs an all-in-one node on loopback ports from a config file body.
 func startApp(t testing.TB, configYAML string) (*App, string) {
 	t.Helper()
@@ -31,15 +47,7 @@ func startApp(t testing.TB, configYAML string) (*App, string) {
 		"-storage.path=" + filepath.Join(dir, "data"),
 	})
 	require.NoError(t, err)
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	a := runApp(t, cfg)
 	base := "http://" + a.HTTPAddr()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/-/ready")

@@ -1,10 +1,8 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -84,15 +82,7 @@ func startNotifierApp(t *testing.T, extra ...string) *App {
 	}, extra...)
 	cfg, err := Load(args)
 	require.NoError(t, err)
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	a := runApp(t, cfg)
 	require.NotEmpty(t, a.NotifierAddr())
 	require.Eventually(t, func() bool {
 		code, _ := httpGet(t, "http://"+a.NotifierAddr()+"/-/ready")
@@ -214,15 +204,7 @@ func TestAllInOneNotifierPeersFromJoin(t *testing.T) {
 		})
 		require.NoError(t, err)
 		require.Empty(t, cfg.Notifier.Peers)
-		a, err := New(cfg, slog.New(slog.DiscardHandler))
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			require.NoError(t, <-done)
-		})
+		a := runApp(t, cfg)
 		apps = append(apps, a)
 	}
 	for _, a := range apps {

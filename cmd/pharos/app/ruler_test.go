@@ -1,11 +1,9 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -224,15 +222,7 @@ func TestRulersShareRulesAcrossProcesses(t *testing.T) {
 			"-ruler.evaluation-interval=1s",
 		})
 		require.NoError(t, err)
-		a, err := New(cfg, slog.New(slog.DiscardHandler))
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			require.NoError(t, <-done)
-		})
+		a := runApp(t, cfg)
 		apps = append(apps, a)
 	}
 	mode := func(a *App) string {
