@@ -100,6 +100,12 @@ func main() {
 			if err != nil {
 				fatal(err)
 			}
+			// Stopped cleanly, the ingesters' directories are closed tsdbs.
+			d, err := bench.MeasureDisk(filepath.Join(dir, layout), c.TSDBDirs...)
+			if err != nil {
+				fatal(fmt.Errorf("%s: measure disk: %w", layout, err))
+			}
+			pairs[len(pairs)-1].Target.Disk = &d
 			_ = os.RemoveAll(filepath.Join(dir, layout))
 		}
 	default:

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -27,6 +29,9 @@ type Result struct {
 	RSSBefore, RSSAfter float64
 	// T0 is the data time of the first round, ms.
 	T0 int64
+	// Disk is measured once the side has stopped; nil when it was not
+	// (a remote target).
+	Disk *DiskUsage
 }
 
 // CPUPerMSamples is server CPU-seconds per million samples.
@@ -64,7 +69,12 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
-	defer db.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			_ = db.Close()
+		}
+	}()
 	res := &Result{Name: "local tsdb", Replicas: 1, RSSBefore: before.RSSBytes, T0: t0}
 	res.Write = RunWrites(ctx, cfg, TSDBSink{DB: db}, t0)
 	after := selfUsage()
@@ -75,6 +85,20 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 	if res.Write.EndMs >= 0 {
 		res.Queries = RunQueries(ctx, cfg, NewLocalQuerier(db), res.Write.EndMs)
 	}
+	closed = true
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("close tsdb: %w", err)
+	}
+	scratch, err := os.MkdirTemp(filepath.Dir(dir), "disk-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	d, err := MeasureDisk(scratch, dir)
+	if err != nil {
+		return nil, fmt.Errorf("measure disk: %w", err)
+	}
+	res.Disk = &d
 	return res, nil
 }
 
@@ -141,6 +165,21 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 			if r != nil && r.Write.FirstErr != nil {
 				fmt.Fprintf(w, "\n%s: first write error: %v\n", r.Name, r.Write.FirstErr)
 			}
+		}
+	}
+	fmt.Fprintf(w, "\n## disk (closed tsdb: WAL and head chunks as ingested; blocks after compacting the head)\n| side | WAL | head chunks | blocks | samples in blocks | bytes/sample | vs tsdb |\n|---|---|---|---|---|---|---|\n")
+	for _, p := range pairs {
+		for _, r := range []*Result{p.Local, p.Target} {
+			if r == nil || r.Disk == nil {
+				continue
+			}
+			ratio := "1"
+			if r == p.Target && p.Local != nil && p.Local.Disk != nil {
+				ratio = fmtRatio(r.Disk.BytesPerSample(), p.Local.Disk.BytesPerSample())
+			}
+			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %.1f MiB | %d | %.2f | %s |\n", r.Name,
+				float64(r.Disk.WALBytes)/(1<<20), float64(r.Disk.HeadChunkBytes)/(1<<20), float64(r.Disk.BlockBytes)/(1<<20),
+				r.Disk.BlockSamples, r.Disk.BytesPerSample(), ratio)
 		}
 	}
 	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step; series = series in the answer; same = the answer equals the local tsdb's)\n| side | query | p50 | p99 | runs | series | same | p50 vs tsdb |\n|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)

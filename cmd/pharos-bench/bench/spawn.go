@@ -24,9 +24,11 @@ var Layouts = []string{"allinone", "rf3"}
 // Cluster is local pharos processes started by Spawn.
 type Cluster struct {
 	Target Target
-	procs  []*exec.Cmd
-	exited []chan error
-	logs   []string
+	// TSDBDirs are the tsdb directories of the processes that ingest.
+	TSDBDirs []string
+	procs    []*exec.Cmd
+	exited   []chan error
+	logs     []string
 }
 
 // Spawn starts layout from the pharos binary, with data and logs under
@@ -74,6 +76,9 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 		c.logs = append(c.logs, logPath)
 		c.Target.PIDs = append(c.Target.PIDs, cmd.Process.Pid)
 		c.Target.Metrics = append(c.Target.Metrics, "http://"+http+"/metrics")
+		if name != "front" {
+			c.TSDBDirs = append(c.TSDBDirs, filepath.Join(data, "data", "tsdb"))
+		}
 		return http, nil
 	}
 	switch layout {
