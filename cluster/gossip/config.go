@@ -50,6 +50,9 @@ type Config struct {
 	// TombstoneRetention is how long entries of instances that left are
 	// kept, so the leave reaches every member before it is forgotten.
 	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
+	// EncryptionKeyFile holds the AES key (16, 24 or 32 bytes, raw or
+	// base64) that encrypts and authenticates all gossip (encryption.go).
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
 
 // RegisterFlags registers the memberlist.* flags, which also define the
@@ -71,6 +74,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RejoinInterval, "memberlist.rejoin-interval", 0, "Re-join the seed peers this often to heal partitions. 0 disables.")
 	fs.DurationVar(&c.LeaveTimeout, "memberlist.leave-timeout", 5*time.Second, "Time allowed to flush updates and announce leaving on shutdown.")
 	fs.DurationVar(&c.TombstoneRetention, "memberlist.tombstone-retention", 5*time.Minute, "How long to remember instances that left the ring.")
+	fs.StringVar(&c.EncryptionKeyFile, "memberlist.encryption-key-file", "", "File with the AES-128/192/256 key (raw or base64) that encrypts gossip; members without it are refused. Empty: plaintext gossip.")
 }
 
 // Validate reports configuration errors.
@@ -100,6 +104,11 @@ func (c *Config) Validate() error {
 	}
 	if c.RejoinInterval < 0 || c.LeaveTimeout < 0 || c.DeadNodeReclaimTime < 0 {
 		errs = append(errs, errors.New("memberlist: durations must not be negative"))
+	}
+	if c.EncryptionKeyFile != "" {
+		if _, err := readEncryptionKey(c.EncryptionKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("memberlist.encryption_key_file: %w", err))
+		}
 	}
 	if c.GossipNodes < 1 || c.RetransmitFactor < 1 {
 		errs = append(errs, errors.New("memberlist.gossip-nodes and memberlist.retransmit-factor must be at least 1"))

@@ -150,6 +150,9 @@ func (k *KV) memberlistConfig() (*memberlist.Config, error) {
 	c.ProbeTimeout = k.cfg.ProbeTimeout
 	c.RetransmitMult = k.cfg.RetransmitFactor
 	c.DeadNodeReclaimTime = k.cfg.DeadNodeReclaimTime
+	if err := setEncryption(c, k.cfg.EncryptionKeyFile); err != nil {
+		return nil, err
+	}
 	c.Delegate = delegate{k}
 	c.Logger = newStdLogger(k.logger.With("component", "memberlist"))
 	c.LogOutput = nil
