@@ -43,6 +43,14 @@ type Config struct {
 	ReconnectTimeout     time.Duration `yaml:"reconnect_timeout"`
 	PeersResolveTimeout  time.Duration `yaml:"peers_resolve_timeout"`
 	ClusterTLSConfigFile string        `yaml:"cluster_tls_config"`
+
+	// MultiTenant runs one Alertmanager per tenant (X-Scope-OrgID). It
+	// is not a key of this section: the caller sets it from the
+	// top-level multitenancy.enabled.
+	MultiTenant bool `yaml:"-"`
+	// MaxTenants bounds the tenants whose Alertmanager runs here, and so
+	// the per-tenant (`user`) metric series; 0 means no limit.
+	MaxTenants int `yaml:"max_tenants"`
 }
 
 type stringsFlag struct{ s *[]string }
@@ -91,6 +99,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReconnectInterval, "notifier.reconnect-interval", 10*time.Second, "Interval between reconnect attempts to lost peers.")
 	fs.DurationVar(&c.ReconnectTimeout, "notifier.reconnect-timeout", 6*time.Hour, "How long to keep trying to reconnect to a lost peer.")
 	fs.DurationVar(&c.PeersResolveTimeout, "notifier.peers-resolve-timeout", 15*time.Second, "Time to resolve peer addresses.")
+	fs.IntVar(&c.MaxTenants, "notifier.max-tenants", 1000, "With multi-tenancy, the most tenants whose Alertmanager runs in one notifier; a new tenant beyond it gets 429. 0 means no limit.")
 	fs.StringVar(&c.ClusterTLSConfigFile, "notifier.cluster-tls-config", "", "Gossip mutual TLS configuration file (experimental upstream).")
 }
 
@@ -129,6 +138,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("notifier.%s must be positive", d.name)
 		}
+	}
+	if c.MaxTenants < 0 {
+		return errors.New("notifier.max_tenants must not be negative")
 	}
 	if c.DispatchStartDelay < 0 {
 		return errors.New("notifier.dispatch-start-delay must not be negative")

@@ -8,29 +8,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/alertmanager/alert"
-	"github.com/prometheus/alertmanager/api"
 	"github.com/prometheus/alertmanager/cluster"
 	"github.com/prometheus/alertmanager/config"
-	"github.com/prometheus/alertmanager/dispatch"
-	"github.com/prometheus/alertmanager/eventrecorder"
-	"github.com/prometheus/alertmanager/featurecontrol"
-	"github.com/prometheus/alertmanager/marker"
-	"github.com/prometheus/alertmanager/nflog"
-	"github.com/prometheus/alertmanager/notify"
-	"github.com/prometheus/alertmanager/provider/mem"
-	"github.com/prometheus/alertmanager/silence"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/prometheus/alertmanager/tracing"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // ErrNotRunning is returned (and served as 503) while Run has not
@@ -51,9 +40,20 @@ type Notifier struct {
 	ready   chan struct{}
 	ran     atomic.Bool
 
-	// mu guards coordinator so Reload never races Run's start or stop.
-	mu          sync.Mutex
-	coordinator *config.Coordinator
+	// Set by start before anything can reach them, read-only after.
+	amURL   *url.URL
+	peer    *cluster.Peer
+	configs *tenantConfigs // nil without multi-tenancy
+	// tenantsGauge counts running tenants; nil without multi-tenancy,
+	// where the metrics stay exactly upstream's.
+	tenantsGauge prometheus.Gauge
+
+	// mu guards the instances and the fallback so Reload, the config
+	// API and gossiped configurations never race Run's start or stop.
+	mu        sync.Mutex
+	running   bool
+	instances map[string]*instance
+	fallback  *config.Config
 }
 
 // New validates cfg and the alertmanager.yml it names. An invalid file
@@ -87,22 +87,38 @@ func New(cfg Config, routePrefix string, logger *slog.Logger, reg prometheus.Reg
 // loadConfig is upstream's config.LoadFile plus the location of what it
 // refuses and a parse of templated receiver fields (see validate.go).
 func loadConfig(file string) (*config.Config, error) {
+	c, err := parseConfigFile(file, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", file, err)
+	}
+	return c, nil
+}
+
+// parseConfigFile is loadConfig without the file name in its errors.
+// checkGlobs, if not nil, vets the resolved template globs before any
+// template file is read.
+func parseConfigFile(file string, checkGlobs func([]string) error) (*config.Config, error) {
 	c, err := config.LoadFile(file)
 	if err != nil {
 		if raw, rerr := os.ReadFile(file); rerr == nil {
 			if where := locateError(raw); where != "" {
-				return nil, fmt.Errorf("load %s: %s: %w", file, where, err)
+				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 		}
-		return nil, fmt.Errorf("load %s: %w", file, err)
+		return nil, err
 	}
 	if err := checkTemplates(c); err != nil {
-		return nil, fmt.Errorf("load %s: %w", file, err)
+		return nil, err
+	}
+	if checkGlobs != nil {
+		if err := checkGlobs(c.Templates); err != nil {
+			return nil, err
+		}
 	}
 	// Upstream parses template files only when applying; doing it here
 	// too refuses a bad `templates:` entry at New/Reload time.
 	if _, err := template.FromGlobs(c.Templates); err != nil {
-		return nil, fmt.Errorf("load %s: templates: %w", file, err)
+		return nil, fmt.Errorf("templates: %w", err)
 	}
 	return c, nil
 }
@@ -152,19 +168,32 @@ func (n *Notifier) Handler() http.Handler {
 
 // Reload re-reads the alertmanager.yml. An invalid file is refused with
 // an error naming the field and the running configuration stays in
-// force. Before Run it only validates the file.
+// force. Before Run it only validates the file. With multi-tenancy the
+// file is the fallback: every tenant without its own configuration
+// switches to the new one.
 func (n *Notifier) Reload() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// Our checks first: the coordinator knows only upstream's, which
 	// neither locate an error nor parse templated fields.
-	if _, err := loadConfig(n.cfg.ConfigFile); err != nil || n.coordinator == nil {
+	conf, err := loadConfig(n.cfg.ConfigFile)
+	if err != nil || !n.running {
 		return err
 	}
-	if err := n.coordinator.Reload(); err != nil {
-		return fmt.Errorf("reload %s: %w", n.cfg.ConfigFile, err)
+	if !n.cfg.MultiTenant {
+		if err := n.instances[tenant.DefaultTenant].coordinator.Reload(); err != nil {
+			return fmt.Errorf("reload %s: %w", n.cfg.ConfigFile, err)
+		}
+		return nil
 	}
-	return nil
+	n.fallback = conf
+	var errs []error
+	for _, inst := range n.instances {
+		if inst.own().IsZero() {
+			errs = append(errs, inst.apply(conf, time.Time{}))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 type stack []func() error
@@ -181,10 +210,10 @@ func (s stack) drain() error {
 }
 
 // Run joins the gossip cluster, starts silences, the notification log,
-// the inhibitor and dispatcher, serves Handler, and blocks until ctx is
-// done. It returns after a clean shutdown: dispatch stopped, final
-// silence and nflog snapshots written to DataDir, cluster left. Run may
-// be called once.
+// the inhibitor and dispatcher (of each tenant with multi-tenancy),
+// serves Handler, and blocks until ctx is done. It returns after a clean
+// shutdown: dispatch stopped, final silence and nflog snapshots written
+// to DataDir, cluster left. Run may be called once.
 func (n *Notifier) Run(ctx context.Context) error {
 	if n.ran.Swap(true) {
 		return errRunTwice
@@ -196,23 +225,15 @@ func (n *Notifier) Run(ctx context.Context) error {
 		<-ctx.Done()
 	}
 	n.handler.Store(nil)
-	n.mu.Lock()
-	n.coordinator = nil
-	n.mu.Unlock()
 	return errors.Join(err, cleanups.drain())
 }
 
-// start mirrors upstream app.setup step by step (same order, same
-// options) minus the HTTP listener, UI, pprof and default-registry
-// /metrics, which the caller owns.
-//
-//nolint:gocyclo // straight-line wiring, like upstream.
+// start mirrors upstream app.setup (same order, same options) minus the
+// HTTP listener, UI, pprof and default-registry /metrics, which the caller
+// owns; the per-Alertmanager part is newInstance.
 func (n *Notifier) start(cleanups *stack) error {
 	c := n.cfg
 	logger, reg := n.logger, n.reg
-	var ff featurecontrol.Flagger = featurecontrol.NoopFlags{}
-	m := newMetrics(reg)
-	startTime := time.Now()
 
 	if err := os.MkdirAll(c.DataDir, 0o777); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -221,7 +242,7 @@ func (n *Notifier) start(cleanups *stack) error {
 	if err != nil {
 		return err
 	}
-	amURL, err := externalURL(c.ExternalURL, n.routePrefix)
+	n.amURL, err = externalURL(c.ExternalURL, n.routePrefix)
 	if err != nil {
 		return fmt.Errorf("notifier.external-url: %w", err)
 	}
@@ -256,62 +277,31 @@ func (n *Notifier) start(cleanups *stack) error {
 			}
 			return nil
 		})
-		m.clusterEnabled.Set(1)
 	}
+	n.peer = peer
 
-	// The event recorder is behind a feature flag upstream (off by
-	// default); a disabled Recorder value is a no-op.
-	var eventRec eventrecorder.Recorder
+	n.mu.Lock()
+	n.instances = map[string]*instance{}
+	n.fallback = initialConf
+	n.running = true
+	n.mu.Unlock()
+	// Stop every instance before the peer leaves, as upstream stops
+	// dispatch before leaving.
+	cleanups.push(n.stopInstances)
 
-	stopc := make(chan struct{})
-	var wg sync.WaitGroup
-
-	nflogFile := filepath.Join(c.DataDir, "nflog")
-	notificationLog, err := nflog.New(nflog.Options{
-		SnapshotFile: nflogFile,
-		Retention:    c.Retention,
-		Logger:       logger.With("component", "nflog"),
-		Metrics:      reg,
-	})
-	if err != nil {
-		return fmt.Errorf("create notification log: %w", err)
+	var initial []string
+	if c.MultiTenant {
+		if initial, err = n.startTenantConfigs(cleanups); err != nil {
+			return err
+		}
+	} else {
+		initial = []string{tenant.DefaultTenant}
 	}
-	if peer != nil {
-		ch := peer.AddState("nfl", notificationLog, reg)
-		notificationLog.SetBroadcast(ch.Broadcast)
+	for _, id := range initial {
+		if _, err := n.instance(id); err != nil {
+			return err
+		}
 	}
-	wg.Go(func() { notificationLog.Maintenance(c.MaintenanceInterval, nflogFile, stopc, nil) })
-	// Closing stopc makes both Maintenance loops write a final snapshot.
-	cleanups.push(func() error {
-		close(stopc)
-		wg.Wait()
-		return nil
-	})
-
-	groupMarker := marker.NewGroupMarker()
-
-	silFile := filepath.Join(c.DataDir, "silences")
-	silences, err := silence.New(silence.Options{
-		SnapshotFile: silFile,
-		Retention:    c.Retention,
-		Limits: silence.Limits{
-			MaxSilences:         func() int { return c.MaxSilences },
-			MaxSilenceSizeBytes: func() int { return c.MaxSilenceSizeBytes },
-		},
-		Logger:        logger.With("component", "silences"),
-		Metrics:       reg,
-		EventRecorder: eventRec,
-	})
-	if err != nil {
-		return fmt.Errorf("create silences: %w", err)
-	}
-	if peer != nil {
-		ch := peer.AddState("sil", silences, reg)
-		silences.SetBroadcast(ch.Broadcast)
-	}
-	wg.Go(func() { silences.Maintenance(c.MaintenanceInterval, silFile, stopc, nil) })
-
-	silencer := silence.NewSilencer(silences, logger, eventRec)
 
 	if peer != nil {
 		if err := peer.Join(c.ReconnectInterval, c.ReconnectTimeout); err != nil {
@@ -320,109 +310,77 @@ func (n *Notifier) start(cleanups *stack) error {
 		settleCtx, cancel := context.WithTimeout(context.Background(), c.SettleTimeout)
 		settleCancel = cancel
 		go peer.Settle(settleCtx, c.GossipInterval*10)
-		eventRec.SetClusterPeer(peer)
 	}
 
-	alerts, err := mem.NewAlerts(context.Background(), c.AlertGCInterval, c.PerAlertNameLimit,
-		silencer, logger, eventRec, reg, ff)
-	if err != nil {
-		return fmt.Errorf("create alert store: %w", err)
+	var h http.Handler
+	if c.MultiTenant {
+		h = n.tenantHandler()
+	} else {
+		h = n.instances[tenant.DefaultTenant].handler
 	}
-	cleanups.push(func() error {
-		alerts.Close()
-		return nil
-	})
-
-	var r *reloader
-	groupFn := func(ctx context.Context, routeFilter func(*dispatch.Route) bool, alertFilter func(*alert.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
-		return r.groups(ctx, routeFilter, alertFilter)
-	}
-	// A nil *cluster.Peer in the interface would look like a peer.
-	var clusterPeer cluster.ClusterPeer
-	if peer != nil {
-		clusterPeer = peer
-	}
-	apih, err := api.New(api.Options{
-		Alerts:          alerts,
-		Silences:        silences,
-		GroupMutedFunc:  groupMarker.Muted,
-		Peer:            clusterPeer,
-		Timeout:         c.APITimeout,
-		Concurrency:     c.APIConcurrency,
-		Logger:          logger.With("component", "api"),
-		Registry:        reg,
-		RequestDuration: m.requestDuration,
-		GroupFunc:       groupFn,
-	})
-	if err != nil {
-		return fmt.Errorf("create api: %w", err)
-	}
-
-	waitFunc := func() time.Duration { return 0 }
-	if peer != nil {
-		// Only the first peer in the member list sends at once; the
-		// others wait their position times peer_timeout and then find
-		// the send in the gossiped nflog.
-		waitFunc = func() time.Duration { return time.Duration(peer.Position()) * c.PeerTimeout }
-	}
-	timeoutFunc := func(d time.Duration) time.Duration {
-		if d < notify.MinTimeout {
-			d = notify.MinTimeout
-		}
-		return d + waitFunc()
-	}
-
-	tracingManager := tracing.NewManager(logger.With("component", "tracing"))
-	cleanups.push(func() error {
-		tracingManager.Stop()
-		return nil
-	})
-
-	coordinator := config.NewCoordinator(c.ConfigFile, reg, logger.With("component", "configuration"))
-	r = &reloader{
-		alerts:                      alerts,
-		apih:                        apih,
-		dispatcherMetrics:           dispatch.NewDispatcherMetrics(false, reg, ff),
-		dispatchMaintenanceInterval: 30 * time.Second,
-		dispatchStartDelay:          c.DispatchStartDelay,
-		eventRecorder:               eventRec,
-		externalURL:                 amURL,
-		groupMarker:                 groupMarker,
-		logger:                      logger,
-		metrics:                     m,
-		notificationLog:             notificationLog,
-		peer:                        peer,
-		pipelineBuilder:             notify.NewPipelineBuilder(reg, ff, eventRec),
-		retention:                   c.Retention,
-		silencer:                    silencer,
-		startTime:                   startTime,
-		timeoutFunc:                 timeoutFunc,
-		tracingMgr:                  tracingManager,
-		waitFunc:                    waitFunc,
-	}
-	cleanups.push(r.stop)
-	coordinator.Subscribe(r.reload)
-	if err := coordinator.ApplyConfig(initialConf); err != nil {
-		return fmt.Errorf("apply %s: %w", c.ConfigFile, err)
-	}
-	go tracingManager.Run()
-
-	router := route.New().WithInstrumentation(m.instrumentHandler)
-	if n.routePrefix != "/" {
-		prefix := n.routePrefix
-		router.Get("/", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix, http.StatusFound)
-		})
-		router = router.WithPrefix(n.routePrefix)
-	}
-	n.registerLifecycle(router)
-	var h http.Handler = tracing.Middleware(apih.Register(router, n.routePrefix))
-
-	n.mu.Lock()
-	n.coordinator = coordinator
-	n.mu.Unlock()
 	n.handler.Store(&h)
 	return nil
+}
+
+// errLimit is returned when a new tenant would exceed notifier.max_tenants.
+var errLimit = errors.New("tenant limit reached")
+
+// instance returns tenant id's Alertmanager, starting it with the
+// fallback configuration (or the tenant's own, if one is stored) on first
+// use.
+func (n *Notifier) instance(id string) (*instance, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.instanceLocked(id, false)
+}
+
+// instanceLocked is instance with n.mu held; force ignores the tenant
+// limit (for tenants other replicas already accepted).
+func (n *Notifier) instanceLocked(id string, force bool) (*instance, error) {
+	if !n.running {
+		return nil, ErrNotRunning
+	}
+	if inst, ok := n.instances[id]; ok {
+		return inst, nil
+	}
+	if !force && n.cfg.MaxTenants > 0 && len(n.instances) >= n.cfg.MaxTenants {
+		return nil, fmt.Errorf("%w: the notifier runs %d tenants, the maximum (notifier.max_tenants)", errLimit, len(n.instances))
+	}
+	conf, own := n.fallback, time.Time{}
+	if n.configs != nil {
+		if e, ok := n.configs.get(id); ok {
+			c, err := n.writeTenantConfig(id, e)
+			if err != nil {
+				n.logger.Error("tenant configuration refused; the tenant runs the fallback", "user", id, "err", err)
+			} else {
+				conf, own = c, e.UpdatedAt
+			}
+		}
+	}
+	inst, err := n.newInstance(id, conf, n.peer)
+	if err != nil {
+		return nil, err
+	}
+	inst.applied = own
+	n.instances[id] = inst
+	if n.tenantsGauge != nil {
+		n.tenantsGauge.Set(float64(len(n.instances)))
+	}
+	return inst, nil
+}
+
+// stopInstances stops every tenant's Alertmanager; later lookups fail
+// with ErrNotRunning.
+func (n *Notifier) stopInstances() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.running = false
+	var errs []error
+	for id, inst := range n.instances {
+		errs = append(errs, inst.stop())
+		delete(n.instances, id)
+	}
+	return errors.Join(errs...)
 }
 
 // registerLifecycle adds the upstream httpserver endpoints except
