@@ -297,11 +297,15 @@ func (n *Notifier) start(cleanups *stack) error {
 	} else {
 		initial = []string{tenant.DefaultTenant}
 	}
+	n.mu.Lock()
 	for _, id := range initial {
-		if _, err := n.instance(id); err != nil {
+		// Tenants known before the restart run whatever the limit.
+		if _, err := n.instanceLocked(id, true); err != nil {
+			n.mu.Unlock()
 			return err
 		}
 	}
+	n.mu.Unlock()
 
 	if peer != nil {
 		if err := peer.Join(c.ReconnectInterval, c.ReconnectTimeout); err != nil {
@@ -363,6 +367,11 @@ func (n *Notifier) instanceLocked(id string, force bool) (*instance, error) {
 	}
 	inst.applied = own
 	n.instances[id] = inst
+	if n.configs != nil {
+		if err := n.configs.announce(id); err != nil {
+			n.logger.Error("announce tenant", "user", id, "err", err)
+		}
+	}
 	if n.tenantsGauge != nil {
 		n.tenantsGauge.Set(float64(len(n.instances)))
 	}

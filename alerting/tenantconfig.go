@@ -24,6 +24,11 @@ import (
 // (Mimir's format: an alertmanager.yml as a string plus template files by
 // name), with the time it was stored. A deletion is kept as a tombstone
 // so that gossip cannot bring the deleted configuration back.
+//
+// An entry without a configuration that is not a tombstone is a marker:
+// the tenant runs the fallback somewhere. Markers make every replica start
+// the tenant's Alertmanager, so its silences and notification log have a
+// gossip state to merge into on every replica from the start.
 type tenantConfig struct {
 	AlertmanagerConfig string            `json:"alertmanager_config,omitempty"`
 	TemplateFiles      map[string]string `json:"template_files,omitempty"`
@@ -31,10 +36,18 @@ type tenantConfig struct {
 	Deleted            bool              `json:"deleted,omitempty"`
 }
 
-// newer reports whether a wins over b: the later updated_at, and on a tie
-// (two replicas, one nanosecond) an arbitrary but deterministic order, so
-// every replica keeps the same one.
+// marker reports whether e only announces the tenant.
+func (e tenantConfig) marker() bool { return e.AlertmanagerConfig == "" && !e.Deleted }
+
+// newer reports whether a wins over b: anything over a marker (a marker
+// is written without looking at what other replicas hold, so it must not
+// replace a configuration it never saw), else the later updated_at, and on
+// a tie (two replicas, one nanosecond) an arbitrary but deterministic
+// order, so every replica keeps the same one.
 func (a tenantConfig) newer(b tenantConfig) bool {
+	if a.marker() != b.marker() {
+		return b.marker()
+	}
 	if !a.UpdatedAt.Equal(b.UpdatedAt) {
 		return a.UpdatedAt.After(b.UpdatedAt)
 	}
@@ -128,6 +141,10 @@ func (s *tenantConfigs) Merge(b []byte) error {
 func (s *tenantConfigs) put(id string, e tenantConfig) (tenantConfig, error) {
 	s.mu.Lock()
 	if cur, ok := s.entries[id]; ok && !e.UpdatedAt.After(cur.UpdatedAt) {
+		if e.marker() {
+			s.mu.Unlock()
+			return cur, nil
+		}
 		e.UpdatedAt = cur.UpdatedAt.Add(time.Nanosecond)
 	}
 	s.entries[id] = e
@@ -145,13 +162,25 @@ func (s *tenantConfigs) put(id string, e tenantConfig) (tenantConfig, error) {
 	return e, nil
 }
 
-// get returns tenant id's configuration; false when it has none or it was
-// deleted.
+// get returns tenant id's configuration; false when it has none (never
+// had, deleted, or only a marker).
 func (s *tenantConfigs) get(id string) (tenantConfig, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.entries[id]
-	return e, ok && !e.Deleted
+	return e, ok && e.AlertmanagerConfig != "" && !e.Deleted
+}
+
+// announce adds a marker for tenant id unless it has an entry already.
+func (s *tenantConfigs) announce(id string) error {
+	s.mu.Lock()
+	if _, ok := s.entries[id]; ok {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	_, err := s.put(id, tenantConfig{UpdatedAt: time.Now()})
+	return err
 }
 
 // entry returns tenant id's entry, tombstones included.
@@ -169,12 +198,13 @@ func (s *tenantConfigs) tenants() []string {
 	return slices.Sorted(maps.Keys(s.entries))
 }
 
-// persistLocked drops tombstones older than the retention (by then every
-// replica has seen them) and rewrites the file atomically.
+// persistLocked turns tombstones older than the retention (by then every
+// replica has seen them) into markers, which take less room and lose to
+// anything, and rewrites the file atomically.
 func (s *tenantConfigs) persistLocked() error {
 	for id, e := range s.entries {
 		if e.Deleted && time.Since(e.UpdatedAt) > s.retention {
-			delete(s.entries, id)
+			s.entries[id] = tenantConfig{UpdatedAt: e.UpdatedAt}
 		}
 	}
 	b, err := json.Marshal(s.entries)

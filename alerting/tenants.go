@@ -59,10 +59,8 @@ func (n *Notifier) startTenantConfigs(cleanups *stack) ([]string, error) {
 	seen := map[string]bool{}
 	var ids []string
 	for _, id := range store.tenants() {
-		if _, ok := store.get(id); ok && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
+		seen[id] = true
+		ids = append(ids, id)
 	}
 	dirs, err := os.ReadDir(filepath.Join(n.cfg.DataDir, tenantsDir))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -100,11 +98,11 @@ func (n *Notifier) syncTenants() {
 }
 
 // applyTenant puts tenant id's stored configuration in force, or the
-// fallback after a deletion. A tenant whose Alertmanager does not run yet
-// gets one when it has a configuration (other replicas accepted it, so the
-// tenant limit does not apply); a deleted one does not. The instance of a
-// tenant whose configuration is deleted keeps running, with the fallback:
-// its silences and alerts stay.
+// fallback for a marker or after a deletion, starting the tenant's
+// Alertmanager if it does not run yet (other replicas accepted the tenant,
+// so the tenant limit does not apply). The instance of a tenant whose
+// configuration is deleted keeps running with the fallback: its silences,
+// alerts and notification log stay.
 func (n *Notifier) applyTenant(id string) error {
 	e, ok := n.configs.entry(id)
 	if !ok {
@@ -117,14 +115,11 @@ func (n *Notifier) applyTenant(id string) error {
 	}
 	inst, running := n.instances[id]
 	if !running {
-		if e.Deleted {
-			return nil
-		}
-		// Starts with the stored configuration.
+		// Starts with the stored configuration, if any.
 		_, err := n.instanceLocked(id, true)
 		return err
 	}
-	if e.Deleted {
+	if _, own := n.configs.get(id); !own {
 		if inst.own().IsZero() {
 			return nil
 		}

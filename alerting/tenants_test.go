@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,6 +104,14 @@ func tenantSilences(t *testing.T, r *replica, id string) []string {
 		}
 	}
 	return ids
+}
+
+// runs reports whether tenant id's Alertmanager runs in n.
+func runs(n *Notifier, id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.instances[id]
+	return ok
 }
 
 // configBody is a config API body: A's alertmanager.yml (the grouped
@@ -209,6 +218,26 @@ func TestTenantNotifiers(t *testing.T) {
 	require.Len(t, alerts, 1)
 	require.Equal(t, "active", alerts[0].Status.State)
 
+	// A tenant that talks to one replica only runs on all three (its
+	// marker gossips), so its silence reaches them all.
+	out = callOK(t, http.StatusOK, http.MethodPost, rs[0].url("/api/v2/silences"), "C", map[string]any{
+		"matchers":  []map[string]any{{"name": "alertname", "value": "NodeDown", "isRegex": false, "isEqual": true}},
+		"startsAt":  time.Now().Format(time.RFC3339Nano),
+		"endsAt":    time.Now().Add(time.Hour).Format(time.RFC3339Nano),
+		"createdBy": "test",
+		"comment":   "C's maintenance",
+	})
+	var createdC struct {
+		SilenceID string `json:"silenceID"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &createdC))
+	for _, r := range rs[1:] {
+		require.Eventually(t, func() bool { return runs(r.n, "C") }, 10*time.Second, 20*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return assert.ElementsMatch(noopT{}, []string{createdC.SilenceID}, tenantSilences(t, r, "C"))
+		}, 10*time.Second, 20*time.Millisecond)
+	}
+
 	// Per-tenant metrics carry the tenant as `user`, as in Mimir.
 	require.Positive(t, counter(t, rs[0].reg, "alertmanager_alerts_received_total", "user", "A"))
 	require.Positive(t, counter(t, rs[0].reg, "alertmanager_alerts_received_total", "user", "B"))
@@ -312,3 +341,73 @@ func TestTenantLimit(t *testing.T) {
 	}
 	require.Equal(t, 2.0, tenants)
 }
+
+// TestTenantConfigsMerge: the replicated store is a last-writer-wins map
+// in which a marker loses to anything, and it survives a reopen.
+func TestTenantConfigsMerge(t *testing.T) {
+	t0 := time.Now()
+	cfg := func(s string, at time.Duration) tenantConfig {
+		return tenantConfig{AlertmanagerConfig: s, UpdatedAt: t0.Add(at)}
+	}
+	marker := func(at time.Duration) tenantConfig { return tenantConfig{UpdatedAt: t0.Add(at)} }
+	tomb := func(at time.Duration) tenantConfig { return tenantConfig{Deleted: true, UpdatedAt: t0.Add(at)} }
+	for _, tc := range []struct {
+		name      string
+		have, in  tenantConfig
+		wantWins  bool
+		wantFound bool
+	}{
+		{"newer config", cfg("a", 0), cfg("b", time.Second), true, true},
+		{"older config", cfg("a", time.Second), cfg("b", 0), false, true},
+		{"newer marker loses", cfg("a", 0), marker(time.Hour), false, true},
+		{"older config beats marker", marker(time.Hour), cfg("a", 0), true, true},
+		{"newer tombstone", cfg("a", 0), tomb(time.Second), true, false},
+		{"older tombstone", cfg("a", time.Second), tomb(0), false, true},
+		{"config after tombstone", tomb(0), cfg("a", time.Second), true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), tenantConfigsFile)
+			s, err := openTenantConfigs(file, time.Hour, discardLogger())
+			require.NoError(t, err)
+			b, err := json.Marshal(map[string]tenantConfig{"A": tc.have})
+			require.NoError(t, err)
+			require.NoError(t, s.Merge(b))
+			b, err = json.Marshal(map[string]tenantConfig{"A": tc.in})
+			require.NoError(t, err)
+			require.NoError(t, s.Merge(b))
+			got, _ := s.entry("A")
+			want := tc.have
+			if tc.wantWins {
+				want = tc.in
+			}
+			require.True(t, want.UpdatedAt.Equal(got.UpdatedAt))
+			require.Equal(t, want.AlertmanagerConfig, got.AlertmanagerConfig)
+			_, found := s.get("A")
+			require.Equal(t, tc.wantFound, found)
+
+			// The file holds what the map holds.
+			s2, err := openTenantConfigs(file, time.Hour, discardLogger())
+			require.NoError(t, err)
+			got2, _ := s2.entry("A")
+			require.True(t, got.UpdatedAt.Equal(got2.UpdatedAt))
+			require.Equal(t, got.AlertmanagerConfig, got2.AlertmanagerConfig)
+		})
+	}
+
+	// A local write always wins locally, even behind a faster clock.
+	s, err := openTenantConfigs(filepath.Join(t.TempDir(), tenantConfigsFile), time.Hour, discardLogger())
+	require.NoError(t, err)
+	b, err := json.Marshal(map[string]tenantConfig{"A": cfg("remote", time.Hour)})
+	require.NoError(t, err)
+	require.NoError(t, s.Merge(b))
+	_, err = s.put("A", cfg("local", 0))
+	require.NoError(t, err)
+	got, _ := s.get("A")
+	require.Equal(t, "local", got.AlertmanagerConfig)
+	// An announcement never replaces it.
+	require.NoError(t, s.announce("A"))
+	got, _ = s.get("A")
+	require.Equal(t, "local", got.AlertmanagerConfig)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
