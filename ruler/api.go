@@ -105,6 +105,7 @@ func (r *Ruler) forward(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	proxy := &httputil.ReverseProxy{
+		Transport: r.opts.HTTPTransport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(forwardedHeader, r.ID())

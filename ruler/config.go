@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pharos-tsdb/pharos/internal/tlsconfig"
 )
 
 // Config is the `ruler:` YAML section.
@@ -51,6 +53,9 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration `yaml:"raft_leader_lease_timeout"`
 	SnapshotInterval   time.Duration `yaml:"raft_snapshot_interval"`
 	SnapshotThreshold  uint64        `yaml:"raft_snapshot_threshold"`
+
+	// RaftTLS is mutual TLS between the rulers' raft transports (tls.go).
+	RaftTLS tlsconfig.PeerConfig `yaml:"raft_tls"`
 }
 
 // RegisterFlags registers the ruler.* flags.
@@ -74,6 +79,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaderLeaseTimeout, "ruler.raft-leader-lease-timeout", 500*time.Millisecond, "How long a leader keeps leading without reaching a quorum; must be below ruler.raft-heartbeat-timeout.")
 	fs.DurationVar(&c.SnapshotInterval, "ruler.raft-snapshot-interval", 2*time.Minute, "How often raft checks whether to snapshot the FSM.")
 	fs.Uint64Var(&c.SnapshotThreshold, "ruler.raft-snapshot-threshold", 1024, "Log entries since the last snapshot that trigger a new one.")
+	c.RaftTLS.RegisterFlags("ruler.raft-tls.", fs)
 }
 
 // Validate reports the first invalid field by its YAML name.
@@ -94,6 +100,9 @@ func (c *Config) Validate() error {
 		if _, err := parseAlertmanagerURL(u); err != nil {
 			return fmt.Errorf("alertmanager_url: %w", err)
 		}
+	}
+	if err := c.RaftTLS.Validate(); err != nil {
+		return fmt.Errorf("raft_tls: %w", err)
 	}
 	if c.ExternalURL != "" {
 		if _, err := url.Parse(c.ExternalURL); err != nil {

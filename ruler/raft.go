@@ -58,7 +58,10 @@ func openRaft(cfg Config, dir string, stream raft.StreamLayer, f raft.FSM, logge
 			if err != nil {
 				return nil, err
 			}
-			stream = tcp
+			if stream, err = withTLS(tcp, cfg.RaftTLS); err != nil {
+				tcp.Close()
+				return nil, err
+			}
 		}
 		// A server's ID is its advertised address: stable for a
 		// StatefulSet pod's DNS name, and what a peer list names.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/model/labels"
@@ -48,6 +50,12 @@ type Options struct {
 	SDMetrics *discovery.SDMetrics
 	// StreamLayer replaces the raft TCP transport (tests).
 	StreamLayer raft.StreamLayer
+	// HTTPClient is the TLS and basic auth for sending to the notifiers
+	// (credentials in an alertmanager_url win); nil sends plainly.
+	HTTPClient *commoncfg.HTTPClientConfig
+	// HTTPTransport carries requests forwarded to the leader; nil is
+	// http.DefaultTransport.
+	HTTPTransport http.RoundTripper
 }
 
 // Mode is what a replica does about evaluation.
@@ -122,6 +130,7 @@ func New(opts Options) (*Ruler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ruler: alertmanager_url: %w", err)
 	}
+	applyHTTPClient(promCfg, opts.HTTPClient)
 	reg := opts.Registerer
 	r.notifier = notifier.NewManager(&notifier.Options{
 		QueueCapacity:  cfg.NotificationQueue,

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/pharos-tsdb/pharos/internal/tlsconfig"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
@@ -20,6 +20,8 @@ type Config struct {
 	MaxRecvMsgSize int           `yaml:"max_recv_msg_size"`
 	MaxSendMsgSize int           `yaml:"max_send_msg_size"`
 	RemoteTimeout  time.Duration `yaml:"remote_timeout"`
+	// TLS is the client side of the ingesters' grpc_tls (see tls.go).
+	TLS tlsconfig.ClientConfig `yaml:"tls"`
 }
 
 // RegisterFlags registers the client flags under prefix (e.g. "ingester.client.").
@@ -28,6 +30,7 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRecvMsgSize, prefix+"max-recv-msg-size", 100<<20, "Maximum size in bytes of a gRPC message received from an ingester.")
 	fs.IntVar(&c.MaxSendMsgSize, prefix+"max-send-msg-size", 100<<20, "Maximum size in bytes of a gRPC message sent to an ingester.")
 	fs.DurationVar(&c.RemoteTimeout, prefix+"remote-timeout", 5*time.Second, "Timeout of a unary call (e.g. Push) to an ingester.")
+	c.TLS.RegisterFlags(prefix+"tls.", fs)
 }
 
 // Validate reports the first invalid field.
@@ -42,6 +45,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteTimeout <= 0 {
 		return errors.New("remote_timeout must be positive")
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("tls: %w", err)
 	}
 	return nil
 }
@@ -64,8 +70,12 @@ func Dial(addr string, cfg Config, opts ...grpc.DialOption) (*Client, error) {
 	if cfg.Compression != "" {
 		callOpts = append(callOpts, grpc.UseCompressor(cfg.Compression))
 	}
+	creds, err := transportCredentials(cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)
+	}
 	all := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(callOpts...),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}, opts...)

@@ -53,6 +53,7 @@ type App struct {
 	httpSrv        *http.Server
 	grpcSrv        *grpc.Server
 	grpcHealth     *health.Server
+	sec            security // see security.go
 
 	ingester   *ingester.Ingester
 	clients    []*ingesterclient.Client // static ingester_client.addresses
@@ -121,10 +122,13 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 	a.reg.MustRegister(a.reloads, a.reloadFailures, a.lastReloadSuccess)
 	a.lastReloadSuccess.Set(1)
 
+	if err := a.buildSecurity(); err != nil {
+		return nil, err
+	}
 	if a.httpLn, err = net.Listen("tcp", cfg.Server.HTTPListen); err != nil {
 		return nil, fmt.Errorf("listen http: %w", err)
 	}
-	a.grpcSrv = grpc.NewServer(ingesterclient.ServerOptions(cfg.Server.GRPCMaxRecvMsgSize, cfg.Server.GRPCMaxSendMsgSize)...)
+	a.grpcSrv = grpc.NewServer(append(ingesterclient.ServerOptions(cfg.Server.GRPCMaxRecvMsgSize, cfg.Server.GRPCMaxSendMsgSize), a.sec.grpcOpts...)...)
 	a.grpcHealth = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpcSrv, a.grpcHealth)
 
@@ -280,6 +284,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		Rules:         rules,
 		Alertmanagers: ams,
 		Scrapers:      a.scraperEndpoints,
+		ScraperClient: a.sec.client,
 		Ready:         a.readyHandler,
 		Logger:        a.logger.With("component", "api"),
 		Registerer:    reg,
@@ -347,7 +352,7 @@ func (a *App) Registry() *prometheus.Registry { return a.reg }
 func (a *App) Run(ctx context.Context) error {
 	errc := make(chan error, 6)
 	go func() {
-		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.serveHTTP(a.httpSrv, a.httpLn, a.logger.With("component", "http")); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server: %w", err)
 		}
 	}()

@@ -98,6 +98,8 @@ type ServerConfig struct {
 	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
 	GRPCMaxRecvMsgSize      int           `yaml:"grpc_max_recv_msg_size"`
 	GRPCMaxSendMsgSize      int           `yaml:"grpc_max_send_msg_size"`
+	// SecurityConfig is TLS and authentication (security.go).
+	SecurityConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the server flags.
@@ -109,6 +111,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 30*time.Second, "How long shutdown waits for in-flight requests.")
 	fs.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size", 100<<20, "Largest gRPC message the server accepts, in bytes.")
 	fs.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size", 100<<20, "Largest gRPC message the server sends, in bytes.")
+	c.SecurityConfig.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field.
@@ -132,7 +135,7 @@ func (c *ServerConfig) Validate() error {
 	if c.GracefulShutdownTimeout <= 0 {
 		return errors.New("graceful_shutdown_timeout: must be positive")
 	}
-	return nil
+	return c.SecurityConfig.Validate()
 }
 
 // IngesterClientConfig is how distributors and queriers reach ingesters.

@@ -124,7 +124,7 @@ func notifierPeersFromJoin(join []string, advertise, bind string) []string {
 
 // notifierExternalURL is upstream's default --web.external-url: this host
 // at the port the notifier is served on, plus its route prefix.
-func notifierExternalURL(listen net.Addr, prefix string) string {
+func notifierExternalURL(scheme string, listen net.Addr, prefix string) string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
@@ -133,7 +133,7 @@ func notifierExternalURL(listen net.Addr, prefix string) string {
 	if tcp, ok := listen.(*net.TCPAddr); ok {
 		port = strconv.Itoa(tcp.Port)
 	}
-	return "http://" + net.JoinHostPort(host, port) + strings.TrimRight(prefix, "/")
+	return scheme + "://" + net.JoinHostPort(host, port) + strings.TrimRight(prefix, "/")
 }
 
 // buildNotifier creates the notifier, writing the embedded alertmanager.yml
@@ -161,7 +161,7 @@ func (a *App) buildNotifier(mux *http.ServeMux) error {
 		prefix, listen = "", ln.Addr()
 	}
 	if ncfg.ExternalURL == "" {
-		ncfg.ExternalURL = notifierExternalURL(listen, prefix)
+		ncfg.ExternalURL = notifierExternalURL(a.sec.scheme, listen, prefix)
 	}
 	n, err := alerting.New(ncfg, prefix, a.logger.With("component", "notifier"), a.reg)
 	if err != nil {
@@ -198,7 +198,7 @@ func (a *App) startNotifier(errc chan<- error) {
 	}
 	if a.notifierSrv != nil {
 		go func() {
-			if err := a.notifierSrv.Serve(a.notifierLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := a.serveHTTP(a.notifierSrv, a.notifierLn, a.logger.With("component", "notifier http")); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("notifier http server: %w", err)
 			}
 		}()

@@ -28,9 +28,9 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 	var defaultAMs []string
 	switch {
 	case a.notifierLn != nil:
-		defaultAMs = []string{"http://" + loopbackAddr(a.notifierLn.Addr())}
+		defaultAMs = []string{a.sec.scheme + "://" + loopbackAddr(a.notifierLn.Addr())}
 	case a.notifier != nil:
-		defaultAMs = []string{"http://" + loopbackAddr(a.httpLn.Addr()) + notifierPrefix}
+		defaultAMs = []string{a.sec.scheme + "://" + loopbackAddr(a.httpLn.Addr()) + notifierPrefix}
 	}
 	// A registry holds the per-mechanism SD metrics once: share the
 	// scraper's, or register them here for the notify discovery.
@@ -45,7 +45,7 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 	}
 	httpURL := cfg.Ruler.HTTPAdvertise
 	if httpURL == "" {
-		httpURL = "http://" + advertiseAddr(a.httpLn.Addr(), len(cfg.Ruler.Peers) == 0)
+		httpURL = a.sec.scheme + "://" + advertiseAddr(a.httpLn.Addr(), len(cfg.Ruler.Peers) == 0)
 	}
 	r, err := ruler.New(ruler.Options{
 		Config:                  cfg.Ruler,
@@ -60,6 +60,8 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 		Logger:                  a.logger.With("component", "ruler"),
 		Registerer:              a.reg,
 		SDMetrics:               sdMetrics,
+		HTTPClient:              a.rulerHTTPClient(),
+		HTTPTransport:           a.sec.transport,
 	})
 	if err != nil {
 		return err

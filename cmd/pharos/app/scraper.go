@@ -41,7 +41,7 @@ func (a *App) buildScraper(mux *http.ServeMux) error {
 	if addr == "" {
 		addr = advertiseAddr(a.httpLn.Addr(), a.gossip == nil)
 	}
-	sc.local = "http://" + addr
+	sc.local = a.sec.scheme + "://" + addr
 	if a.gossip != nil && (a.has(RoleScraper) || a.has(RoleQuerier)) {
 		sc.kv = cluster.Namespace(a.kv, scraper.RingName)
 		var err error
@@ -158,7 +158,7 @@ func (a *App) scraperEndpoints(context.Context) []api.ScraperEndpoint {
 		if in.State == ring.StateLeft || now.Sub(in.HeartbeatTime()) > a.cfg.Scraper.HeartbeatTimeout {
 			continue
 		}
-		out = append(out, api.ScraperEndpoint{ID: in.ID, URL: "http://" + in.Addr})
+		out = append(out, api.ScraperEndpoint{ID: in.ID, URL: a.sec.scheme + "://" + in.Addr})
 	}
 	return out
 }
