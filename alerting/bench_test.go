@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,11 @@ receivers:
 
 // startBench runs one notifier (no gossip) whose webhook calls onHook.
 func startBench(tb testing.TB, groupWait string, onHook func()) *Notifier {
+	return startBenchWith(tb, groupWait, onHook, func(*Config) {})
+}
+
+// startBenchWith is startBench with the config adjusted by opt.
+func startBenchWith(tb testing.TB, groupWait string, onHook func(), opt func(*Config)) *Notifier {
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		onHook()
@@ -50,6 +56,7 @@ func startBench(tb testing.TB, groupWait string, onHook func()) *Notifier {
 	c.DataDir = dir
 	c.ConfigFile = filepath.Join(dir, "am.yml")
 	require.NoError(tb, os.WriteFile(c.ConfigFile, fmt.Appendf(nil, benchConfig, groupWait, hook.URL), 0o644))
+	opt(&c)
 	n, err := New(c, "", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -180,4 +187,65 @@ func BenchmarkNotifyLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms-beyond-group_wait")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms-beyond-group_wait")
+}
+
+// BenchmarkAPIPostAlertsTenants is BenchmarkAPIPostAlerts with
+// multi-tenancy on: the same load spread over 10 tenants, each with its
+// own Alertmanager, so the cost of routing by X-Scope-OrgID shows.
+func BenchmarkAPIPostAlertsTenants(b *testing.B) {
+	const active, groups, batch, tenants = 10000, 100, 100, 10
+	n := startBenchWith(b, "1h", func() {}, func(c *Config) { c.MultiTenant = true })
+	h := n.Handler()
+	ends := time.Now().Add(time.Hour)
+	postAs := func(id string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/api/v2/alerts", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Scope-OrgID", id)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("post alerts: %d %s", w.Code, w.Body)
+		}
+	}
+	bodies := make([][]byte, 0, active/batch)
+	for i := 0; i < active; i += batch {
+		bodies = append(bodies, alertBatch(i, batch, groups, ends))
+		postAs(fmt.Sprint("t", len(bodies)%tenants), bodies[len(bodies)-1])
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		postAs(fmt.Sprint("t", (i+1)%tenants), bodies[i%len(bodies)])
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "alerts/s")
+}
+
+// BenchmarkTenantStart measures what a new tenant costs: the time to
+// start its Alertmanager on its first request, and the goroutines and heap
+// it keeps.
+func BenchmarkTenantStart(b *testing.B) {
+	n := startBenchWith(b, "1h", func() {}, func(c *Config) {
+		c.MultiTenant = true
+		c.MaxTenants = 0
+	})
+	h := n.Handler()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		req := httptest.NewRequest(http.MethodGet, "/api/v2/alerts", nil)
+		req.Header.Set("X-Scope-OrgID", fmt.Sprint("tenant-", i))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("get alerts: %d %s", w.Code, w.Body)
+		}
+	}
+	b.StopTimer()
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/float64(b.N), "goroutines/tenant")
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(b.N)/1024, "heap-KiB/tenant")
 }
