@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"maps"
+
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
@@ -21,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // maxRuleGroupBytes bounds one rule group posted to the API.
@@ -33,44 +37,79 @@ const forwardedHeader = "X-Pharos-Ruler-Forwarded"
 // Handler serves the rule configuration API (Cortex/Mimir style, YAML
 // bodies) under /api/v1/rules/{namespace}[/{group}] and the raft status
 // under /api/v1/status/ruler. Writes on a follower are forwarded to the
-// leader, since only it can commit.
+// leader, since only it can commit. The rules API acts for the tenant of
+// the request (Options.Tenants): a tenant sees and changes only its own
+// namespaces.
 func (r *Ruler) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mw := r.opts.Tenants.Middleware
 	mux.HandleFunc("GET /api/v1/status/ruler", r.serveStatus)
-	mux.HandleFunc("GET /api/v1/rules/{namespace}", r.serveNamespace)
-	mux.HandleFunc("GET /api/v1/rules/{namespace}/{group}", r.serveGroup)
-	mux.Handle("POST /api/v1/rules/{namespace}", r.onLeader(http.HandlerFunc(r.setGroup)))
-	mux.Handle("DELETE /api/v1/rules/{namespace}", r.onLeader(http.HandlerFunc(r.deleteNamespace)))
-	mux.Handle("DELETE /api/v1/rules/{namespace}/{group}", r.onLeader(http.HandlerFunc(r.deleteGroup)))
+	mux.Handle("GET /api/v1/rules/{namespace}", mw(http.HandlerFunc(r.serveNamespace)))
+	mux.Handle("GET /api/v1/rules/{namespace}/{group}", mw(http.HandlerFunc(r.serveGroup)))
+	mux.Handle("POST /api/v1/rules/{namespace}", mw(r.onLeader(http.HandlerFunc(r.setGroup))))
+	mux.Handle("DELETE /api/v1/rules/{namespace}", mw(r.onLeader(http.HandlerFunc(r.deleteNamespace))))
+	mux.Handle("DELETE /api/v1/rules/{namespace}/{group}", mw(r.onLeader(http.HandlerFunc(r.deleteGroup))))
 	return mux
 }
 
 // ForwardToEvaluator wraps the Prometheus /api/v1/rules and /api/v1/alerts
 // handlers: the replica that evaluates answers, a follower forwards to the
 // leader, which holds the live rule state (health, last error, alerts).
+// The request's tenant is resolved first, so next (whose RulesRetriever is
+// RulesFor) finds it in the context.
 func (r *Ruler) ForwardToEvaluator(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return r.opts.Tenants.Middleware(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.Mode() != ModeFollower || req.Header.Get(forwardedHeader) != "" {
 			next.ServeHTTP(w, req)
 			return
 		}
 		r.forward(w, req)
-	})
+	}))
 }
 
-// RuleGroups implements the Prometheus API's RulesRetriever with the
-// running session's groups (none on a follower).
+// RuleGroups returns the running session's groups of every tenant (none
+// on a follower), for status pages. A tenant's API uses RulesFor.
 func (r *Ruler) RuleGroups() []*rules.Group {
-	if s := r.current(); s != nil {
-		return s.manager.RuleGroups()
+	var out []*rules.Group
+	for _, m := range r.managers() {
+		out = append(out, m.RuleGroups()...)
 	}
-	return nil
+	return out
 }
 
-// AlertingRules implements the Prometheus API's RulesRetriever.
+// AlertingRules returns the alerting rules of every tenant; see RuleGroups.
 func (r *Ruler) AlertingRules() []*rules.AlertingRule {
-	if s := r.current(); s != nil {
-		return s.manager.AlertingRules()
+	var out []*rules.AlertingRule
+	for _, m := range r.managers() {
+		out = append(out, m.AlertingRules()...)
+	}
+	return out
+}
+
+// managers returns the running session's rule managers.
+func (r *Ruler) managers() []*rules.Manager {
+	s := r.current()
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*rules.Manager, 0, len(s.managers))
+	for _, id := range slices.Sorted(maps.Keys(s.managers)) {
+		out = append(out, s.managers[id].manager)
+	}
+	return out
+}
+
+// tenantManager returns the running rule manager of tenant id, nil if it
+// has none or this replica does not evaluate.
+func (r *Ruler) tenantManager(id string) *rules.Manager {
+	s := r.current()
+	if s == nil || id == "" {
+		return nil
+	}
+	if tm := s.manager(id); tm != nil {
+		return tm.manager
 	}
 	return nil
 }
@@ -109,6 +148,9 @@ func (r *Ruler) forward(w http.ResponseWriter, req *http.Request) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(forwardedHeader, r.ID())
+			// The header was copied already; set it from the context in
+			// case this replica resolved the tenant otherwise.
+			_ = tenant.InjectHeader(pr.In.Context(), pr.Out)
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, http.StatusBadGateway, "unavailable", fmt.Sprintf("forwarding to the ruler leader %s: %v", li.ID, err))
@@ -117,9 +159,23 @@ func (r *Ruler) forward(w http.ResponseWriter, req *http.Request) {
 	proxy.ServeHTTP(w, req)
 }
 
+// requestTenant returns the tenant the middleware put into req's context.
+func requestTenant(w http.ResponseWriter, req *http.Request) (string, bool) {
+	id, err := tenant.FromContext(req.Context())
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		return "", false
+	}
+	return id, true
+}
+
 func (r *Ruler) serveNamespace(w http.ResponseWriter, req *http.Request) {
+	id, ok := requestTenant(w, req)
+	if !ok {
+		return
+	}
 	ns := req.PathValue("namespace")
-	groups := r.fsm.namespace(ns)
+	groups := r.fsm.namespace(id, ns)
 	if len(groups) == 0 {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no rule groups in namespace %q", ns))
 		return
@@ -137,8 +193,12 @@ func (r *Ruler) serveNamespace(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Ruler) serveGroup(w http.ResponseWriter, req *http.Request) {
+	id, ok := requestTenant(w, req)
+	if !ok {
+		return
+	}
 	ns, name := req.PathValue("namespace"), req.PathValue("group")
-	for _, g := range r.fsm.namespace(ns) {
+	for _, g := range r.fsm.namespace(id, ns) {
 		if g.Name != name {
 			continue
 		}
@@ -154,6 +214,10 @@ func (r *Ruler) serveGroup(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Ruler) setGroup(w http.ResponseWriter, req *http.Request) {
+	id, ok := requestTenant(w, req)
+	if !ok {
+		return
+	}
 	ns := req.PathValue("namespace")
 	if strings.ContainsAny(ns, "/\x00") || ns == "" {
 		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid namespace %q", ns))
@@ -169,7 +233,12 @@ func (r *Ruler) setGroup(w http.ResponseWriter, req *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	if err := r.apply(&command{Op: opSetGroup, Namespace: ns, Group: rg.Name, Body: string(body)}); err != nil {
+	n, exists := r.fsm.groupCount(id, ns, rg.Name)
+	if err := checkLimits(r.opts.Limits, id, n, exists, len(rg.Rules)); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	if err := r.apply(&command{Op: opSetGroup, Tenant: id, Namespace: ns, Group: rg.Name, Body: string(body)}); err != nil {
 		writeApplyError(w, err)
 		return
 	}
@@ -178,7 +247,11 @@ func (r *Ruler) setGroup(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Ruler) deleteGroup(w http.ResponseWriter, req *http.Request) {
-	err := r.apply(&command{Op: opDeleteGroup, Namespace: req.PathValue("namespace"), Group: req.PathValue("group")})
+	id, ok := requestTenant(w, req)
+	if !ok {
+		return
+	}
+	err := r.apply(&command{Op: opDeleteGroup, Tenant: id, Namespace: req.PathValue("namespace"), Group: req.PathValue("group")})
 	if err != nil {
 		writeApplyError(w, err)
 		return
@@ -188,7 +261,11 @@ func (r *Ruler) deleteGroup(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Ruler) deleteNamespace(w http.ResponseWriter, req *http.Request) {
-	if err := r.apply(&command{Op: opDeleteNamespace, Namespace: req.PathValue("namespace")}); err != nil {
+	id, ok := requestTenant(w, req)
+	if !ok {
+		return
+	}
+	if err := r.apply(&command{Op: opDeleteNamespace, Tenant: id, Namespace: req.PathValue("namespace")}); err != nil {
 		writeApplyError(w, err)
 		return
 	}
@@ -347,7 +424,9 @@ func parseGroup(body []byte, p parser.Parser, logger *slog.Logger) (*rulefmt.Rul
 
 // Alertmanagers implements the Prometheus API's AlertmanagerRetriever:
 // the notifiers this replica sends to.
-func (r *Ruler) Alertmanagers() []*url.URL { return r.notifier.Alertmanagers() }
+func (r *Ruler) Alertmanagers() []*url.URL { return r.runtimes.homeNotifier().Alertmanagers() }
 
 // DroppedAlertmanagers implements the Prometheus API's AlertmanagerRetriever.
-func (r *Ruler) DroppedAlertmanagers() []*url.URL { return r.notifier.DroppedAlertmanagers() }
+func (r *Ruler) DroppedAlertmanagers() []*url.URL {
+	return r.runtimes.homeNotifier().DroppedAlertmanagers()
+}

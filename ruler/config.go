@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/internal/tlsconfig"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	AlertmanagerURL     stringList    `yaml:"alertmanager_url"`
 	NotificationTimeout time.Duration `yaml:"notification_timeout"`
 	NotificationQueue   int           `yaml:"notification_queue_capacity"`
+	// RuleFilesTenant owns the groups of the rule files (rules.files):
+	// they evaluate over its data and its alerts carry its X-Scope-OrgID.
+	RuleFilesTenant string `yaml:"rule_files_tenant"`
 
 	// IsolatedFallback lets a replica that has seen no leader for
 	// IsolatedFallbackAfter evaluate and send on its own.
@@ -72,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.AlertmanagerURL, "ruler.alertmanager-url", "Comma-separated notifier URLs (http://host:9093, dns+http://name:9093, dnssrv+http://_web._tcp.name). Empty in all-in-one mode: the embedded notifier.")
 	fs.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second, "Timeout of one send to a notifier.")
 	fs.IntVar(&c.NotificationQueue, "ruler.notification-queue-capacity", 10000, "Alerts queued for the notifiers before the oldest are dropped.")
+	fs.StringVar(&c.RuleFilesTenant, "ruler.rule-files-tenant", tenant.DefaultTenant, "Tenant that owns the rule groups of rules.files.")
 	fs.BoolVar(&c.IsolatedFallback, "ruler.isolated-fallback", false, "Evaluate and send alerts on this replica when it has seen no raft leader for ruler.isolated-fallback-after (AP instead of CP; see docs/ruler.md).")
 	fs.DurationVar(&c.IsolatedFallbackAfter, "ruler.isolated-fallback-after", time.Minute, "How long without a leader before isolated fallback evaluation starts.")
 	fs.DurationVar(&c.HeartbeatTimeout, "ruler.raft-heartbeat-timeout", time.Second, "Raft follower heartbeat timeout.")
@@ -100,6 +105,9 @@ func (c *Config) Validate() error {
 		if _, err := parseAlertmanagerURL(u); err != nil {
 			return fmt.Errorf("alertmanager_url: %w", err)
 		}
+	}
+	if err := tenant.Validate(c.RuleFilesTenant); err != nil {
+		return fmt.Errorf("rule_files_tenant: %w", err)
 	}
 	if err := c.RaftTLS.Validate(); err != nil {
 		return fmt.Errorf("raft_tls: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -21,11 +22,12 @@ import (
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
-	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // Options are a Ruler's collaborators.
@@ -56,6 +58,11 @@ type Options struct {
 	// HTTPTransport carries requests forwarded to the leader; nil is
 	// http.DefaultTransport.
 	HTTPTransport http.RoundTripper
+	// Tenants decides the tenant of API requests (the process's
+	// multitenancy setting).
+	Tenants tenant.Resolver
+	// Limits bounds each tenant's rule groups; nil is unlimited.
+	Limits Limits
 }
 
 // Mode is what a replica does about evaluation.
@@ -77,9 +84,8 @@ type Ruler struct {
 	node   *raftNode
 	parser parser.Parser
 
-	notifier        *notifier.Manager
+	runtimes        *runtimes
 	notifyDiscovery *notifyDiscovery
-	ruleMetrics     *rules.Metrics
 	metrics         *metrics
 
 	mu      sync.Mutex
@@ -132,18 +138,13 @@ func New(opts Options) (*Ruler, error) {
 	}
 	applyHTTPClient(promCfg, opts.HTTPClient)
 	reg := opts.Registerer
-	r.notifier = notifier.NewManager(&notifier.Options{
-		QueueCapacity:  cfg.NotificationQueue,
-		ExternalLabels: opts.ExternalLabels,
-		Registerer:     reg,
-	}, model.UTF8Validation, opts.Logger.With("component", "notifier client"))
-	if err := r.notifier.ApplyConfig(promCfg); err != nil {
-		return nil, fmt.Errorf("ruler: alertmanagers: %w", err)
-	}
-	if r.notifyDiscovery, err = newNotifyDiscovery(promCfg, opts.SDMetrics, opts.Logger, reg); err != nil {
+	if r.runtimes, err = newRuntimes(cfg.RuleFilesTenant, promCfg, cfg.NotificationQueue, opts.ExternalLabels, reg, opts.Logger); err != nil {
 		return nil, fmt.Errorf("ruler: %w", err)
 	}
-	r.ruleMetrics = rules.NewGroupMetrics(reg)
+	if r.notifyDiscovery, err = newNotifyDiscovery(promCfg, opts.SDMetrics, opts.Logger, reg); err != nil {
+		r.runtimes.stopAll()
+		return nil, fmt.Errorf("ruler: %w", err)
+	}
 	r.metrics = newMetrics(r, reg)
 
 	dir := cfg.RaftDir
@@ -170,21 +171,24 @@ func (r *Ruler) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { r.notifier.Run(r.notifyDiscovery.syncCh()) })
+	stopFeed := make(chan struct{})
+	wg.Go(func() { r.runtimes.run(r.notifyDiscovery.syncCh(), stopFeed) })
 	wg.Go(func() { r.notifyDiscovery.run() })
 
 	err := r.control(ctx)
 
 	r.stopSession()
+	close(stopFeed)
 	r.notifyDiscovery.stop()
-	r.notifier.Stop()
 	wg.Wait()
+	r.runtimes.stopAll()
 	return errors.Join(err, r.node.shutdown())
 }
 
 // Close releases what New opened, for a ruler whose Run was never called.
 func (r *Ruler) Close() error {
 	r.notifyDiscovery.cancel()
+	r.runtimes.stopAll()
 	return r.node.shutdown()
 }
 
@@ -272,19 +276,36 @@ func (r *Ruler) mayAct(mode Mode) bool {
 	return false
 }
 
-// session is one period of evaluation: a rules.Manager of its own, built
-// when the replica becomes leader (or falls back) and stopped when it stops.
+// session is one period of evaluation: a rules.Manager per tenant with
+// rules, as the Cortex ruler runs one per user, built when the replica
+// becomes leader (or falls back) and stopped when it stops. Each manager's
+// context carries its tenant, so its queries read and its recording rules
+// and ALERTS write that tenant's series only.
 type session struct {
-	mode    Mode
-	manager *rules.Manager
-	cancel  context.CancelFunc
-	done    chan struct{}
+	mode   Mode
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	mu sync.Mutex
+	mu       sync.Mutex
+	managers map[string]*tenantManager // by tenant
 	// seeded holds the groups whose alerts were restored from the FSM;
 	// committed the alert state last committed per group.
-	seeded    map[string]bool
-	committed map[string]*groupState
+	seeded    map[stateKey]bool
+	committed map[stateKey]*groupState
+}
+
+// stateKey names a group's alert state: its tenant and rules.GroupKey.
+type stateKey struct{ tenant, group string }
+
+type tenantManager struct {
+	manager *rules.Manager
+	done    chan struct{}
+}
+
+func (s *session) manager(id string) *tenantManager {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.managers[id]
 }
 
 func (r *Ruler) startSession(ctx context.Context, mode Mode) error {
@@ -300,49 +321,69 @@ func (r *Ruler) startSession(ctx context.Context, mode Mode) error {
 		}
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &session{mode: mode, cancel: cancel, done: make(chan struct{}), seeded: map[string]bool{}, committed: map[string]*groupState{}}
-	send := rules.SendAlerts(r.notifier, r.extURL.String())
-	s.manager = rules.NewManager(&rules.ManagerOptions{
-		ExternalURL: r.extURL,
-		QueryFunc:   rules.EngineQueryFunc(r.opts.Engine, r.opts.Queryable),
-		NotifyFunc: func(ctx context.Context, expr string, alerts ...*rules.Alert) {
-			if len(alerts) == 0 || !r.mayAct(mode) {
-				return
-			}
-			r.metrics.alertsSent.Add(float64(len(alerts)))
-			send(ctx, expr, alerts...)
-		},
-		Context:                sctx,
-		AppendableV2:           r.opts.Appendable,
-		Queryable:              r.opts.Queryable,
-		Logger:                 r.logger.With("component", "rule manager"),
-		ResendDelay:            r.cfg.ResendDelay,
-		OutageTolerance:        time.Hour,
-		ForGracePeriod:         10 * time.Minute,
-		GroupLoader:            &groupLoader{fsm: r.fsm, parser: r.parser, logger: r.logger},
-		DefaultRuleQueryOffset: func() time.Duration { return r.cfg.QueryOffset },
-		Metrics:                r.ruleMetrics,
-		Parser:                 r.parser,
-	})
-	// A first, empty update marks the manager as restored, so the rule
-	// groups skip Prometheus's restore from ALERTS_FOR_STATE: state comes
-	// from the FSM instead (see seed).
-	if err := s.manager.Update(r.cfg.EvaluationInterval, nil, r.opts.ExternalLabels, r.extURL.String(), nil); err != nil {
-		cancel()
-		return fmt.Errorf("rule manager: %w", err)
-	}
+	s := &session{mode: mode, ctx: sctx, cancel: cancel, managers: map[string]*tenantManager{}, seeded: map[stateKey]bool{}, committed: map[stateKey]*groupState{}}
 	r.mu.Lock()
 	r.session = s
 	r.mu.Unlock()
 	if err := r.loadRules(s); err != nil {
 		r.logger.Error("loading rules failed", "err", err)
 	}
-	go func() {
-		defer close(s.done)
-		s.manager.Run()
-	}()
 	r.logger.Info("rule evaluation started", "mode", mode)
 	return nil
+}
+
+// startManager creates and runs the rules.Manager of tenant id.
+func (r *Ruler) startManager(s *session, id string) (*tenantManager, error) {
+	rt, err := r.runtimes.get(id)
+	if err != nil {
+		return nil, err
+	}
+	send := rules.SendAlerts(rt.notifier, r.extURL.String())
+	mode := s.mode
+	m := rules.NewManager(&rules.ManagerOptions{
+		ExternalURL: r.extURL,
+		QueryFunc:   rules.EngineQueryFunc(r.opts.Engine, r.opts.Queryable),
+		NotifyFunc: func(ctx context.Context, expr string, alerts ...*rules.Alert) {
+			if len(alerts) == 0 || !r.mayAct(mode) {
+				return
+			}
+			r.metrics.alertsSent.WithLabelValues(id).Add(float64(len(alerts)))
+			send(ctx, expr, alerts...)
+		},
+		// Groups run with this context: the engine hands it to Select,
+		// and the group to AppenderV2.
+		Context:                tenant.With(s.ctx, id),
+		AppendableV2:           r.opts.Appendable,
+		Queryable:              r.opts.Queryable,
+		Logger:                 r.logger.With("component", "rule manager", "tenant", id),
+		ResendDelay:            r.cfg.ResendDelay,
+		OutageTolerance:        time.Hour,
+		ForGracePeriod:         10 * time.Minute,
+		GroupLoader:            &groupLoader{fsm: r.fsm, tenant: id, parser: r.parser, logger: r.logger},
+		DefaultRuleQueryOffset: func() time.Duration { return r.cfg.QueryOffset },
+		Metrics:                rt.ruleMetrics,
+		Parser:                 r.parser,
+	})
+	// A first, empty update marks the manager as restored, so the rule
+	// groups skip Prometheus's restore from ALERTS_FOR_STATE: state comes
+	// from the FSM instead (see seed).
+	if err := m.Update(r.cfg.EvaluationInterval, nil, r.opts.ExternalLabels, r.extURL.String(), nil); err != nil {
+		return nil, fmt.Errorf("rule manager of tenant %q: %w", id, err)
+	}
+	tm := &tenantManager{manager: m, done: make(chan struct{})}
+	go func() {
+		defer close(tm.done)
+		m.Run()
+	}()
+	s.mu.Lock()
+	s.managers[id] = tm
+	s.mu.Unlock()
+	return tm, nil
+}
+
+func (tm *tenantManager) stop() {
+	tm.manager.Stop()
+	<-tm.done
 }
 
 func (r *Ruler) stopSession() {
@@ -354,8 +395,14 @@ func (r *Ruler) stopSession() {
 		return
 	}
 	s.cancel()
-	s.manager.Stop()
-	<-s.done
+	s.mu.Lock()
+	managers := s.managers
+	s.managers = map[string]*tenantManager{}
+	s.mu.Unlock()
+	for _, tm := range managers {
+		tm.stop()
+	}
+	r.metrics.ruleGroups.Reset()
 	r.logger.Info("rule evaluation stopped", "mode", s.mode)
 }
 
@@ -372,7 +419,9 @@ func (r *Ruler) updateSession() {
 	}
 }
 
-// loadRules hands the manager every rule file and API namespace.
+// loadRules hands each tenant's manager its rule files and API
+// namespaces: the rule files belong to ruler.rule_files_tenant. A tenant
+// that gained rules gets a manager, one that has none left loses it.
 func (r *Ruler) loadRules(s *session) error {
 	r.mu.Lock()
 	globs := slices.Clone(r.files)
@@ -381,39 +430,80 @@ func (r *Ruler) loadRules(s *session) error {
 	if err != nil {
 		return err
 	}
-	for ns := range r.fsm.allNamespaces() {
-		files = append(files, apiFile(ns))
+	want := map[string][]string{}
+	if len(files) > 0 {
+		want[r.cfg.RuleFilesTenant] = files
 	}
-	sort.Strings(files)
-	if err := s.manager.Update(r.cfg.EvaluationInterval, files, r.opts.ExternalLabels, r.extURL.String(), r.iterate(s)); err != nil {
-		return err
+	for _, id := range r.fsm.apiTenants() {
+		for _, ns := range r.fsm.namespaces(id) {
+			want[id] = append(want[id], apiFile(ns))
+		}
 	}
-	r.metrics.ruleGroups.Set(float64(len(s.manager.RuleGroups())))
-	return nil
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		tm := s.manager(id)
+		if tm == nil {
+			if tm, err = r.startManager(s, id); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		fs := want[id]
+		sort.Strings(fs)
+		if err := tm.manager.Update(r.cfg.EvaluationInterval, fs, r.opts.ExternalLabels, r.extURL.String(), r.iterate(s, id)); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %q: %w", id, err))
+		}
+		r.metrics.ruleGroups.WithLabelValues(id).Set(float64(len(tm.manager.RuleGroups())))
+	}
+	s.mu.Lock()
+	var gone []string
+	for id := range s.managers {
+		if _, ok := want[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range gone {
+		s.mu.Lock()
+		tm := s.managers[id]
+		delete(s.managers, id)
+		for k := range s.seeded {
+			if k.tenant == id {
+				delete(s.seeded, k)
+				delete(s.committed, k)
+			}
+		}
+		s.mu.Unlock()
+		tm.stop()
+		r.metrics.forget(id)
+		r.logger.Info("tenant has no rules left; its evaluation stopped", "tenant", id)
+	}
+	r.runtimes.retain(want)
+	return errors.Join(errs...)
 }
 
-// iterate wraps one evaluation of a group: it refuses to evaluate when this
-// replica may no longer act, seeds alert state before a group's first
-// evaluation, and commits changed state after each.
-func (r *Ruler) iterate(s *session) rules.GroupEvalIterationFunc {
+// iterate wraps one evaluation of a group of tenant id: it refuses to
+// evaluate when this replica may no longer act, seeds alert state before
+// a group's first evaluation, and commits changed state after each.
+func (r *Ruler) iterate(s *session, id string) rules.GroupEvalIterationFunc {
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
 		if !r.mayAct(s.mode) {
 			return
 		}
-		key := rules.GroupKey(g.File(), g.Name())
+		key := stateKey{id, rules.GroupKey(g.File(), g.Name())}
 		s.mu.Lock()
 		seeded := s.seeded[key]
 		s.seeded[key] = true
 		s.mu.Unlock()
 		if !seeded {
-			st := r.fsm.groupState(key)
+			st := r.fsm.groupState(id, key.group)
 			r.seed(ctx, g, st, ts)
 			s.mu.Lock()
 			s.committed[key] = st
 			s.mu.Unlock()
 		}
 		rules.DefaultEvalIterationFunc(ctx, g, ts)
-		r.metrics.evaluations.WithLabelValues(string(s.mode)).Inc()
+		r.metrics.evaluations.WithLabelValues(string(s.mode), id).Inc()
 		if s.mode != ModeLeader {
 			return
 		}
@@ -424,8 +514,8 @@ func (r *Ruler) iterate(s *session) rules.GroupEvalIterationFunc {
 		if sameGroupState(prev, st) {
 			return
 		}
-		if err := r.apply(&command{Op: opAlertState, GroupKey: key, State: st}); err != nil {
-			r.logger.Warn("committing alert state failed", "group", key, "err", err)
+		if err := r.apply(&command{Op: opAlertState, Tenant: id, GroupKey: key.group, State: st}); err != nil {
+			r.logger.Warn("committing alert state failed", "tenant", id, "group", key.group, "err", err)
 			return
 		}
 		s.mu.Lock()
@@ -590,9 +680,11 @@ func expandGlobs(globs []string) ([]string, error) {
 	return slices.Compact(files), nil
 }
 
-// groupLoader loads rule files from disk and API namespaces from the FSM.
+// groupLoader loads rule files from disk and a tenant's API namespaces
+// from the FSM.
 type groupLoader struct {
 	fsm    *fsm
+	tenant string
 	parser parser.Parser
 	logger *slog.Logger
 }
@@ -603,7 +695,7 @@ func (l *groupLoader) Load(identifier string, ignoreUnknownFields bool, scheme m
 		return rulefmt.ParseFile(identifier, ignoreUnknownFields, scheme, l.parser, l.logger)
 	}
 	out := &rulefmt.RuleGroups{}
-	for _, g := range l.fsm.namespace(ns) {
+	for _, g := range l.fsm.namespace(l.tenant, ns) {
 		rg, err := parseGroup([]byte(g.Body), l.parser, l.logger)
 		if err != nil {
 			return nil, []error{fmt.Errorf("namespace %q: %w", ns, err)}
