@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // BenchmarkEvaluationRound evaluates 1000 rules (500 recording, 500
@@ -63,10 +65,10 @@ func BenchmarkEvaluationRound(b *testing.B) {
 	var s *session
 	require.Eventually(b, func() bool {
 		s = l.r.current()
-		return s != nil && len(s.manager.RuleGroups()) == groups
+		return s != nil && s.manager(tenant.DefaultTenant) != nil && len(s.manager(tenant.DefaultTenant).manager.RuleGroups()) == groups
 	}, 30*time.Second, 10*time.Millisecond)
-	iterate := l.r.iterate(s)
-	gs := s.manager.RuleGroups()
+	iterate := l.r.iterate(s, tenant.DefaultTenant)
+	gs := s.manager(tenant.DefaultTenant).manager.RuleGroups()
 	ctx := context.Background()
 	bytesBefore := testutil.ToFloat64(must(l.r.metrics.commitBytes.GetMetricWithLabelValues(opAlertState)))
 

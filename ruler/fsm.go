@@ -14,6 +14,8 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // The operations of the replicated log. Each entry is one JSON command.
@@ -26,7 +28,10 @@ const (
 )
 
 type command struct {
-	Op        string      `json:"op"`
+	Op string `json:"op"`
+	// Tenant owns the group; empty in entries written before tenants
+	// existed, which belong to tenant.DefaultTenant.
+	Tenant    string      `json:"tenant,omitempty"`
 	Namespace string      `json:"ns,omitempty"`
 	Group     string      `json:"group,omitempty"`
 	Body      string      `json:"body,omitempty"` // one rule group, YAML
@@ -163,12 +168,35 @@ func sameGroupState(a, b *groupState) bool {
 	return true
 }
 
-// fsm is the replicated state: API rule groups, alert state, and who leads.
-type fsm struct {
-	mu         sync.RWMutex
+// tenantOf returns the tenant a command acts for.
+func (c *command) tenantOf() (string, error) {
+	if c.Tenant == "" {
+		return tenant.DefaultTenant, nil
+	}
+	if err := tenant.Validate(c.Tenant); err != nil {
+		return "", err
+	}
+	return c.Tenant, nil
+}
+
+// tenantRules is one tenant's part of the FSM. Namespaces, group names and
+// group keys are the tenant's own: two tenants may use the same ones.
+type tenantRules struct {
 	namespaces map[string]map[string]string // namespace → group name → YAML
 	groups     map[string]*groupState       // rules.GroupKey → state
-	leader     leaderInfo
+}
+
+func newTenantRules() *tenantRules {
+	return &tenantRules{namespaces: map[string]map[string]string{}, groups: map[string]*groupState{}}
+}
+
+// fsm is the replicated state: API rule groups and alert state per
+// tenant, and who leads.
+type fsm struct {
+	mu sync.RWMutex
+	// tenants holds only tenants with a group or some alert state.
+	tenants map[string]*tenantRules
+	leader  leaderInfo
 	// rulesVersion counts rule changes, so the evaluator reloads only then.
 	rulesVersion uint64
 	changed      chan struct{} // closed and replaced on every rule change
@@ -176,9 +204,8 @@ type fsm struct {
 
 func newFSM() *fsm {
 	return &fsm{
-		namespaces: map[string]map[string]string{},
-		groups:     map[string]*groupState{},
-		changed:    make(chan struct{}),
+		tenants: map[string]*tenantRules{},
+		changed: make(chan struct{}),
 	}
 }
 
@@ -228,54 +255,69 @@ func decodeCommand(data []byte) (*command, error) {
 func (f *fsm) applyCommand(c *command) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if c.Op == opLeader {
+		if c.Leader == nil {
+			return fmt.Errorf("%s: leader is required", c.Op)
+		}
+		f.leader = *c.Leader
+		return nil
+	}
+	id, err := c.tenantOf()
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Op, err)
+	}
+	t := f.tenants[id]
+	if t == nil {
+		t = newTenantRules()
+	}
 	switch c.Op {
 	case opSetGroup:
 		if c.Namespace == "" || c.Group == "" {
 			return fmt.Errorf("%s: namespace and group are required", c.Op)
 		}
-		ns := f.namespaces[c.Namespace]
+		ns := t.namespaces[c.Namespace]
 		if ns == nil {
 			ns = map[string]string{}
-			f.namespaces[c.Namespace] = ns
+			t.namespaces[c.Namespace] = ns
 		}
 		ns[c.Group] = c.Body
 		f.rulesChangedLocked()
 	case opDeleteGroup:
-		ns := f.namespaces[c.Namespace]
+		ns := t.namespaces[c.Namespace]
 		if _, ok := ns[c.Group]; !ok {
 			return errNotFound
 		}
 		delete(ns, c.Group)
 		if len(ns) == 0 {
-			delete(f.namespaces, c.Namespace)
+			delete(t.namespaces, c.Namespace)
 		}
-		delete(f.groups, rules.GroupKey(apiFile(c.Namespace), c.Group))
+		delete(t.groups, rules.GroupKey(apiFile(c.Namespace), c.Group))
 		f.rulesChangedLocked()
 	case opDeleteNamespace:
-		if _, ok := f.namespaces[c.Namespace]; !ok {
+		if _, ok := t.namespaces[c.Namespace]; !ok {
 			return errNotFound
 		}
-		for g := range f.namespaces[c.Namespace] {
-			delete(f.groups, rules.GroupKey(apiFile(c.Namespace), g))
+		for g := range t.namespaces[c.Namespace] {
+			delete(t.groups, rules.GroupKey(apiFile(c.Namespace), g))
 		}
-		delete(f.namespaces, c.Namespace)
+		delete(t.namespaces, c.Namespace)
 		f.rulesChangedLocked()
 	case opAlertState:
 		if c.GroupKey == "" {
 			return fmt.Errorf("%s: group key is required", c.Op)
 		}
 		if c.State == nil || len(c.State.Rules) == 0 {
-			delete(f.groups, c.GroupKey)
+			delete(t.groups, c.GroupKey)
 		} else {
-			f.groups[c.GroupKey] = c.State
+			t.groups[c.GroupKey] = c.State
 		}
-	case opLeader:
-		if c.Leader == nil {
-			return fmt.Errorf("%s: leader is required", c.Op)
-		}
-		f.leader = *c.Leader
 	default:
 		return fmt.Errorf("unknown operation %q", c.Op)
+	}
+	if len(t.namespaces) == 0 && len(t.groups) == 0 {
+		delete(f.tenants, id)
+	} else {
+		f.tenants[id] = t
 	}
 	return nil
 }
@@ -294,10 +336,13 @@ func (f *fsm) rulesChanged() (uint64, <-chan struct{}) {
 	return f.rulesVersion, f.changed
 }
 
-func (f *fsm) groupState(key string) *groupState {
+func (f *fsm) groupState(id, key string) *groupState {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.groups[key]
+	if t := f.tenants[id]; t != nil {
+		return t.groups[key]
+	}
+	return nil
 }
 
 func (f *fsm) leaderInfo() leaderInfo {
@@ -306,21 +351,56 @@ func (f *fsm) leaderInfo() leaderInfo {
 	return f.leader
 }
 
-// namespace returns a copy of one namespace's groups, sorted by name.
-func (f *fsm) namespace(ns string) []namedGroup {
+// namespace returns a copy of one of a tenant's namespaces, its groups
+// sorted by name.
+func (f *fsm) namespace(id, ns string) []namedGroup {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return sortedGroups(f.namespaces[ns])
+	if t := f.tenants[id]; t != nil {
+		return sortedGroups(t.namespaces[ns])
+	}
+	return nil
 }
 
-// allNamespaces returns every namespace's groups.
-func (f *fsm) allNamespaces() map[string][]namedGroup {
+// namespaces returns the names of a tenant's namespaces, sorted.
+func (f *fsm) namespaces(id string) []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make(map[string][]namedGroup, len(f.namespaces))
-	for ns, gs := range f.namespaces {
-		out[ns] = sortedGroups(gs)
+	if t := f.tenants[id]; t != nil {
+		return slices.Sorted(maps.Keys(t.namespaces))
 	}
+	return nil
+}
+
+// groupCount returns how many API groups a tenant has, and whether it has
+// the group ns/name already.
+func (f *fsm) groupCount(id, ns, name string) (n int, exists bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t := f.tenants[id]
+	if t == nil {
+		return 0, false
+	}
+	for nsName, gs := range t.namespaces {
+		n += len(gs)
+		if nsName == ns {
+			_, exists = gs[name]
+		}
+	}
+	return n, exists
+}
+
+// apiTenants returns the tenants that have API rule groups, sorted.
+func (f *fsm) apiTenants() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []string
+	for id, t := range f.tenants {
+		if len(t.namespaces) > 0 {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -336,9 +416,18 @@ func sortedGroups(m map[string]string) []namedGroup {
 
 // snapshotData is the FSM in one JSON document.
 type snapshotData struct {
-	Namespaces map[string]map[string]string `json:"namespaces"`
-	Groups     map[string]*groupState       `json:"groups"`
+	Tenants map[string]*tenantSnapshot `json:"tenants,omitempty"`
+	// Namespaces and Groups are how snapshots written before tenants
+	// existed hold the rules and state, which belong to the default tenant.
+	// New snapshots leave them empty.
+	Namespaces map[string]map[string]string `json:"namespaces,omitempty"`
+	Groups     map[string]*groupState       `json:"groups,omitempty"`
 	Leader     leaderInfo                   `json:"leader"`
+}
+
+type tenantSnapshot struct {
+	Namespaces map[string]map[string]string `json:"namespaces,omitempty"`
+	Groups     map[string]*groupState       `json:"groups,omitempty"`
 }
 
 // Snapshot implements raft.FSM. Group states are replaced, never mutated,
@@ -346,11 +435,15 @@ type snapshotData struct {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	ns := make(map[string]map[string]string, len(f.namespaces))
-	for k, v := range f.namespaces {
-		ns[k] = maps.Clone(v)
+	d := snapshotData{Tenants: make(map[string]*tenantSnapshot, len(f.tenants)), Leader: f.leader}
+	for id, t := range f.tenants {
+		ns := make(map[string]map[string]string, len(t.namespaces))
+		for k, v := range t.namespaces {
+			ns[k] = maps.Clone(v)
+		}
+		d.Tenants[id] = &tenantSnapshot{Namespaces: ns, Groups: maps.Clone(t.groups)}
 	}
-	return &fsmSnapshot{data: snapshotData{Namespaces: ns, Groups: maps.Clone(f.groups), Leader: f.leader}}, nil
+	return &fsmSnapshot{data: d}, nil
 }
 
 // Restore implements raft.FSM.
@@ -360,15 +453,31 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return fmt.Errorf("decode ruler snapshot: %w", err)
 	}
-	if d.Namespaces == nil {
-		d.Namespaces = map[string]map[string]string{}
+	tenants := map[string]*tenantRules{}
+	add := func(id string, ts *tenantSnapshot) {
+		if ts == nil {
+			return
+		}
+		t := tenants[id]
+		if t == nil {
+			t = newTenantRules()
+		}
+		maps.Copy(t.namespaces, ts.Namespaces)
+		maps.Copy(t.groups, ts.Groups)
+		if len(t.namespaces) > 0 || len(t.groups) > 0 {
+			tenants[id] = t
+		}
 	}
-	if d.Groups == nil {
-		d.Groups = map[string]*groupState{}
+	add(tenant.DefaultTenant, &tenantSnapshot{Namespaces: d.Namespaces, Groups: d.Groups})
+	for id, ts := range d.Tenants {
+		if err := tenant.Validate(id); err != nil {
+			return fmt.Errorf("decode ruler snapshot: %w", err)
+		}
+		add(id, ts)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.namespaces, f.groups, f.leader = d.Namespaces, d.Groups, d.Leader
+	f.tenants, f.leader = tenants, d.Leader
 	f.rulesChangedLocked()
 	return nil
 }

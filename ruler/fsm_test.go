@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 func TestCommandEncodingRoundTrips(t *testing.T) {
@@ -58,15 +60,15 @@ func TestFSMRefusesBadEntriesAndSnapshotsRestore(t *testing.T) {
 
 	g := newFSM()
 	require.NoError(t, g.Restore(io.NopCloser(&buf)))
-	require.Equal(t, f.namespace("team"), g.namespace("team"))
-	require.Equal(t, int64(42), g.groupState("api:team;g").Rules["A{}"][0].ActiveAt)
+	require.Equal(t, f.namespace(tenant.DefaultTenant, "team"), g.namespace(tenant.DefaultTenant, "team"))
+	require.Equal(t, int64(42), g.groupState(tenant.DefaultTenant, "api:team;g").Rules["A{}"][0].ActiveAt)
 
 	// Deleting the namespace drops its alert state and signals a change.
 	require.NoError(t, f.applyCommand(&command{Op: opDeleteNamespace, Namespace: "team"}))
 	<-changed
 	v2, _ := f.rulesChanged()
 	require.Greater(t, v2, v)
-	require.Nil(t, f.groupState("api:team;g"))
+	require.Nil(t, f.groupState(tenant.DefaultTenant, "api:team;g"))
 }
 
 type sink struct{ *bytes.Buffer }
@@ -129,6 +131,8 @@ func FuzzFSMApply(f *testing.F) {
 		{Op: opSetGroup, Namespace: "team", Group: "g", Body: "name: g\nrules: []\n"},
 		{Op: opAlertState, GroupKey: "f;g", State: &groupState{Rules: map[string][]alertState{"A{}": {{Labels: map[string]string{"alertname": "A"}, State: "firing"}}}}},
 		{Op: opDeleteNamespace, Namespace: "team"},
+		{Op: opSetGroup, Tenant: "team-a", Namespace: "team", Group: "g", Body: "name: g\nrules: []\n"},
+		{Op: opAlertState, Tenant: "team-b", GroupKey: "api:team;g", State: &groupState{Rules: map[string][]alertState{"A{}": {{State: "pending"}}}}},
 		{Op: opLeader, Leader: &leaderInfo{ID: "a", HTTPURL: "http://a"}},
 	} {
 		b, err := encodeCommand(c)
@@ -171,4 +175,61 @@ func TestOrdinalOfName(t *testing.T) {
 	} {
 		require.Equal(t, want, ordinalOfName(name), name)
 	}
+}
+
+// Log entries and snapshots written before tenants existed carry none; they
+// belong to the default tenant, so an upgraded cluster keeps its rules and
+// alert state.
+func TestFSMReadsEntriesAndSnapshotsWithoutTenant(t *testing.T) {
+	f := newFSM()
+	for i, entry := range []string{
+		`{"op":"set_group","ns":"team","group":"g","body":"name: g\nrules: []\n"}`,
+		`{"op":"alert_state","key":"api:team;g","state":{"rules":{"A{}":[{"labels":{"alertname":"A"},"state":"firing","value":"1","active_at":7}]}}}`,
+	} {
+		require.Nil(t, f.Apply(&raft.Log{Index: uint64(i + 1), Data: []byte(entry)}))
+	}
+	require.Len(t, f.namespace(tenant.DefaultTenant, "team"), 1)
+	require.Equal(t, int64(7), f.groupState(tenant.DefaultTenant, "api:team;g").Rules["A{}"][0].ActiveAt)
+	require.Equal(t, []string{tenant.DefaultTenant}, f.apiTenants())
+
+	old := `{"namespaces":{"team":{"g":"name: g\nrules: []\n"}},"groups":{"api:team;g":{"rules":{"A{}":[{"labels":{"alertname":"A"},"state":"pending","value":"1","active_at":42}]}}},"leader":{"id":"x","http_url":"http://x","term":3}}`
+	g := newFSM()
+	require.NoError(t, g.Restore(io.NopCloser(strings.NewReader(old))))
+	require.Len(t, g.namespace(tenant.DefaultTenant, "team"), 1)
+	require.Equal(t, int64(42), g.groupState(tenant.DefaultTenant, "api:team;g").Rules["A{}"][0].ActiveAt)
+	require.Equal(t, uint64(3), g.leaderInfo().Term)
+}
+
+func TestFSMKeepsTenantsApart(t *testing.T) {
+	f := newFSM()
+	state := func(activeAt int64) *groupState {
+		return &groupState{Rules: map[string][]alertState{"A{}": {{Labels: map[string]string{"alertname": "A"}, State: "firing", ActiveAt: activeAt}}}}
+	}
+	for i, id := range []string{"a", "b"} {
+		require.NoError(t, f.applyCommand(&command{Op: opSetGroup, Tenant: id, Namespace: "ns", Group: "g", Body: "name: g\nrules: []\n# " + id}))
+		require.NoError(t, f.applyCommand(&command{Op: opAlertState, Tenant: id, GroupKey: "api:ns;g", State: state(int64(i + 1))}))
+	}
+	require.Error(t, f.applyCommand(&command{Op: opSetGroup, Tenant: "../x", Namespace: "ns", Group: "g"}), "an invalid tenant is refused")
+	n, exists := f.groupCount("a", "ns", "g")
+	require.Equal(t, 1, n)
+	require.True(t, exists)
+
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, snap.Persist(&sink{Buffer: &buf}))
+	g := newFSM()
+	require.NoError(t, g.Restore(io.NopCloser(&buf)))
+	for i, id := range []string{"a", "b"} {
+		require.Contains(t, g.namespace(id, "ns")[0].Body, "# "+id)
+		require.Equal(t, int64(i+1), g.groupState(id, "api:ns;g").Rules["A{}"][0].ActiveAt)
+	}
+	require.Empty(t, g.namespace(tenant.DefaultTenant, "ns"))
+
+	// Deleting a's namespace leaves b's, and drops a from the FSM.
+	require.NoError(t, g.applyCommand(&command{Op: opDeleteNamespace, Tenant: "a", Namespace: "ns"}))
+	require.Nil(t, g.groupState("a", "api:ns;g"))
+	require.NotNil(t, g.groupState("b", "api:ns;g"))
+	require.Equal(t, []string{"b"}, g.apiTenants())
+	require.NotContains(t, g.tenants, "a")
 }

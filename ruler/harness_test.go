@@ -122,6 +122,7 @@ type receivedAlert struct {
 	StartsAt    time.Time         `json:"startsAt"`
 	EndsAt      time.Time         `json:"endsAt"`
 	At          time.Time         `json:"-"`
+	Tenant      string            `json:"-"` // the request's X-Scope-OrgID
 }
 
 // receiver is an Alertmanager API v2 endpoint that records what it gets.
@@ -148,6 +149,7 @@ func newReceiver(t testing.TB) *receiver {
 		rc.mu.Lock()
 		for i := range as {
 			as[i].At = now
+			as[i].Tenant = r.Header.Get("X-Scope-OrgID")
 		}
 		rc.alerts = append(rc.alerts, as...)
 		rc.mu.Unlock()
@@ -246,6 +248,7 @@ type clusterT struct {
 	rules    string // rule file
 	replicas []*replica
 	mutate   func(*Config)
+	options  func(*Options)
 }
 
 func testConfig() Config {
@@ -262,7 +265,13 @@ func testConfig() Config {
 
 // newCluster starts n rulers on 127.0.0.1 sharing storage and a receiver.
 func newCluster(t testing.TB, n int, rulesYAML string, mutate func(*Config)) *clusterT {
-	c := &clusterT{t: t, store: newStorage(t), recv: newReceiver(t), mutate: mutate}
+	return newClusterWith(t, n, rulesYAML, mutate, nil)
+}
+
+// newClusterWith is newCluster with a hook that changes each replica's
+// Options before New.
+func newClusterWith(t testing.TB, n int, rulesYAML string, mutate func(*Config), options func(*Options)) *clusterT {
+	c := &clusterT{t: t, store: newStorage(t), recv: newReceiver(t), mutate: mutate, options: options}
 	if rulesYAML != "" {
 		c.rules = filepath.Join(t.TempDir(), "rules.yml")
 		require.NoError(t, os.WriteFile(c.rules, []byte(rulesYAML), 0o644))
@@ -310,7 +319,7 @@ func (c *clusterT) start(rp *replica, peers []string) {
 		files = []string{c.rules}
 	}
 	rp.reg = prometheus.NewRegistry()
-	r, err := New(Options{
+	opts := Options{
 		Config:      cfg,
 		Rules:       RulesConfig{Files: files},
 		RaftDir:     rp.dir,
@@ -320,7 +329,11 @@ func (c *clusterT) start(rp *replica, peers []string) {
 		Logger:      promslog.New(&promslog.Config{}).With("ruler", rp.addr),
 		Registerer:  rp.reg,
 		StreamLayer: rp.stream,
-	})
+	}
+	if c.options != nil {
+		c.options(&opts)
+	}
+	r, err := New(opts)
 	require.NoError(t, err)
 	rp.r = r
 	ctx, cancel := context.WithCancel(context.Background())

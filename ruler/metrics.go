@@ -7,10 +7,10 @@ import (
 
 type metrics struct {
 	evaluations    *prometheus.CounterVec
-	alertsSent     prometheus.Counter
+	alertsSent     *prometheus.CounterVec
 	restoredAlerts prometheus.Counter
 	modeChanges    prometheus.Counter
-	ruleGroups     prometheus.Gauge
+	ruleGroups     *prometheus.GaugeVec
 	commitBytes    *prometheus.CounterVec
 	commitDuration *prometheus.HistogramVec
 }
@@ -19,12 +19,12 @@ func newMetrics(r *Ruler, reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pharos_ruler_group_evaluations_total",
-			Help: "Rule group evaluations run by this replica, by mode (leader or fallback).",
-		}, []string{"mode"}),
-		alertsSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Help: "Rule group evaluations run by this replica, by mode (leader or fallback) and tenant.",
+		}, []string{"mode", "tenant"}),
+		alertsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pharos_ruler_alerts_sent_total",
-			Help: "Alerts handed to the notifier client by this replica.",
-		}),
+			Help: "Alerts handed to the notifier client by this replica, by tenant.",
+		}, []string{"tenant"}),
 		restoredAlerts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_ruler_alerts_restored_total",
 			Help: "Alerts whose state a new evaluation session restored from the raft log.",
@@ -33,10 +33,10 @@ func newMetrics(r *Ruler, reg prometheus.Registerer) *metrics {
 			Name: "pharos_ruler_mode_changes_total",
 			Help: "Changes between follower, leader and fallback.",
 		}),
-		ruleGroups: prometheus.NewGauge(prometheus.GaugeOpts{
+		ruleGroups: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pharos_ruler_rule_groups",
-			Help: "Rule groups loaded by the running evaluation session.",
-		}),
+			Help: "Rule groups loaded by the running evaluation session, by tenant.",
+		}, []string{"tenant"}),
 		commitBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pharos_ruler_raft_commit_bytes_total",
 			Help: "Bytes committed to the raft log, by operation.",
@@ -87,4 +87,13 @@ func newMetrics(r *Ruler, reg prometheus.Registerer) *metrics {
 		}),
 	)
 	return m
+}
+
+// forget drops the series of a tenant that has no rules left, so the
+// tenant label stays bounded by the tenants with rules.
+func (m *metrics) forget(id string) {
+	l := prometheus.Labels{"tenant": id}
+	m.evaluations.DeletePartialMatch(l)
+	m.alertsSent.DeletePartialMatch(l)
+	m.ruleGroups.DeletePartialMatch(l)
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
@@ -79,7 +81,7 @@ func TestTutorialAlertGoesPendingThenFiring(t *testing.T) {
 
 	// Only the leader evaluates.
 	for _, rp := range c.replicas {
-		n := testutil.ToFloat64(must(rp.r.metrics.evaluations.GetMetricWithLabelValues("leader")))
+		n := testutil.ToFloat64(must(rp.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant)))
 		if rp == l {
 			require.Positive(t, n)
 		} else {
@@ -158,16 +160,16 @@ func TestPartitionedLeaderStopsSending(t *testing.T) {
 	// stops evaluating; only then can another be elected.
 	require.Eventually(t, func() bool { return old.r.Mode() == ModeFollower }, 2*time.Second, 10*time.Millisecond)
 	require.Less(t, time.Since(cut), time.Second)
-	sentAtStop := testutil.ToFloat64(old.r.metrics.alertsSent)
-	evalsAtStop := testutil.ToFloat64(must(old.r.metrics.evaluations.GetMetricWithLabelValues("leader")))
+	sentAtStop := testutil.ToFloat64(old.r.metrics.alertsSent.WithLabelValues(tenant.DefaultTenant))
+	evalsAtStop := testutil.ToFloat64(must(old.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant)))
 	next := c.leader()
 	require.NotEqual(t, old.addr, next.addr)
-	nextEvals := testutil.ToFloat64(must(next.r.metrics.evaluations.GetMetricWithLabelValues("leader")))
+	nextEvals := testutil.ToFloat64(must(next.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant)))
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(must(next.r.metrics.evaluations.GetMetricWithLabelValues("leader"))) >= nextEvals+3
+		return testutil.ToFloat64(must(next.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant))) >= nextEvals+3
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Equal(t, sentAtStop, testutil.ToFloat64(old.r.metrics.alertsSent), "the cut-off leader kept sending")
-	require.Equal(t, evalsAtStop, testutil.ToFloat64(must(old.r.metrics.evaluations.GetMetricWithLabelValues("leader"))), "the cut-off leader kept evaluating")
+	require.Equal(t, sentAtStop, testutil.ToFloat64(old.r.metrics.alertsSent.WithLabelValues(tenant.DefaultTenant)), "the cut-off leader kept sending")
+	require.Equal(t, evalsAtStop, testutil.ToFloat64(must(old.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant))), "the cut-off leader kept evaluating")
 	require.Len(t, c.evaluating(), 1)
 
 	old.stream.setDown(false)
@@ -209,7 +211,7 @@ rules:
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
 
 	for _, rp := range c.replicas {
-		require.Eventually(t, func() bool { return len(rp.r.fsm.namespace("team-a")) == 1 }, 5*time.Second, 10*time.Millisecond, "replica %s", rp.addr)
+		require.Eventually(t, func() bool { return len(rp.r.fsm.namespace(tenant.DefaultTenant, "team-a")) == 1 }, 5*time.Second, 10*time.Millisecond, "replica %s", rp.addr)
 	}
 	require.Eventually(t, func() bool { return len(l.r.RuleGroups()) == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, "api-group", l.r.RuleGroups()[0].Name())
@@ -235,7 +237,7 @@ rules:
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	require.Contains(t, string(body), `4:9: group \"api-group\", rule 1, \"Broken\": could not parse expression`)
 	for _, rp := range c.replicas {
-		gs := rp.r.fsm.namespace("team-a")
+		gs := rp.r.fsm.namespace(tenant.DefaultTenant, "team-a")
 		require.Len(t, gs, 1)
 		require.Contains(t, gs[0].Body, "Always")
 	}
@@ -246,7 +248,7 @@ rules:
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	for _, rp := range c.replicas {
-		require.Eventually(t, func() bool { return len(rp.r.fsm.namespace("team-a")) == 0 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return len(rp.r.fsm.namespace(tenant.DefaultTenant, "team-a")) == 0 }, 5*time.Second, 10*time.Millisecond)
 	}
 	require.Eventually(t, func() bool { return len(l.r.RuleGroups()) == 0 }, 5*time.Second, 10*time.Millisecond)
 }
@@ -271,7 +273,7 @@ func TestIsolatedFallbackFiresAndHandsBack(t *testing.T) {
 	c.store.feedNodes(t, 3)
 	require.Eventually(t, func() bool { return lone.r.Mode() == ModeFallback }, 10*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(lone.r.metrics.alertsSent) > 0
+		return testutil.ToFloat64(lone.r.metrics.alertsSent.WithLabelValues(tenant.DefaultTenant)) > 0
 	}, 15*time.Second, 20*time.Millisecond)
 	require.Less(t, time.Since(cut), 2*time.Second+2*time.Second+3*time.Second, "fires within fallback time + for (+ intervals)")
 	require.Equal(t, "firing", alertOn(lone, "TooManyNodes").State)
@@ -280,13 +282,13 @@ func TestIsolatedFallbackFiresAndHandsBack(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return lone.r.Mode() == ModeFollower && len(c.evaluating()) == 1
 	}, 15*time.Second, 20*time.Millisecond)
-	evals := testutil.ToFloat64(must(lone.r.metrics.evaluations.GetMetricWithLabelValues("fallback")))
+	evals := testutil.ToFloat64(must(lone.r.metrics.evaluations.GetMetricWithLabelValues("fallback", tenant.DefaultTenant)))
 	leader := c.leader()
-	before := testutil.ToFloat64(must(leader.r.metrics.evaluations.GetMetricWithLabelValues("leader")))
+	before := testutil.ToFloat64(must(leader.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant)))
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(must(leader.r.metrics.evaluations.GetMetricWithLabelValues("leader"))) >= before+3
+		return testutil.ToFloat64(must(leader.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant))) >= before+3
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Equal(t, evals, testutil.ToFloat64(must(lone.r.metrics.evaluations.GetMetricWithLabelValues("fallback"))), "fallback evaluation stopped after healing")
+	require.Equal(t, evals, testutil.ToFloat64(must(lone.r.metrics.evaluations.GetMetricWithLabelValues("fallback", tenant.DefaultTenant))), "fallback evaluation stopped after healing")
 }
 
 func TestRestartAllKeepsAlertState(t *testing.T) {
