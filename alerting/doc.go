@@ -13,6 +13,18 @@
 // the root, as a stand-alone Alertmanager); the caller owns the listener
 // and /metrics.
 //
+// With Config.MultiTenant (the process's multitenancy.enabled) the Notifier
+// runs one such Alertmanager per tenant (instance.go), as Mimir's
+// multi-tenant Alertmanager does, all sharing one gossip peer: each
+// tenant's silences and notification log are peer states of their own
+// ("sil:<tenant>", "nfl:<tenant>"). Requests reach the Alertmanager of
+// their X-Scope-OrgID; a tenant without its own configuration runs the
+// configured file (the fallback). Tenants store their own configuration
+// through Mimir's /api/v1/alerts (tenants.go); the configurations are one
+// more peer state, "cfg", a last-writer-wins map persisted in the data dir
+// (tenantconfig.go). Without multi-tenancy everything is as a stand-alone
+// Alertmanager: one instance, upstream's state keys, metrics and paths.
+//
 // Configuration loading adds two things to upstream's (validate.go): a
 // refused alertmanager.yml is reported with the YAML path at fault, and
 // templated receiver fields are parsed at load time rather than at the
