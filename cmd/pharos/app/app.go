@@ -264,7 +264,8 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		ams     func(context.Context) v1.AlertmanagerRetriever
 	)
 	if a.ruler != nil {
-		rules = func(context.Context) v1.RulesRetriever { return a.ruler }
+		// ForwardToEvaluator has put the request's tenant into ctx.
+		rules = func(ctx context.Context) v1.RulesRetriever { return a.ruler.RulesFor(ctx) }
 		ams = func(context.Context) v1.AlertmanagerRetriever { return a.ruler }
 	}
 	if a.scraper != nil {
