@@ -20,7 +20,9 @@ type Config struct {
 	// LookbackDelta is how far back an instant vector selector looks for
 	// the last sample of a series.
 	LookbackDelta model.Duration `yaml:"lookback_delta"`
-	// Limits bound what one query may fetch from the ingesters.
+	// Limits bound what one query may fetch from the ingesters. Deprecated:
+	// they moved to the per-tenant `limits:` section (same names); set here
+	// (non-zero), they still apply, as the default of every tenant.
 	Limits Limits `yaml:",inline"`
 }
 
@@ -44,9 +46,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Maximum number of queries evaluated concurrently; further queries wait.")
 	c.LookbackDelta = model.Duration(5 * time.Minute)
 	fs.Var(&c.LookbackDelta, "querier.lookback-delta", "How far back an instant selector looks for the most recent sample.")
-	fs.Int64Var(&c.Limits.MaxFetchedSeries, "querier.max-fetched-series-per-query", 0, "Maximum distinct series one query may fetch; 0 means no limit.")
-	fs.Int64Var(&c.Limits.MaxFetchedChunks, "querier.max-fetched-chunks-per-query", 2_000_000, "Maximum chunks one query may fetch from ingesters, replicas included; 0 means no limit.")
-	fs.Int64Var(&c.Limits.MaxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", 0, "Maximum chunk bytes one query may fetch from ingesters, replicas included; 0 means no limit.")
+	fs.Int64Var(&c.Limits.MaxFetchedSeries, "querier.max-fetched-series-per-query", 0, "Deprecated: use -limits.max-fetched-series-per-query. Non-zero overrides it.")
+	fs.Int64Var(&c.Limits.MaxFetchedChunks, "querier.max-fetched-chunks-per-query", 0, "Deprecated: use -limits.max-fetched-chunks-per-query. Non-zero overrides it.")
+	fs.Int64Var(&c.Limits.MaxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", 0, "Deprecated: use -limits.max-fetched-chunk-bytes-per-query. Non-zero overrides it.")
 }
 
 // Validate reports the first invalid field.

@@ -26,7 +26,7 @@ func TestConfig(t *testing.T) {
 		MaxSamples:    50_000_000,
 		MaxConcurrent: 20,
 		LookbackDelta: model.Duration(5 * time.Minute),
-		Limits:        querier.Limits{MaxFetchedChunks: 2_000_000},
+		Limits:        querier.Limits{},
 	}, d)
 
 	for _, tc := range []struct {

@@ -27,7 +27,7 @@ const seriesFunc = "series"
 // Queryable reads series from ingesters. It is safe for concurrent use.
 type Queryable struct {
 	ings     Ingesters
-	limits   Limits
+	limits   TenantLimits // nil: none
 	logger   *slog.Logger
 	duration *prometheus.HistogramVec
 	limited  *prometheus.CounterVec
@@ -38,15 +38,16 @@ var _ storage.SampleAndChunkQueryable = (*Queryable)(nil)
 // NewQueryable returns a queryable over ings. Its metrics are registered on
 // reg, which may be nil.
 func NewQueryable(ings Ingesters, logger *slog.Logger, reg prometheus.Registerer) storage.SampleAndChunkQueryable {
-	return newQueryable(ings, Limits{}, logger, reg)
+	return newQueryable(ings, nil, logger, reg)
 }
 
-// NewLimitedQueryable is NewQueryable with per-query limits.
-func NewLimitedQueryable(ings Ingesters, limits Limits, logger *slog.Logger, reg prometheus.Registerer) storage.SampleAndChunkQueryable {
+// NewLimitedQueryable is NewQueryable with per-query limits, looked up for
+// the tenant of each query's context.
+func NewLimitedQueryable(ings Ingesters, limits TenantLimits, logger *slog.Logger, reg prometheus.Registerer) storage.SampleAndChunkQueryable {
 	return newQueryable(ings, limits, logger, reg)
 }
 
-func newQueryable(ings Ingesters, limits Limits, logger *slog.Logger, reg prometheus.Registerer) *Queryable {
+func newQueryable(ings Ingesters, limits TenantLimits, logger *slog.Logger, reg prometheus.Registerer) *Queryable {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -93,9 +94,6 @@ func (q *Queryable) initBase(b *baseQuerier, mint, maxt int64) error {
 	}
 	b.q, b.mint, b.maxt, b.set = q, mint, maxt, set
 	b.sem = make(chan struct{}, maxConcurrencyPerQuery)
-	if q.limits != (Limits{}) {
-		b.use = &usage{limits: q.limits, limited: q.limited}
-	}
 	return nil
 }
 
@@ -112,7 +110,10 @@ type baseQuerier struct {
 	set        ReadSet
 	// sem bounds the query's requests in flight (maxConcurrencyPerQuery).
 	sem chan struct{}
-	use *usage
+	// use counts what the query fetched against its tenant's limits; set
+	// by the first select, which is the first call that knows the tenant.
+	useOnce sync.Once
+	use     *usage
 
 	mu      sync.Mutex
 	cancels []context.CancelFunc
@@ -140,6 +141,14 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 		mint, maxt = hints.Start, hints.End
 		limit = hints.Limit
 	}
+	if err := checkQueryLength(ctx, b.q.limits, mint, maxt); err != nil {
+		return nil, 0, err
+	}
+	b.useOnce.Do(func() {
+		if b.q.limits != nil {
+			b.use = newUsage(ctx, b.q.limits, b.q.limited)
+		}
+	})
 	matchers, shardIndex, shardCount, err := CutShardMatcher(matchers)
 	if err != nil {
 		return nil, 0, err

@@ -112,7 +112,11 @@ func (i *Ingester) reopen() error {
 		i.logger.Warn("closing the failed tsdb", "err", err)
 	}
 	rec := i.tsdbMets.next()
-	db, err := tsdb.Open(i.cfg.TSDBDir(), i.logger.With("component", "tsdb"), rec, i.cfg.tsdbOptions(), nil)
+	opts := i.cfg.tsdbOptions()
+	opts.SeriesLifecycleCallback = i.series
+	i.series.reset() // the replay counts every series again
+	db, err := tsdb.Open(i.cfg.TSDBDir(), i.logger.With("component", "tsdb"), rec, opts, nil)
+	i.series.opened()
 	if err != nil {
 		// Keep refusing; the next probe tries again. Reads fail until then.
 		return fmt.Errorf("reopen tsdb: %w", err)

@@ -34,6 +34,8 @@ type Ingester struct {
 	meta     *metadataStore
 	// pushReqs recycles the decoded Push requests.
 	pushReqs *pushRequests
+	// series counts each tenant's head series and enforces their limits.
+	series *seriesTracker
 
 	// mu guards closing, failed, reopening and the db pointer; inflight
 	// counts the calls admitted while neither closing nor reopening.
@@ -69,10 +71,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 	// after a storage failure takes over the same metric names.
 	tc := &tsdbCollectors{}
 	rec := tc.next()
-	db, err := tsdb.Open(cfg.TSDBDir(), logger.With("component", "tsdb"), rec, cfg.tsdbOptions(), nil)
+	series := newSeriesTracker()
+	opts := cfg.tsdbOptions()
+	opts.SeriesLifecycleCallback = series
+	db, err := tsdb.Open(cfg.TSDBDir(), logger.With("component", "tsdb"), rec, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb %s: %w", cfg.TSDBDir(), err)
 	}
+	series.opened()
 	tc.use(rec)
 	if reg != nil {
 		if err := reg.Register(tc); err != nil {
@@ -87,10 +93,16 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 		tsdbMets: tc,
 		meta:     newMetadataStore(cfg.MetadataMaxFamilies),
 		pushReqs: newPushRequests(),
+		series:   series,
 		closed:   make(chan struct{}),
 	}
 	if err := m.registerMetadata(reg, i.meta); err != nil {
 		return nil, errors.Join(fmt.Errorf("register metadata metrics: %w", err), db.Close())
+	}
+	if reg != nil {
+		if err := reg.Register(series); err != nil {
+			return nil, errors.Join(fmt.Errorf("register active series metric: %w", err), db.Close())
+		}
 	}
 	logger.Info("ingester ready", "path", cfg.TSDBDir(), "head_series", db.Head().NumSeries())
 	return i, nil

@@ -103,5 +103,6 @@ func reasonLabel(name string) string {
 	return string(b)
 }
 
-// numReasons sizes per-reason arrays; INVALID is the last reason.
-const numReasons = int(ingesterpb.SeriesError_INVALID) + 1
+// numReasons sizes per-reason arrays; PER_METRIC_SERIES_LIMIT is the last
+// reason.
+const numReasons = int(ingesterpb.SeriesError_PER_METRIC_SERIES_LIMIT) + 1

@@ -388,6 +388,12 @@ func (st *pushState) buildExemplars(in []*ingesterpb.Exemplar) []exemplar.Exempl
 }
 
 func reasonOf(err error) ingesterpb.SeriesError_Reason {
+	if perMetric, ok := seriesLimitReason(err); ok {
+		if perMetric {
+			return ingesterpb.SeriesError_PER_METRIC_SERIES_LIMIT
+		}
+		return ingesterpb.SeriesError_PER_USER_SERIES_LIMIT
+	}
 	switch {
 	case errors.Is(err, storage.ErrOutOfOrderSample):
 		return ingesterpb.SeriesError_OUT_OF_ORDER

@@ -151,6 +151,10 @@ const (
 	SeriesError_DUPLICATE_TIMESTAMP SeriesError_Reason = 3
 	SeriesError_TOO_FAR_IN_FUTURE   SeriesError_Reason = 4
 	SeriesError_INVALID             SeriesError_Reason = 5
+	// The tenant's limit of active series (in all, or of one metric name)
+	// would be exceeded by creating this series.
+	SeriesError_PER_USER_SERIES_LIMIT   SeriesError_Reason = 6
+	SeriesError_PER_METRIC_SERIES_LIMIT SeriesError_Reason = 7
 )
 
 // Enum value maps for SeriesError_Reason.
@@ -162,14 +166,18 @@ var (
 		3: "DUPLICATE_TIMESTAMP",
 		4: "TOO_FAR_IN_FUTURE",
 		5: "INVALID",
+		6: "PER_USER_SERIES_LIMIT",
+		7: "PER_METRIC_SERIES_LIMIT",
 	}
 	SeriesError_Reason_value = map[string]int32{
-		"UNKNOWN":             0,
-		"OUT_OF_ORDER":        1,
-		"TOO_OLD":             2,
-		"DUPLICATE_TIMESTAMP": 3,
-		"TOO_FAR_IN_FUTURE":   4,
-		"INVALID":             5,
+		"UNKNOWN":                 0,
+		"OUT_OF_ORDER":            1,
+		"TOO_OLD":                 2,
+		"DUPLICATE_TIMESTAMP":     3,
+		"TOO_FAR_IN_FUTURE":       4,
+		"INVALID":                 5,
+		"PER_USER_SERIES_LIMIT":   6,
+		"PER_METRIC_SERIES_LIMIT": 7,
 	}
 )
 
@@ -2030,20 +2038,22 @@ const file_ingester_proto_rawDesc = "" +
 	"\bSTATESET\x10\a\"\x85\x01\n" +
 	"\vPushRequest\x126\n" +
 	"\x06series\x18\x01 \x03(\v2\x1e.pharos.ingester.v1.TimeSeriesR\x06series\x12>\n" +
-	"\bmetadata\x18\x02 \x03(\v2\".pharos.ingester.v1.MetricMetadataR\bmetadata\"\xcc\x02\n" +
+	"\bmetadata\x18\x02 \x03(\v2\".pharos.ingester.v1.MetricMetadataR\bmetadata\"\x85\x03\n" +
 	"\vSeriesError\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12>\n" +
 	"\x06reason\x18\x02 \x01(\x0e2&.pharos.ingester.v1.SeriesError.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12)\n" +
 	"\x10rejected_samples\x18\x04 \x01(\rR\x0frejectedSamples\x12/\n" +
-	"\x13rejected_histograms\x18\x05 \x01(\rR\x12rejectedHistograms\"q\n" +
+	"\x13rejected_histograms\x18\x05 \x01(\rR\x12rejectedHistograms\"\xa9\x01\n" +
 	"\x06Reason\x12\v\n" +
 	"\aUNKNOWN\x10\x00\x12\x10\n" +
 	"\fOUT_OF_ORDER\x10\x01\x12\v\n" +
 	"\aTOO_OLD\x10\x02\x12\x17\n" +
 	"\x13DUPLICATE_TIMESTAMP\x10\x03\x12\x15\n" +
 	"\x11TOO_FAR_IN_FUTURE\x10\x04\x12\v\n" +
-	"\aINVALID\x10\x05\"\xcc\x01\n" +
+	"\aINVALID\x10\x05\x12\x19\n" +
+	"\x15PER_USER_SERIES_LIMIT\x10\x06\x12\x1b\n" +
+	"\x17PER_METRIC_SERIES_LIMIT\x10\a\"\xcc\x01\n" +
 	"\fPushResponse\x12'\n" +
 	"\x0fsamples_written\x18\x01 \x01(\x04R\x0esamplesWritten\x12-\n" +
 	"\x12histograms_written\x18\x02 \x01(\x04R\x11histogramsWritten\x12+\n" +

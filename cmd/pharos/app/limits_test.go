@@ -43,7 +43,8 @@ func TestQueryOverSeriesLimitFailsNamingIt(t *testing.T) {
 	code, res = query(t, base, `count(m)`, now)
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.Contains(t, res.Error, "the query exceeded the maximum number of series fetched (limit: 100)")
-	require.Contains(t, res.Error, "-querier.max-fetched-series-per-query")
+	require.Contains(t, res.Error, `for tenant "anonymous"`)
+	require.Contains(t, res.Error, "raise limits.max_fetched_series_per_query")
 	require.Equal(t, 1.0, metricValue(t, base, "pharos_querier_queries_limited_total", `limit="series"`))
 }
 
