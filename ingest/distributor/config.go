@@ -14,7 +14,9 @@ type Config struct {
 	// decompressed (HTTP 413 above it).
 	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
 	// MaxLabelNamesPerSeries, MaxLabelNameLength and MaxLabelValueLength are
-	// per-series limits, as Mimir's.
+	// deprecated: they moved to the per-tenant `limits:` section (same
+	// names). Set here (non-zero), they still apply, as the default of
+	// every tenant; the app warns.
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int `yaml:"max_label_name_length"`
 	MaxLabelValueLength    int `yaml:"max_label_value_length"`
@@ -32,9 +34,9 @@ type Config struct {
 // RegisterFlags registers the distributor.* flags and their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxRequestBodySize, "distributor.max-request-body-size", 32<<20, "Maximum size in bytes of a remote-write request body, compressed and decompressed.")
-	fs.IntVar(&c.MaxLabelNamesPerSeries, "distributor.max-label-names-per-series", 30, "Maximum number of labels of a series.")
-	fs.IntVar(&c.MaxLabelNameLength, "distributor.max-label-name-length", 1024, "Maximum length in bytes of a label name.")
-	fs.IntVar(&c.MaxLabelValueLength, "distributor.max-label-value-length", 2048, "Maximum length in bytes of a label value.")
+	fs.IntVar(&c.MaxLabelNamesPerSeries, "distributor.max-label-names-per-series", 0, "Deprecated: use -limits.max-label-names-per-series. Non-zero overrides it.")
+	fs.IntVar(&c.MaxLabelNameLength, "distributor.max-label-name-length", 0, "Deprecated: use -limits.max-label-name-length. Non-zero overrides it.")
+	fs.IntVar(&c.MaxLabelValueLength, "distributor.max-label-value-length", 0, "Deprecated: use -limits.max-label-value-length. Non-zero overrides it.")
 	c.CreationGracePeriod = model.Duration(10 * time.Minute)
 	fs.Var(&c.CreationGracePeriod, "distributor.creation-grace-period", "Samples further than this in the future are rejected.")
 	fs.Var(&c.PastGracePeriod, "distributor.past-grace-period", "Samples older than this are rejected (0 = no limit).")
@@ -48,12 +50,12 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxRequestBodySize <= 0:
 		return errors.New("max_request_body_size must be positive")
-	case c.MaxLabelNamesPerSeries <= 0:
-		return errors.New("max_label_names_per_series must be positive")
-	case c.MaxLabelNameLength <= 0:
-		return errors.New("max_label_name_length must be positive")
-	case c.MaxLabelValueLength <= 0:
-		return errors.New("max_label_value_length must be positive")
+	case c.MaxLabelNamesPerSeries < 0:
+		return errors.New("max_label_names_per_series must not be negative")
+	case c.MaxLabelNameLength < 0:
+		return errors.New("max_label_name_length must not be negative")
+	case c.MaxLabelValueLength < 0:
+		return errors.New("max_label_value_length must not be negative")
 	case c.CreationGracePeriod <= 0:
 		return errors.New("creation_grace_period must be positive")
 	case c.PastGracePeriod < 0:

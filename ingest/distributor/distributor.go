@@ -39,6 +39,8 @@ type PushResult struct {
 	// Rejected lists the series (or parts of series) not written, in the
 	// order of PushRequest.series. The rest of the request was written.
 	Rejected []Rejection
+
+	tenant string // whose discards reject counts
 }
 
 // Distributor validates series and sends them to ingesters. It is safe for
@@ -53,6 +55,8 @@ type Distributor struct {
 	routePool  sync.Pool       // of *routing
 	static     StaticIngesters // non-nil: every series goes to every one
 	staticInst []ring.Instance
+	limits     Limits // see SetLimits
+	rate       rateLimiters
 
 	receivedSamples    prometheus.Counter
 	receivedHistograms prometheus.Counter
@@ -79,6 +83,7 @@ func New(cfg Config, ings Ingesters, logger *slog.Logger, reg prometheus.Registe
 		ings:   ings,
 		logger: logger,
 		now:    time.Now,
+		limits: newConfigLimits(&cfg),
 	}
 	if s, ok := ings.(StaticIngesters); ok {
 		d.static = s
@@ -105,8 +110,8 @@ func New(cfg Config, ings Ingesters, logger *slog.Logger, reg prometheus.Registe
 	})
 	d.discarded = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "pharos_discarded_samples_total",
-		Help: "Samples (float and histogram) discarded by the distributor or rejected by ingesters, by reason.",
-	}, []string{"reason"})
+		Help: "Samples (float and histogram) discarded by the distributor or rejected by ingesters, by reason and tenant.",
+	}, []string{"reason", "tenant"})
 	d.requests = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "pharos_distributor_requests_total",
 		Help: "Remote-write requests handled, by HTTP status code.",
@@ -140,8 +145,10 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 			return nil, ErrTooManyInflight
 		}
 	}
-	res := &PushResult{}
-	v := newValidator(&d.cfg, d.now())
+	id := tenantOf(ctx)
+	res := &PushResult{tenant: id}
+	now := d.now()
+	v := newValidator(&d.cfg, d.limits, id, now)
 
 	// keep is nil while every series is valid, so that the common case
 	// sends req as it is.
@@ -176,6 +183,9 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 	if len(send.Series) == 0 {
 		return res, nil
 	}
+	if err := d.rateLimit(id, send, now); err != nil {
+		return nil, err
+	}
 	if err := d.send(ctx, send, keep, res); err != nil {
 		return nil, err
 	}
@@ -198,12 +208,12 @@ func (d *Distributor) validate(v *validator, i int, ts *ingesterpb.TimeSeries, r
 
 func (d *Distributor) reject(res *PushResult, r Rejection) {
 	res.Rejected = append(res.Rejected, r)
-	d.discard(r.Reason, r.Samples+r.Histograms)
+	d.discard(res.tenant, r.Reason, r.Samples+r.Histograms)
 }
 
-func (d *Distributor) discard(reason string, n int) {
+func (d *Distributor) discard(tenant, reason string, n int) {
 	if n > 0 {
-		d.discarded.WithLabelValues(reason).Add(float64(n))
+		d.discarded.WithLabelValues(reason, tenant).Add(float64(n))
 	}
 }
 
@@ -251,6 +261,10 @@ func ingesterReason(r ingesterpb.SeriesError_Reason) string {
 		return ReasonTooFarInFuture
 	case ingesterpb.SeriesError_INVALID:
 		return ReasonInvalid
+	case ingesterpb.SeriesError_PER_USER_SERIES_LIMIT:
+		return ReasonPerUserSeriesLimit
+	case ingesterpb.SeriesError_PER_METRIC_SERIES_LIMIT:
+		return ReasonPerMetricSeriesLimit
 	}
 	return ReasonIngesterRejected
 }
@@ -259,7 +273,7 @@ func ingesterReason(r ingesterpb.SeriesError_Reason) string {
 // is overload rather than failure.
 func retryable(err error) (retry, overload bool) {
 	switch {
-	case errors.Is(err, ErrTooManyInflight):
+	case errors.Is(err, ErrTooManyInflight), errors.As(err, new(*RateLimitError)):
 		return true, true
 	case errors.Is(err, ErrNoIngesters), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return true, false

@@ -55,19 +55,19 @@ func TestPushValidation(t *testing.T) {
 		{"valid", pushSeries("__name__", "ok", "a", "b"), "", ""},
 		{"utf8 names are valid", pushSeries("__name__", "ok.ü", "lä bel", "b"), "", ""},
 		{"too many labels", pushSeries("__name__", "m", "a", "1", "b", "2", "c", "3", "d", "4"), ReasonMaxLabelNames,
-			`series has 5 labels, more than the limit of 4 for series {__name__="m", a="1", b="2", c="3", d="4"}`},
+			`series has 5 labels, more than the limit of 4 (limits.max_label_names_per_series) for series {__name__="m", a="1", b="2", c="3", d="4"}`},
 		{"missing name", pushSeries("a", "1"), ReasonMissingMetricName, `missing metric name (__name__ label) for series {a="1"}`},
 		{"empty name is missing", pushSeries("__name__", "", "a", "1"), ReasonMissingMetricName, `missing metric name (__name__ label) for series {a="1"}`},
 		{"invalid metric name", pushSeries("__name__", "\xff"), ReasonInvalidMetricName, `invalid metric name "\xff" (not valid UTF-8) for series {__name__="\xff"}`},
 		{"invalid label name", pushSeries("__name__", "m", "\xfe", "v"), ReasonInvalidLabel, `invalid label name "\xfe" for series {__name__="m", "\xfe"="v"}`},
 		{"label name too long", pushSeries("__name__", "m", "abcdefghijk", "v"), ReasonLabelNameTooLong,
-			`label name "abcdefghijk" is longer than the limit of 10 bytes (11 bytes) for series {__name__="m", abcdefghijk="v"}`},
+			`label name "abcdefghijk" is longer than the limit of 10 bytes (11 bytes, limits.max_label_name_length) for series {__name__="m", abcdefghijk="v"}`},
 		{"label value too long", pushSeries("__name__", "m", "a", "abcdefghijk"), ReasonLabelValueTooLong,
-			`value of label "a" is longer than the limit of 10 bytes (11 bytes) for series {__name__="m", a="abcdefghijk"}`},
+			`value of label "a" is longer than the limit of 10 bytes (11 bytes, limits.max_label_value_length) for series {__name__="m", a="abcdefghijk"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := testutil.ToFloat64(e.dist.discarded.WithLabelValues(tc.wantReason))
+			before := testutil.ToFloat64(e.dist.discarded.WithLabelValues(tc.wantReason, "anonymous"))
 			res, err := e.dist.Push(t.Context(), &ingesterpb.PushRequest{Series: []*ingesterpb.TimeSeries{tc.series}})
 			require.NoError(t, err)
 			if tc.wantReason == "" {
@@ -79,7 +79,7 @@ func TestPushValidation(t *testing.T) {
 			require.Equal(t, tc.wantReason, res.Rejected[0].Reason)
 			require.Equal(t, tc.wantErr, res.Rejected[0].Error())
 			require.Zero(t, res.SamplesWritten)
-			require.Equal(t, before+1, testutil.ToFloat64(e.dist.discarded.WithLabelValues(tc.wantReason)))
+			require.Equal(t, before+1, testutil.ToFloat64(e.dist.discarded.WithLabelValues(tc.wantReason, "anonymous")))
 		})
 	}
 }
@@ -122,7 +122,7 @@ func TestAppendableV2(t *testing.T) {
 	require.Equal(t, 2, e.samplesOf(t, "up"))
 	require.Equal(t, 1, e.samplesOf(t, "hist"))
 	require.Equal(t, 1, e.samplesOf(t, "fhist"))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.dist.discarded.WithLabelValues(ReasonMissingMetricName)))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.dist.discarded.WithLabelValues(ReasonMissingMetricName, "anonymous")))
 	md, err := e.client.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: "up"})
 	require.NoError(t, err)
 	require.Len(t, md.Metadata, 1)
@@ -162,9 +162,7 @@ func TestConfig(t *testing.T) {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	c.RegisterFlags(fs)
 	require.NoError(t, c.Validate())
-	require.Equal(t, 30, c.MaxLabelNamesPerSeries)
-	require.Equal(t, 1024, c.MaxLabelNameLength)
-	require.Equal(t, 2048, c.MaxLabelValueLength)
+	require.Zero(t, c.MaxLabelNamesPerSeries, "deprecated: the limits section has it")
 	require.Equal(t, model.Duration(10*time.Minute), c.CreationGracePeriod)
 	require.Zero(t, c.PastGracePeriod)
 	require.NoError(t, fs.Parse([]string{"-distributor.past-grace-period=1h", "-distributor.max-request-body-size=1024"}))
@@ -173,7 +171,7 @@ func TestConfig(t *testing.T) {
 
 	for _, mod := range []func(*Config){
 		func(c *Config) { c.MaxRequestBodySize = 0 },
-		func(c *Config) { c.MaxLabelNamesPerSeries = 0 },
+		func(c *Config) { c.MaxLabelNamesPerSeries = -1 },
 		func(c *Config) { c.CreationGracePeriod = 0 },
 		func(c *Config) { c.PastGracePeriod = -1 },
 		func(c *Config) { c.RemoteTimeout = 0 },

@@ -75,12 +75,15 @@ func (d *Distributor) write(w http.ResponseWriter, r *http.Request) (int, string
 	for _, s := range req.Invalid {
 		rej := Rejection{Index: s.Index, Reason: ReasonInvalidSymbolRef, Series: fmt.Sprintf("#%d", s.Index),
 			Message: s.Err.Error(), Samples: s.Samples, Histograms: s.Histograms}
-		d.discard(rej.Reason, rej.Samples+rej.Histograms)
+		d.discard(tenantOf(r.Context()), rej.Reason, rej.Samples+rej.Histograms)
 		invalid = append(invalid, rej)
 	}
 
 	res, err := d.Push(r.Context(), &req.Push)
 	if err != nil {
+		if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
+			w.Header().Set("Retry-After", strconv.Itoa(rl.retryAfterSeconds()))
+		}
 		return httpStatus(err), err.Error()
 	}
 	h := w.Header()

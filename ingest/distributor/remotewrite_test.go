@@ -94,7 +94,7 @@ func TestRemoteWriteBadInput(t *testing.T) {
 			wantMsg: `value of label "job" is not valid UTF-8 for series {__name__="badutf8", job="a\xffb"}`, notStored: []string{"badutf8"},
 			discarded: map[string]float64{ReasonInvalidUTF8: 1}},
 		{name: "oversized label value", body: v1(series([]string{"__name__", "long", "job", strings.Repeat("v", 2049)}, prompb.Sample{Timestamp: now, Value: 1})), wantCode: 400,
-			wantMsg:    fmt.Sprintf(`value of label "job" is longer than the limit of 2048 bytes (2049 bytes) for series {__name__="long", job="%s"...}`, strings.Repeat("v", 256)),
+			wantMsg:    fmt.Sprintf(`value of label "job" is longer than the limit of 2048 bytes (2049 bytes, limits.max_label_value_length) for series {__name__="long", job="%s"...}`, strings.Repeat("v", 256)),
 			notStored:  []string{"long"},
 			discarded:  map[string]float64{ReasonLabelValueTooLong: 1},
 			wantPrefix: false},
@@ -129,7 +129,7 @@ func TestRemoteWriteBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := map[string]float64{}
 			for r := range tc.discarded {
-				before[r] = testutil.ToFloat64(e.dist.discarded.WithLabelValues(r))
+				before[r] = testutil.ToFloat64(e.dist.discarded.WithLabelValues(r, "anonymous"))
 			}
 			reqsBefore := testutil.ToFloat64(e.dist.requests.WithLabelValues(fmt.Sprint(tc.wantCode)))
 			ct := tc.contentType
@@ -156,7 +156,7 @@ func TestRemoteWriteBadInput(t *testing.T) {
 				require.NotContains(t, names, n)
 			}
 			for r, d := range tc.discarded {
-				require.Equal(t, before[r]+d, testutil.ToFloat64(e.dist.discarded.WithLabelValues(r)), r)
+				require.Equal(t, before[r]+d, testutil.ToFloat64(e.dist.discarded.WithLabelValues(r, "anonymous")), r)
 			}
 			require.Equal(t, reqsBefore+1, testutil.ToFloat64(e.dist.requests.WithLabelValues(fmt.Sprint(tc.wantCode))))
 		})
@@ -165,12 +165,12 @@ func TestRemoteWriteBadInput(t *testing.T) {
 	t.Run("ingester rejects out of order", func(t *testing.T) {
 		resp := e.write(t, ctV1, v1(series([]string{"__name__", "ooo"}, prompb.Sample{Timestamp: now, Value: 1})))
 		require.Equal(t, http.StatusNoContent, resp.code, resp.body)
-		before := testutil.ToFloat64(e.dist.discarded.WithLabelValues(ReasonOutOfOrder))
+		before := testutil.ToFloat64(e.dist.discarded.WithLabelValues(ReasonOutOfOrder, "anonymous"))
 		resp = e.write(t, ctV1, v1(series([]string{"__name__", "ooo"}, prompb.Sample{Timestamp: now - 60_000, Value: 1})))
 		require.Equal(t, http.StatusBadRequest, resp.code, resp.body)
 		require.Contains(t, resp.body, "out of order")
 		require.Contains(t, resp.body, `{__name__="ooo"}`)
-		require.Equal(t, before+1, testutil.ToFloat64(e.dist.discarded.WithLabelValues(ReasonOutOfOrder)))
+		require.Equal(t, before+1, testutil.ToFloat64(e.dist.discarded.WithLabelValues(ReasonOutOfOrder, "anonymous")))
 		require.Equal(t, 1, e.samplesOf(t, "ooo"))
 	})
 

@@ -31,6 +31,8 @@ const (
 	ReasonDuplicateSample      = "duplicate_sample"
 	ReasonInvalid              = "invalid"
 	ReasonIngesterRejected     = "ingester_rejected"
+	ReasonPerUserSeriesLimit   = "per_user_series_limit"
+	ReasonPerMetricSeriesLimit = "per_metric_series_limit"
 	metricNameLabel            = model.MetricNameLabel
 	maxLabelValueInMessage     = 256
 	timestampLayoutInRejection = time.RFC3339Nano
@@ -58,10 +60,13 @@ type validator struct {
 	cfg         *Config
 	minT, maxT  int64 // accepted sample timestamps, inclusive
 	pastEnabled bool
+	// The tenant's label limits.
+	maxNames, maxNameLen, maxValueLen int
 }
 
-func newValidator(cfg *Config, now time.Time) validator {
-	v := validator{cfg: cfg, maxT: now.Add(time.Duration(cfg.CreationGracePeriod)).UnixMilli()}
+func newValidator(cfg *Config, l Limits, id string, now time.Time) validator {
+	v := validator{cfg: cfg, maxT: now.Add(time.Duration(cfg.CreationGracePeriod)).UnixMilli(),
+		maxNames: l.MaxLabelNamesPerSeries(id), maxNameLen: l.MaxLabelNameLength(id), maxValueLen: l.MaxLabelValueLength(id)}
 	if cfg.PastGracePeriod > 0 {
 		v.pastEnabled = true
 		v.minT = now.Add(-time.Duration(cfg.PastGracePeriod)).UnixMilli()
@@ -87,8 +92,8 @@ func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
 	}
 	ts.Labels = ls
 
-	if len(ls) > v.cfg.MaxLabelNamesPerSeries {
-		return ReasonMaxLabelNames, fmt.Sprintf("series has %d labels, more than the limit of %d", len(ls), v.cfg.MaxLabelNamesPerSeries)
+	if len(ls) > v.maxNames {
+		return ReasonMaxLabelNames, fmt.Sprintf("series has %d labels, more than the limit of %d (limits.max_label_names_per_series)", len(ls), v.maxNames)
 	}
 	hasName := false
 	for _, l := range ls {
@@ -107,11 +112,11 @@ func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
 		if len(l.Name) == 0 || !utf8.Valid(l.Name) {
 			return ReasonInvalidLabel, fmt.Sprintf("invalid label name %s", strconv.Quote(string(l.Name)))
 		}
-		if len(l.Name) > v.cfg.MaxLabelNameLength {
-			return ReasonLabelNameTooLong, fmt.Sprintf("label name %s is longer than the limit of %d bytes (%d bytes)", quoteTrunc(l.Name), v.cfg.MaxLabelNameLength, len(l.Name))
+		if len(l.Name) > v.maxNameLen {
+			return ReasonLabelNameTooLong, fmt.Sprintf("label name %s is longer than the limit of %d bytes (%d bytes, limits.max_label_name_length)", quoteTrunc(l.Name), v.maxNameLen, len(l.Name))
 		}
-		if len(l.Value) > v.cfg.MaxLabelValueLength {
-			return ReasonLabelValueTooLong, fmt.Sprintf("value of label %s is longer than the limit of %d bytes (%d bytes)", quoteTrunc(l.Name), v.cfg.MaxLabelValueLength, len(l.Value))
+		if len(l.Value) > v.maxValueLen {
+			return ReasonLabelValueTooLong, fmt.Sprintf("value of label %s is longer than the limit of %d bytes (%d bytes, limits.max_label_value_length)", quoteTrunc(l.Name), v.maxValueLen, len(l.Value))
 		}
 		if !utf8.Valid(l.Value) {
 			return ReasonInvalidUTF8, fmt.Sprintf("value of label %s is not valid UTF-8", strconv.Quote(string(l.Name)))
