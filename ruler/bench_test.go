@@ -3,6 +3,9 @@ package ruler
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-tsdb/pharos/internal/tenant"
@@ -126,4 +130,57 @@ func histogramSumCount(b *testing.B, rp *replica, op string) (sum, count float64
 		}
 	}
 	return 0, 0
+}
+
+// BenchmarkTenants adds 100 tenants, each with one group of two rules, to
+// a single-ruler leader per iteration, and waits until each has its rule
+// manager; then deletes them. It reports what a tenant with rules costs
+// the leader: time to start evaluating it, goroutines and heap while it
+// runs, and the goroutines left once all are gone (0 but for the
+// raft and discovery goroutines that come and go on their own).
+func BenchmarkTenants(b *testing.B) {
+	const tenants = 100
+	c := newCluster(b, 1, "", nil)
+	l := c.leader()
+	body := "name: g\ninterval: 1m\nrules:\n- record: r\n  expr: vector(1)\n- alert: A\n  expr: vector(1) > 2\n"
+	managers := func() int {
+		s := l.r.current()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.managers)
+	}
+	var startDur time.Duration
+	var goroutines, heap, leftover float64
+	for b.Loop() {
+		g0, h0 := runtime.NumGoroutine(), heapInUse()
+		t0 := time.Now()
+		for i := range tenants {
+			require.NoError(b, l.r.apply(&command{Op: opSetGroup, Tenant: fmt.Sprintf("t-%d", i), Namespace: "ns", Group: "g", Body: body}))
+		}
+		require.Eventually(b, func() bool { return managers() == tenants }, 30*time.Second, time.Millisecond)
+		startDur += time.Since(t0)
+		goroutines += float64(runtime.NumGoroutine() - g0)
+		heap += float64(heapInUse()) - float64(h0)
+		for i := range tenants {
+			require.NoError(b, l.r.apply(&command{Op: opDeleteNamespace, Tenant: fmt.Sprintf("t-%d", i), Namespace: "ns"}))
+		}
+		require.Eventually(b, func() bool { return managers() == 0 }, 30*time.Second, time.Millisecond)
+		if !assert.Eventually(b, func() bool { return runtime.NumGoroutine() <= g0+2 }, 5*time.Second, 10*time.Millisecond) {
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			b.FailNow()
+		}
+		leftover += float64(runtime.NumGoroutine() - g0)
+	}
+	n := float64(b.N * tenants)
+	b.ReportMetric(float64(startDur.Microseconds())/n, "µs/tenant-start")
+	b.ReportMetric(goroutines/n, "goroutines/tenant")
+	b.ReportMetric(heap/n, "heap-bytes/tenant")
+	b.ReportMetric(leftover/float64(b.N), "goroutines-left")
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
