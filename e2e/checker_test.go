@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -363,7 +364,9 @@ func ingesterHolds(ctx context.Context, p *proc, w *writer, acked []int64) ([]st
 		return nil, err
 	}
 	defer cl.Close()
-	stream, err := cl.QueryStream(ctx, &ingesterpb.QueryRequest{
+	// The e2e cluster runs without multi-tenancy: its data is the default
+	// tenant's.
+	stream, err := cl.QueryStream(tenant.With(ctx, tenant.DefaultTenant), &ingesterpb.QueryRequest{
 		StartMs: acked[0], EndMs: acked[len(acked)-1],
 		Matchers: []*ingesterpb.LabelMatcher{
 			{Type: ingesterpb.LabelMatcher_EQ, Name: "__name__", Value: "e2e_load"},

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -58,7 +59,7 @@ func pushDirect(ctx context.Context, p *proc, ts int64) error {
 		return err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(tenant.With(ctx, tenant.DefaultTenant), 10*time.Second)
 	defer cancel()
 	lbls := labels.FromStrings("__name__", "e2e_direct", "ingester", p.name)
 	var pbl []*ingesterpb.LabelPair

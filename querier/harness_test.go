@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
@@ -70,7 +71,7 @@ func startNode(tb testing.TB, cfg ingester.Config) *node {
 	}()
 	var ccfg ingesterclient.Config
 	ccfg.RegisterFlags("ingester.client.", flag.NewFlagSet("client", flag.ContinueOnError))
-	n.client, err = ingesterclient.Dial(lis.Addr().String(), ccfg)
+	n.client, err = ingesterclient.Dial(lis.Addr().String(), ccfg, defaultTenant()...)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { require.NoError(tb, n.Close()) })
 	return n
@@ -163,4 +164,24 @@ func (s *clusterStorage) Close() error {
 		errs = append(errs, n.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// defaultTenant are dial options that give calls whose context names no
+// tenant the default one, as the tenant middleware does with multi-tenancy
+// off; the upstream PromQL test scripts query with contexts of their own.
+func defaultTenant() []grpc.DialOption {
+	orDefault := func(ctx context.Context) context.Context {
+		if _, err := tenant.FromContext(ctx); err != nil {
+			return tenant.With(ctx, tenant.DefaultTenant)
+		}
+		return ctx
+	}
+	return []grpc.DialOption{
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(orDefault(ctx), method, req, reply, cc, opts...)
+		}),
+		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(orDefault(ctx), desc, cc, method, opts...)
+		}),
+	}
 }

@@ -83,7 +83,7 @@ func newRingCluster(tb testing.TB, rf int, zones []string, stale ...int) *ringCl
 	var err error
 	c.ring, err = cluster.NewRing(ringConfig(tb, rf), c.kv, nil)
 	require.NoError(tb, err)
-	c.pool = ingesterclient.NewPool(clientConfig(tb), nil, nil)
+	c.pool = ingesterclient.NewPool(clientConfig(tb), nil, nil, defaultTenant()...)
 	tb.Cleanup(func() { _ = c.pool.Close() }) // may be closed already
 	c.ings = querier.NewRingIngesters(c.ring, c.pool)
 	c.q = querier.NewQueryable(c.ings, nil, nil)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -97,7 +98,7 @@ func TestPushNormalisesLabels(t *testing.T) {
 func TestAppendableV2(t *testing.T) {
 	e := newEnv(t, nil)
 	now := time.Now().UnixMilli()
-	ctx := context.Background()
+	ctx := tenant.With(context.Background(), tenant.DefaultTenant)
 
 	app := e.dist.AppendableV2().AppenderV2(ctx)
 	up := labels.FromStrings("__name__", "up", "job", "node")

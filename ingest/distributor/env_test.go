@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
@@ -128,7 +129,7 @@ func series(ls []string, samples ...prompb.Sample) prompb.TimeSeries {
 
 // metricNames asks the ingester which metric names it stores.
 func (e *env) metricNames(t testing.TB) []string {
-	resp, err := e.client.LabelValues(context.Background(), &ingesterpb.LabelValuesRequest{
+	resp, err := e.client.LabelValues(tenant.With(context.Background(), tenant.DefaultTenant), &ingesterpb.LabelValuesRequest{
 		Name: "__name__", StartMs: math.MinInt64, EndMs: math.MaxInt64,
 	})
 	require.NoError(t, err)
@@ -137,7 +138,7 @@ func (e *env) metricNames(t testing.TB) []string {
 
 // samplesOf returns the number of samples the ingester stores for a metric.
 func (e *env) samplesOf(t testing.TB, name string) int {
-	stream, err := e.client.QueryStream(context.Background(), &ingesterpb.QueryRequest{
+	stream, err := e.client.QueryStream(tenant.With(context.Background(), tenant.DefaultTenant), &ingesterpb.QueryRequest{
 		StartMs: math.MinInt64, EndMs: math.MaxInt64,
 		Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_EQ, Name: "__name__", Value: name}},
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/ring"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
@@ -30,8 +31,19 @@ func TestShardKeyMatchesRing(t *testing.T) {
 		{"a", "bc"}, {"ab", "c"},
 	} {
 		ts := pushSeries(ls...)
-		require.Equal(t, ring.ShardKey(labels.FromStrings(ls...)), shardKey(ts.Labels), "%v", ls)
+		require.Equal(t, ring.ShardKey(labels.FromStrings(ls...)), shardKey(tenant.DefaultTenant, ts.Labels), "%v", ls)
 	}
+}
+
+// The same series of two tenants gets different ring keys, so in general
+// different ingesters; the default tenant keeps the placement of a cluster
+// without tenants.
+func TestShardKeyHasTenant(t *testing.T) {
+	ts := pushSeries("__name__", "up", "job", "node")
+	def, a, b := shardKey(tenant.DefaultTenant, ts.Labels), shardKey("team-a", ts.Labels), shardKey("team-b", ts.Labels)
+	require.NotEqual(t, def, a)
+	require.NotEqual(t, a, b)
+	require.Equal(t, a, shardKey("team-a", ts.Labels))
 }
 
 type ringIngester struct {
@@ -91,7 +103,7 @@ func seriesIDs(t *testing.T, addr string) []string {
 	c, err := ingesterclient.Dial(addr, clientConfig())
 	require.NoError(t, err)
 	defer c.Close()
-	resp, err := c.LabelValues(t.Context(), &ingesterpb.LabelValuesRequest{Name: "id", EndMs: time.Now().Add(time.Hour).UnixMilli()})
+	resp, err := c.LabelValues(tenant.With(t.Context(), tenant.DefaultTenant), &ingesterpb.LabelValuesRequest{Name: "id", EndMs: time.Now().Add(time.Hour).UnixMilli()})
 	require.NoError(t, err)
 	return resp.Values
 }
@@ -203,7 +215,7 @@ func BenchmarkRingRoute(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		rt := d.getRouting(len(req.Series))
-		if err := d.route(req, rt); err != nil {
+		if err := d.route(tenant.DefaultTenant, req, rt); err != nil {
 			b.Fatal(err)
 		}
 		d.putRouting(rt)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pharos-tsdb/pharos/cluster/ring"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
@@ -100,7 +101,7 @@ func (r *routing) batchFor(in *ring.Instance) *batch {
 
 // route splits req into per-ingester batches and sets the acks each series
 // needs. Static ingesters all get the whole request.
-func (d *Distributor) route(req *ingesterpb.PushRequest, r *routing) error {
+func (d *Distributor) route(tenantID string, req *ingesterpb.PushRequest, r *routing) error {
 	if d.static != nil {
 		if len(d.static) == 0 {
 			return ErrNoIngesters
@@ -115,7 +116,7 @@ func (d *Distributor) route(req *ingesterpb.PushRequest, r *routing) error {
 		return nil
 	}
 	for i, ts := range req.Series {
-		rs, err := d.ings.WriteReplicas(shardKey(ts.Labels), r.inst[:0])
+		rs, err := d.ings.WriteReplicas(shardKey(tenantID, ts.Labels), r.inst[:0])
 		r.inst = rs.Instances
 		if err != nil {
 			return fmt.Errorf("%w for series %s: %w", ErrWriteQuorum, FormatSeries(ts.Labels), err)
@@ -139,9 +140,16 @@ func (d *Distributor) route(req *ingesterpb.PushRequest, r *routing) error {
 // of every series. index maps req's series to the caller's request (nil:
 // identity).
 func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, index []int, res *PushResult) error {
+	// A push whose context names no tenant (an appender of a component
+	// that has none) is the default tenant's; the ingesters need to know.
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		id = tenant.DefaultTenant
+		ctx = tenant.With(ctx, id)
+	}
 	r := d.getRouting(len(req.Series))
 	defer d.putRouting(r)
-	if err := d.route(req, r); err != nil {
+	if err := d.route(id, req, r); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(d.cfg.RemoteTimeout))

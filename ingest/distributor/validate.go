@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
@@ -80,10 +81,11 @@ func lessPair(a, b *ingesterpb.LabelPair) int { return bytes.Compare(a.Name, b.N
 // It returns a non-empty reason and a message when the series is invalid.
 func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
 	ls := ts.Labels
-	// Empty values mean "no such label" in Prometheus: drop them.
+	// Empty values mean "no such label" in Prometheus: drop them. The
+	// tenant label is the ingester's to set: a client's is dropped too.
 	for i := 0; i < len(ls); i++ {
-		if len(ls[i].Value) == 0 {
-			ls = slices.DeleteFunc(ls, func(l *ingesterpb.LabelPair) bool { return len(l.Value) == 0 })
+		if len(ls[i].Value) == 0 || string(ls[i].Name) == tenant.Label {
+			ls = slices.DeleteFunc(ls, func(l *ingesterpb.LabelPair) bool { return len(l.Value) == 0 || string(l.Name) == tenant.Label })
 			break
 		}
 	}

@@ -3,9 +3,11 @@ package scraper
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/pharos-tsdb/pharos/cluster"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // RingName is the scraper ring's namespace in the gossiped descriptor
@@ -26,6 +28,8 @@ type Config struct {
 	// ReloadInterval throttles discovery updates and target re-syncs, as
 	// Prometheus's fixed 5s does; ring changes wait for it too.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// Tenant owns the scraped samples when multi-tenancy is on.
+	Tenant string `yaml:"tenant"`
 }
 
 // RegisterFlags registers the scraper.* flags, which also define the defaults.
@@ -35,6 +39,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Heartbeat, "scraper.heartbeat", 2*time.Second, "How often this scraper refreshes its scraper ring entry.")
 	fs.DurationVar(&c.HeartbeatTimeout, "scraper.heartbeat-timeout", 10*time.Second, "A scraper that has not heartbeated for this long loses its targets to the others.")
 	fs.DurationVar(&c.ReloadInterval, "scraper.reload-interval", 5*time.Second, "Minimum interval between target set updates applied to the scrape loops.")
+	fs.StringVar(&c.Tenant, "scraper.tenant", tenant.DefaultTenant, "Tenant the scraped samples belong to when multi-tenancy is enabled.")
 }
 
 // Validate names the first invalid field by its YAML key.
@@ -51,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReloadInterval <= 0 {
 		errs = append(errs, errors.New("reload_interval: must be positive"))
+	}
+	if err := tenant.Validate(c.Tenant); err != nil {
+		errs = append(errs, fmt.Errorf("tenant: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// with an error.
 	// It is a function: an ingester reopens its DB after a storage failure.
 	LocalTSDB func() *tsdb.DB
+	// MultiTenant refuses /api/v1/status/tsdb: the local head's statistics
+	// count every tenant's series, names and values together.
+	MultiTenant bool
 
 	Targets       func(context.Context) v1.TargetRetriever
 	ScrapePools   func(context.Context) v1.ScrapePoolsRetriever
@@ -151,7 +154,7 @@ func New(opts Options) (*API, error) {
 	var db v1.TSDBAdminStats = noLocalTSDB{}
 	dbDir := ""
 	if opts.LocalTSDB != nil {
-		db = localTSDB{opts.LocalTSDB}
+		db = localTSDB{db: opts.LocalTSDB, multiTenant: opts.MultiTenant}
 		dbDir = opts.LocalTSDB().Dir()
 	}
 
@@ -307,9 +310,16 @@ func (noLocalTSDB) WALReplayStatus() (tsdb.WALReplayStatus, error) {
 }
 func (noLocalTSDB) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNoLocalTSDB }
 
+// errTSDBStatsMultiTenant is /api/v1/status/tsdb's answer in multi-tenant
+// mode.
+var errTSDBStatsMultiTenant = errors.New("TSDB status is not available with multi-tenancy enabled: the head statistics would show every tenant's metric names and label values")
+
 // localTSDB adapts *tsdb.DB to v1.TSDBAdminStats as Prometheus's
 // readyStorage does.
-type localTSDB struct{ db func() *tsdb.DB }
+type localTSDB struct {
+	db          func() *tsdb.DB
+	multiTenant bool
+}
 
 func (l localTSDB) CleanTombstones() error { return l.db().CleanTombstones() }
 func (l localTSDB) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
@@ -317,6 +327,9 @@ func (l localTSDB) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.M
 }
 func (l localTSDB) Snapshot(dir string, withHead bool) error { return l.db().Snapshot(dir, withHead) }
 func (l localTSDB) Stats(name string, limit int) (*tsdb.Stats, error) {
+	if l.multiTenant {
+		return nil, errTSDBStatsMultiTenant
+	}
 	return l.db().Head().Stats(name, limit), nil
 }
 

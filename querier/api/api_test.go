@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/querier/api"
 	"github.com/pharos-tsdb/pharos/storage/ingester"
@@ -69,7 +70,15 @@ func newFixture(t *testing.T) *fixture {
 	}()
 	var ccfg ingesterclient.Config
 	ccfg.RegisterFlags("", flag.NewFlagSet("client", flag.ContinueOnError))
-	client, err := ingesterclient.Dial(lis.Addr().String(), ccfg)
+	// The API is tested without the tenant middleware: calls go out as
+	// the default tenant, as with multi-tenancy off.
+	client, err := ingesterclient.Dial(lis.Addr().String(), ccfg, grpc.WithUnaryInterceptor(
+		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(tenant.With(ctx, tenant.DefaultTenant), method, req, reply, cc, opts...)
+		}), grpc.WithStreamInterceptor(
+		func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(tenant.With(ctx, tenant.DefaultTenant), desc, cc, method, opts...)
+		}))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, client.Close())

@@ -20,6 +20,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/pharos-tsdb/pharos/ingest/scraper/scrapeapi"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // ScraperEndpoint is one scraper the targets endpoints ask: its ring ID
@@ -98,6 +99,9 @@ func (t *targetsAPI) get(ctx context.Context, ep ScraperEndpoint, path string, q
 	if err != nil {
 		return err
 	}
+	// The scraper answers for the same tenant. A context without one (the
+	// API used without the tenant middleware) sends none.
+	_ = tenant.InjectHeader(ctx, req)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return err

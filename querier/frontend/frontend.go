@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // Frontend wraps the Prometheus API handler.
@@ -109,8 +111,10 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q, ok := f.plan(r.Form)
 	if ok {
-		// The cache is per tenant, once requests carry one.
-		q.tenant = r.Header.Get("X-Scope-OrgID")
+		// The cache is per tenant: the tenant middleware in front of the
+		// frontend has put it into the context. A frontend used without
+		// one (tests, embedding) has one anonymous cache.
+		q.tenant, _ = tenant.FromContext(r.Context())
 	}
 	if !ok {
 		f.queries.WithLabelValues("passthrough").Inc()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -66,7 +67,7 @@ func serve(tb testing.TB, ing *Ingester) *harness {
 	}()
 	var ccfg ingesterclient.Config
 	ccfg.RegisterFlags("ingester.client.", flag.NewFlagSet("client", flag.ContinueOnError))
-	client, err := ingesterclient.Dial(lis.Addr().String(), ccfg)
+	client, err := ingesterclient.Dial(lis.Addr().String(), ccfg, defaultTenant()...)
 	require.NoError(tb, err)
 	h := &harness{ing: ing, client: client, srv: srv}
 	tb.Cleanup(func() {
@@ -160,4 +161,23 @@ func toLabels(pairs []*ingesterpb.LabelPair) labels.Labels {
 		b.Add(string(p.Name), string(p.Value))
 	}
 	return b.Labels()
+}
+
+// defaultTenant are dial options that give calls whose context names no
+// tenant the default one, as every request has with multi-tenancy off.
+func defaultTenant() []grpc.DialOption {
+	orDefault := func(ctx context.Context) context.Context {
+		if _, err := tenant.FromContext(ctx); err != nil {
+			return tenant.With(ctx, tenant.DefaultTenant)
+		}
+		return ctx
+	}
+	return []grpc.DialOption{
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(orDefault(ctx), method, req, reply, cc, opts...)
+		}),
+		grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(orDefault(ctx), desc, cc, method, opts...)
+		}),
+	}
 }

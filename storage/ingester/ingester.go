@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
@@ -36,6 +37,9 @@ type Ingester struct {
 	pushReqs *pushRequests
 	// series counts each tenant's head series and enforces their limits.
 	series *seriesTracker
+	// otherTenants is set once the DB holds series of a tenant other than
+	// the default one (see tenant.go); it is never cleared.
+	otherTenants atomic.Bool
 
 	// mu guards closing, failed, reopening and the db pointer; inflight
 	// counts the calls admitted while neither closing nor reopening.
@@ -103,6 +107,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 		if err := reg.Register(series); err != nil {
 			return nil, errors.Join(fmt.Errorf("register active series metric: %w", err), db.Close())
 		}
+	}
+	if err := i.scanTenants(context.Background()); err != nil {
+		return nil, errors.Join(fmt.Errorf("find the tenants in the tsdb: %w", err), db.Close())
 	}
 	logger.Info("ingester ready", "path", cfg.TSDBDir(), "head_series", db.Head().NumSeries())
 	return i, nil

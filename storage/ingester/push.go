@@ -17,12 +17,16 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
 // pushState is the scratch space of one Push; pooled so that a warm push
 // allocates nothing per sample and, for known series, nothing per series.
 type pushState struct {
+	// tenant is the value of tenant.Label in the request's series, "" for
+	// none (the default tenant).
+	tenant     string
 	sb         labels.ScratchBuilder // series labels, written with Overwrite
 	ls         labels.Labels         // may alias sb or the request: never handed to the tsdb
 	ownSB      labels.ScratchBuilder // builds the copies of new series' labels
@@ -72,11 +76,16 @@ func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb
 		i.metrics.pushes.WithLabelValues(codes.Unavailable.String()).Inc()
 		return nil, err
 	}
+	id, err := tenantOf(ctx)
+	if err != nil {
+		i.metrics.pushes.WithLabelValues(status.Code(err).String()).Inc()
+		return nil, err
+	}
 	if i.testHookPushAdmitted != nil {
 		i.testHookPushAdmitted()
 	}
 
-	resp, err := i.push(ctx, r)
+	resp, err := i.push(ctx, id, r)
 	if err != nil {
 		i.metrics.pushes.WithLabelValues(status.Code(err).String()).Inc()
 		return nil, err
@@ -85,8 +94,9 @@ func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb
 	return resp, nil
 }
 
-func (i *Ingester) push(ctx context.Context, r *pushRequest) (*ingesterpb.PushResponse, error) {
+func (i *Ingester) push(ctx context.Context, id string, r *pushRequest) (*ingesterpb.PushResponse, error) {
 	resp := &ingesterpb.PushResponse{}
+	i.noteTenant(id)
 	app := i.db.AppenderV2(ctx)
 	// Both are implemented by the tsdb's appender; checked once per request
 	// so that a future tsdb without them degrades instead of panicking.
@@ -95,6 +105,10 @@ func (i *Ingester) push(ctx context.Context, r *pushRequest) (*ingesterpb.PushRe
 
 	st := pushStatePool.Get().(*pushState)
 	defer st.release()
+	st.tenant = id
+	if id == tenant.DefaultTenant {
+		st.tenant = "" // stored without the label, see tenant.go
+	}
 
 	var rejected [numReasons]uint64
 	for idx, s := range r.series {
@@ -115,7 +129,7 @@ func (i *Ingester) push(ctx context.Context, r *pushRequest) (*ingesterpb.PushRe
 		return nil, status.Errorf(codes.Unavailable, "commit: %v", err)
 	}
 
-	if dropped := i.meta.update(r.metadata); dropped > 0 {
+	if dropped := i.meta.update(id, r.metadata); dropped > 0 {
 		i.metrics.metadataDropped.Add(float64(dropped))
 	}
 	i.metrics.samplesAppended.Add(float64(resp.SamplesWritten))
@@ -186,7 +200,7 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		res.histograms++
 	}
 	if len(st.rejections) > 0 {
-		res.err = i.seriesError(ctx, idx, ls, st.rejections, &res)
+		res.err = i.seriesError(ctx, st.tenant, idx, ls, st.rejections, &res)
 	}
 
 	if len(exemplars) > 0 {
@@ -219,8 +233,8 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 // a retried batch (e.g. after a timeout on a replica that did write it) also
 // repeats older samples, which must not count as errors either. That costs a
 // read, but only on the error path.
-func (i *Ingester) seriesError(ctx context.Context, idx uint32, ls labels.Labels, rejs []rejection, res *seriesResult) *ingesterpb.SeriesError {
-	i.forgiveStoredDuplicates(ctx, ls, rejs)
+func (i *Ingester) seriesError(ctx context.Context, tenantValue string, idx uint32, ls labels.Labels, rejs []rejection, res *seriesResult) *ingesterpb.SeriesError {
+	i.forgiveStoredDuplicates(ctx, tenantValue, ls, rejs)
 	var se *ingesterpb.SeriesError
 	for _, r := range rejs {
 		if r.err == nil {
@@ -235,7 +249,7 @@ func (i *Ingester) seriesError(ctx context.Context, idx uint32, ls labels.Labels
 			se = &ingesterpb.SeriesError{
 				Index:   idx,
 				Reason:  reasonOf(r.err),
-				Message: fmt.Sprintf("%v for series %s at timestamp %d", r.err, ls.String(), r.t),
+				Message: fmt.Sprintf("%v for series %s at timestamp %d", r.err, withoutTenant(ls).String(), r.t),
 			}
 		}
 		if r.hist {
@@ -248,8 +262,9 @@ func (i *Ingester) seriesError(ctx context.Context, idx uint32, ls labels.Labels
 }
 
 // forgiveStoredDuplicates clears the error of each rejection refused for
-// its age whose timestamp already holds the very same value.
-func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, ls labels.Labels, rejs []rejection) {
+// its age whose timestamp already holds the very same value. ls holds the
+// tenant label unless tenantValue is empty (the default tenant).
+func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, tenantValue string, ls labels.Labels, rejs []rejection) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, r := range rejs {
 		if errors.Is(r.err, storage.ErrOutOfOrderSample) || errors.Is(r.err, storage.ErrOutOfBounds) || errors.Is(r.err, storage.ErrTooOldSample) {
@@ -264,10 +279,14 @@ func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, ls labels.Labels
 		return
 	}
 	defer q.Close()
-	ms := make([]*labels.Matcher, 0, ls.Len())
+	ms := make([]*labels.Matcher, 0, ls.Len()+1)
 	ls.Range(func(l labels.Label) {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
 	})
+	if tenantValue == "" {
+		// The default tenant's series are those without the label.
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, tenant.Label, ""))
+	}
 	ss := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, ms...)
 	for ss.Next() {
 		s := ss.At()
@@ -306,10 +325,15 @@ func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, ls labels.Labels
 // and labels safe to hand to the tsdb, which keeps them. Known series cost no
 // allocation: the lookup uses a scratch buffer and the tsdb's own copy of the
 // labels comes back. Only new series pay for a copy, which the head keeps.
+//
+// A client's tenant.Label is dropped; st.tenant, if set, takes its place,
+// inserted in order so that sorted input stays sorted without a sort.
 func (st *pushState) seriesLabels(getRef storage.GetRef, r *pushRequest, ls span) (storage.SeriesRef, labels.Labels) {
 	st.sb.Reset()
 	sorted := true
 	prev := ""
+	tenantDone := st.tenant == ""
+	n := 0
 	for k, lv := range r.labels[ls.lo:ls.hi] {
 		if lv.value.lo == lv.value.hi {
 			// Prometheus treats an empty value as an absent label.
@@ -320,7 +344,23 @@ func (st *pushState) seriesLabels(getRef storage.GetRef, r *pushRequest, ls span
 			sorted = false
 		}
 		prev = name
+		if name == tenant.Label {
+			continue
+		}
+		if !tenantDone && name > tenant.Label {
+			st.sb.Add(tenant.Label, st.tenant)
+			tenantDone = true
+		}
 		st.sb.Add(name, yoloString(r.bytes(lv.value)))
+		n++
+	}
+	if n == 0 {
+		// No labels of the client's own: the series is invalid, tenant or not.
+		st.ls = labels.EmptyLabels()
+		return 0, st.ls
+	}
+	if !tenantDone {
+		st.sb.Add(tenant.Label, st.tenant)
 	}
 	if !sorted {
 		st.sb.Sort()

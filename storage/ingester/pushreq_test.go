@@ -288,7 +288,7 @@ func TestPushWithInterceptor(t *testing.T) {
 	t.Cleanup(func() { srv.Stop(); <-served })
 	var ccfg ingesterclient.Config
 	ccfg.RegisterFlags("ingester.client.", flag.NewFlagSet("client", flag.ContinueOnError))
-	client, err := ingesterclient.Dial(lis.Addr().String(), ccfg)
+	client, err := ingesterclient.Dial(lis.Addr().String(), ccfg, defaultTenant()...)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, client.Close()) })
 	h := &harness{ing: ing, client: client, srv: srv}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
@@ -42,9 +43,17 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		}
 	}()
 
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return err
+	}
 	matchers, err := fromProtoMatchers(req.Matchers)
 	if err != nil {
 		return err
+	}
+	matchers, none := i.scopeMatchers(id, matchers)
+	if none {
+		return nil
 	}
 	q, err := i.db.ChunkQuerier(req.StartMs, req.EndMs)
 	if err != nil {
@@ -142,11 +151,16 @@ func nextChunkSeries(resp *ingesterpb.QueryStreamResponse, n int) *ingesterpb.Ch
 }
 
 // setLabels writes ls into *dst, reusing its pairs and their byte slices,
-// and returns roughly how many bytes that adds to the message.
+// and returns roughly how many bytes that adds to the message. The tenant
+// label is left out: clients never see it. Removing it keeps series sorted,
+// since every series of one answer has the same value.
 func setLabels(dst *[]*ingesterpb.LabelPair, ls labels.Labels) int {
 	pairs := (*dst)[:0]
 	size := 0
 	ls.Range(func(l labels.Label) {
+		if l.Name == tenant.Label {
+			return
+		}
 		k := len(pairs)
 		if k < cap(pairs) {
 			pairs = pairs[:k+1]
@@ -174,8 +188,8 @@ func (i *Ingester) Series(req *ingesterpb.SeriesRequest, stream ingesterpb.Inges
 	defer i.inflight.Done()
 	ctx := stream.Context()
 
-	q, matchers, err := i.querier(req.StartMs, req.EndMs, req.Matchers)
-	if err != nil {
+	q, matchers, err := i.querier(ctx, req.StartMs, req.EndMs, req.Matchers)
+	if err != nil || q == nil {
 		return err
 	}
 	defer q.Close()
@@ -222,14 +236,23 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 	}
 	defer i.inflight.Done()
 
-	q, matchers, err := i.querier(req.StartMs, req.EndMs, req.Matchers)
-	if err != nil {
-		return nil, err
+	q, matchers, err := i.querier(ctx, req.StartMs, req.EndMs, req.Matchers)
+	if err != nil || q == nil {
+		return &ingesterpb.LabelNamesResponse{}, err
 	}
 	defer q.Close()
-	names, warns, err := q.LabelNames(ctx, labelHints(req.Limit), matchers...)
+	limit := req.Limit
+	if limit > 0 {
+		// One more: the tenant label may be among the first names.
+		limit++
+	}
+	names, warns, err := q.LabelNames(ctx, labelHints(limit), matchers...)
 	if err != nil {
 		return nil, selectError(ctx, err)
+	}
+	names = withoutTenantLabel(names)
+	if req.Limit > 0 && int64(len(names)) > req.Limit {
+		names = names[:req.Limit]
 	}
 	return &ingesterpb.LabelNamesResponse{Names: names, Warnings: warningStrings(warns)}, nil
 }
@@ -244,9 +267,16 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 	if req.Name == "" {
 		return nil, status.Error(codes.InvalidArgument, "label name must not be empty")
 	}
-	q, matchers, err := i.querier(req.StartMs, req.EndMs, req.Matchers)
-	if err != nil {
-		return nil, err
+	if req.Name == tenant.Label {
+		if _, err := tenantOf(ctx); err != nil {
+			return nil, err
+		}
+		// The label does not exist for clients.
+		return &ingesterpb.LabelValuesResponse{}, nil
+	}
+	q, matchers, err := i.querier(ctx, req.StartMs, req.EndMs, req.Matchers)
+	if err != nil || q == nil {
+		return &ingesterpb.LabelValuesResponse{}, err
 	}
 	defer q.Close()
 	values, warns, err := q.LabelValues(ctx, req.Name, labelHints(req.Limit), matchers...)
@@ -258,12 +288,16 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 
 // MetricsMetadata implements ingesterpb.IngesterServer from the in-memory
 // metadata of pushes since start.
-func (i *Ingester) MetricsMetadata(_ context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
+func (i *Ingester) MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
 	if err := i.enter(); err != nil {
 		return nil, err
 	}
 	defer i.inflight.Done()
-	return &ingesterpb.MetricsMetadataResponse{Metadata: i.meta.query(req.Metric, req.Limit)}, nil
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &ingesterpb.MetricsMetadataResponse{Metadata: i.meta.query(id, req.Metric, req.Limit)}, nil
 }
 
 // labelHints asks for the lexically smallest values when limited, so that a
@@ -275,12 +309,21 @@ func labelHints(limit int64) *storage.LabelHints {
 	return &storage.LabelHints{Limit: int(limit), LimitSmallest: true}
 }
 
-// querier opens a querier over [mint, maxt] with the request's matchers;
-// the caller closes it. Errors are gRPC statuses.
-func (i *Ingester) querier(mint, maxt int64, pms []*ingesterpb.LabelMatcher) (storage.Querier, []*labels.Matcher, error) {
+// querier opens a querier over [mint, maxt] with the request's matchers,
+// confined to the call's tenant; the caller closes it. A nil querier without
+// error means that nothing can match. Errors are gRPC statuses.
+func (i *Ingester) querier(ctx context.Context, mint, maxt int64, pms []*ingesterpb.LabelMatcher) (storage.Querier, []*labels.Matcher, error) {
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	matchers, err := fromProtoMatchers(pms)
 	if err != nil {
 		return nil, nil, err
+	}
+	matchers, none := i.scopeMatchers(id, matchers)
+	if none {
+		return nil, nil, nil
 	}
 	q, err := i.db.Querier(mint, maxt)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/internal/tlsconfig"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -61,6 +62,10 @@ type Client struct {
 
 // Dial returns a client for the ingester at addr (host:port). The connection
 // is established lazily and re-established by gRPC after failures.
+//
+// Every call sends the tenant of its context (tenant.With); a call whose
+// context has none fails with codes.Unauthenticated before it leaves the
+// process. Interceptors in opts run before that, so they may set one.
 func Dial(addr string, cfg Config, opts ...grpc.DialOption) (*Client, error) {
 	callOpts := []grpc.CallOption{
 		grpc.ForceCodecV2(Codec{}),
@@ -79,6 +84,10 @@ func Dial(addr string, cfg Config, opts ...grpc.DialOption) (*Client, error) {
 		grpc.WithDefaultCallOptions(callOpts...),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}, opts...)
+	all = append(all,
+		grpc.WithChainUnaryInterceptor(tenant.UnaryClientInterceptor),
+		grpc.WithChainStreamInterceptor(tenant.StreamClientInterceptor),
+	)
 	conn, err := grpc.NewClient(addr, all...)
 	if err != nil {
 		return nil, fmt.Errorf("dial ingester %s: %w", addr, err)

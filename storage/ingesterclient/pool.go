@@ -36,6 +36,7 @@ var ErrPoolClosed = errors.New("ingester client pool closed")
 // ingester failing, like any other error.
 type Pool struct {
 	cfg    Config
+	opts   []grpc.DialOption
 	logger *slog.Logger
 
 	mu      sync.RWMutex
@@ -45,13 +46,13 @@ type Pool struct {
 	dials, removals prometheus.Counter
 }
 
-// NewPool returns an empty pool dialling with cfg. Metrics go to reg, which
-// may be nil.
-func NewPool(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Pool {
+// NewPool returns an empty pool dialling with cfg and opts (see Dial). Metrics
+// go to reg, which may be nil.
+func NewPool(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...grpc.DialOption) *Pool {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{cfg: cfg, logger: logger, clients: map[string]*Client{}}
+	p := &Pool{cfg: cfg, opts: opts, logger: logger, clients: map[string]*Client{}}
 	f := promauto.With(reg)
 	p.dials = f.NewCounter(prometheus.CounterOpts{
 		Name: "pharos_ingester_client_dials_total", Help: "Connections to ingesters opened by the client pool.",
@@ -91,7 +92,7 @@ func (p *Pool) Get(addr string) (*Client, error) {
 	if c, ok := p.clients[addr]; ok {
 		return c, nil
 	}
-	c, err := Dial(addr, p.cfg, grpc.WithConnectParams(poolConnectParams))
+	c, err := Dial(addr, p.cfg, append([]grpc.DialOption{grpc.WithConnectParams(poolConnectParams)}, p.opts...)...)
 	if err != nil {
 		return nil, err
 	}

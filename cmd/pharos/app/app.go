@@ -177,7 +177,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("distributor: %w", err)
 		}
-		mux.Handle("/api/v1/write", a.distributor.RemoteWriteHandler())
+		a.handleWrite(mux, a.distributor.RemoteWriteHandler())
 	}
 	if err := a.buildScraper(mux); err != nil {
 		return nil, err
@@ -280,6 +280,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		PromConfig:    func() promconfig.Config { return *a.promCfg.Load() },
 		Flags:         a.flagsMap(),
 		LocalTSDB:     db,
+		MultiTenant:   a.cfg.Multitenancy.Enabled,
 		Targets:       targets,
 		ScrapePools:   pools,
 		Rules:         rules,
@@ -307,7 +308,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	}
 	// The query frontend splits and caches range queries; everything
 	// else passes through it to the upstream handler.
-	h := http.Handler(frontend.New(a.cfg.QueryFrontend, apiHandler.Handler(), a.logger.With("component", "query frontend"), reg))
+	h := a.tenants().Middleware(frontend.New(a.cfg.QueryFrontend, apiHandler.Handler(), a.logger.With("component", "query frontend"), reg))
 	mux.Handle("/api/v1/", h)
 	if a.ruler != nil {
 		// Only the evaluating ruler knows rule health and live alerts;

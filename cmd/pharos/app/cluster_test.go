@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-tsdb/pharos/cluster/ring"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -72,6 +73,13 @@ func clusterArgs(rf int) []string {
 
 func newTestCluster(t testing.TB, rf int, zones []string) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, rf, zones)
+}
+
+// newTestClusterWith is newTestCluster with frontArgs added to the flags of
+// the distributor and querier process.
+func newTestClusterWith(t testing.TB, rf int, zones []string, frontArgs ...string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, rf: rf}
 	for i, z := range zones {
 		c.ings = append(c.ings, &testNode{id: fmt.Sprintf("ing-%d", i), zone: z, dir: t.TempDir(), grpcAddr: "127.0.0.1:0"})
@@ -82,6 +90,7 @@ func newTestCluster(t testing.TB, rf int, zones []string) *testCluster {
 	c.front = &testNode{id: "front", dir: t.TempDir()}
 	c.front.args = append(clusterArgs(rf), "-target=distributor,querier", "-storage.path="+c.front.dir,
 		"-memberlist.join="+c.ings[0].app.GossipAddr())
+	c.front.args = append(c.front.args, frontArgs...)
 	c.start(c.front, "")
 	for _, n := range c.ings[1:] {
 		c.start(n, c.front.app.GossipAddr())
@@ -230,7 +239,7 @@ func labelValues(t testing.TB, addr, name string) []string {
 	c, err := ingesterclient.Dial(addr, ingesterclient.Config{MaxRecvMsgSize: 256 << 20, MaxSendMsgSize: 1 << 20, RemoteTimeout: 10 * time.Second})
 	require.NoError(t, err)
 	defer c.Close()
-	resp, err := c.LabelValues(t.Context(), &ingesterpb.LabelValuesRequest{Name: name, StartMs: 0, EndMs: time.Now().Add(time.Hour).UnixMilli()})
+	resp, err := c.LabelValues(tenant.With(t.Context(), tenant.DefaultTenant), &ingesterpb.LabelValuesRequest{Name: name, StartMs: 0, EndMs: time.Now().Add(time.Hour).UnixMilli()})
 	require.NoError(t, err)
 	return resp.Values
 }

@@ -77,6 +77,8 @@ type Config struct {
 	// Rules are Prometheus rule files; Ruler is how rulers evaluate them.
 	Rules ruler.RulesConfig `yaml:"rules"`
 	Ruler ruler.Config      `yaml:"ruler"`
+	// Multitenancy: see tenants.go.
+	Multitenancy MultitenancyConfig `yaml:"multitenancy"`
 
 	// file is the configuration file this Config was loaded from, if any.
 	file string
@@ -167,6 +169,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Notifier.RegisterFlags(fs)
 	c.Rules.RegisterFlags(fs)
 	c.Ruler.RegisterFlags(fs)
+	c.Multitenancy.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field, named by its YAML path.

@@ -57,7 +57,7 @@ func (a *App) buildScraper(mux *http.ServeMux) error {
 		return errors.New("the scraper role needs the distributor role in the same process")
 	}
 	opts := scraper.Options{
-		Appendable:     a.distributor.AppendableV2(),
+		Appendable:     tenantAppendable{a.distributor.AppendableV2(), a.scraperTenant()},
 		InstanceID:     cfg.Ring.InstanceID,
 		ReloadInterval: cfg.Scraper.ReloadInterval,
 		Logger:         a.logger.With("component", "scraper"),
