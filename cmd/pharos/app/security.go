@@ -130,6 +130,9 @@ func (a *App) buildSecurity() error {
 // is set: TLS, client certificates and basic auth then guard every path.
 // It returns as http.Server.Serve does.
 func (a *App) serveHTTP(srv *http.Server, ln net.Listener, logger *slog.Logger) error {
+	// Failed handshakes (plaintext, missing or foreign certificates) are
+	// worth a warning; http.Server would print them to stderr.
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	file := a.cfg.Server.WebConfigFile
 	if file == "" {
 		return srv.Serve(ln)
