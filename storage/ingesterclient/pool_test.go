@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -25,6 +26,30 @@ type labelNamesServer struct {
 
 func (labelNamesServer) LabelNames(context.Context, *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
 	return &ingesterpb.LabelNamesResponse{Names: []string{"__name__"}}, nil
+}
+
+// LabelValues answers with the tenant the call carries.
+func (labelNamesServer) LabelValues(ctx context.Context, _ *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+	id, err := tenant.FromIncomingContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &ingesterpb.LabelValuesResponse{Values: []string{id}}, nil
+}
+
+// Every client sends the tenant of the call's context, and refuses a call
+// without one before it leaves the process.
+func TestClientSendsTenant(t *testing.T) {
+	addr, _ := serveOn(t, "127.0.0.1:0")
+	c, err := ingesterclient.Dial(addr, poolConfig())
+	require.NoError(t, err)
+	defer c.Close()
+	resp, err := c.LabelValues(tenant.With(t.Context(), "team-a"), &ingesterpb.LabelValuesRequest{Name: "x"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"team-a"}, resp.Values)
+	_, err = c.LabelValues(t.Context(), &ingesterpb.LabelValuesRequest{Name: "x"})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, tenant.HeaderName)
 }
 
 func serveOn(t *testing.T, addr string) (string, func()) {
@@ -47,7 +72,7 @@ func TestPool(t *testing.T) {
 	b, stopB := serveOn(t, "127.0.0.1:0")
 	reg := prometheus.NewRegistry()
 	p := ingesterclient.NewPool(poolConfig(), slog.New(slog.DiscardHandler), reg)
-	ctx := context.Background()
+	ctx := tenant.With(context.Background(), tenant.DefaultTenant)
 
 	ca, err := p.Get(a)
 	require.NoError(t, err)
