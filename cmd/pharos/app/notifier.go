@@ -77,6 +77,9 @@ func (c *Config) validateNotifier() error {
 // notifier.peers themselves, since a join host may run no notifier.
 func (c *Config) notifierConfig() alerting.Config {
 	n := c.Notifier.Config
+	// One Alertmanager per tenant, chosen by X-Scope-OrgID, as the rest
+	// of the process serves tenants.
+	n.MultiTenant = c.Multitenancy.Enabled
 	if n.DataDir == "" {
 		n.DataDir = filepath.Join(c.Storage.Path, "notifier")
 	}
