@@ -411,3 +411,28 @@ func TestTenantConfigsMerge(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestTenantAmtool: amtool reaches a tenant's Alertmanager with the
+// X-Scope-OrgID header from its --http.config.file, and its silence is the
+// tenant's alone.
+func TestTenantAmtool(t *testing.T) {
+	t.Parallel()
+	slack := newFakeSlack(t)
+	r := startReplicaWith(t, groupedTutorial(t, slack.srv.URL), t.TempDir(), func(c *Config) {
+		c.MultiTenant = true
+		c.ClusterBind = ""
+	})
+	t.Cleanup(func() { r.stop(t) })
+	httpConfig := filepath.Join(t.TempDir(), "http.yml")
+	require.NoError(t, os.WriteFile(httpConfig, []byte("http_headers:\n  X-Scope-OrgID:\n    values: [team-a]\n"), 0o600))
+	id := strings.TrimSpace(mustAmtool(t, "--alertmanager.url="+r.url(""), "--http.config.file="+httpConfig,
+		"silence", "add", "alertname=NodeDown", "--comment=maintenance", "--author=test", "--duration=1h"))
+	require.Equal(t, []string{id}, tenantSilences(t, r, "team-a"))
+	require.Empty(t, tenantSilences(t, r, "team-b"))
+	out := mustAmtool(t, "--alertmanager.url="+r.url(""), "--http.config.file="+httpConfig, "silence", "query", "-q")
+	require.Equal(t, id, strings.TrimSpace(out))
+	// Without the header amtool is refused.
+	out, err := amtool(t, "--alertmanager.url="+r.url(""), "silence", "query")
+	require.Error(t, err)
+	require.Contains(t, out, "401")
+}
