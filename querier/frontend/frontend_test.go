@@ -24,6 +24,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/querier/api"
 	"github.com/pharos-tsdb/pharos/querier/frontend"
@@ -227,4 +228,45 @@ func (q shardingQuerier) Select(ctx context.Context, sorted bool, hints *storage
 		hints = &h
 	}
 	return q.Querier.Select(ctx, sorted, hints, ms...)
+}
+
+// The result cache is per tenant: a tenant never gets another's cached
+// answer to the same query.
+func TestCacheIsPerTenant(t *testing.T) {
+	cfg := frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 3, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: time.Minute}
+	a, b := newFixture(t, cfg), newFixture(t, cfg)
+	a.load(t, t0, t0.Add(72*time.Hour))
+	b.load(t, t0.Add(24*time.Hour), t0.Add(48*time.Hour))
+	// The upstream of each tenant is its own API, as the ingesters confine
+	// every read to the request's tenant.
+	byTenant := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch id, _ := tenant.FromContext(r.Context()); id {
+		case "a":
+			a.upstream.ServeHTTP(w, r)
+		case "b":
+			b.upstream.ServeHTTP(w, r)
+		default:
+			http.Error(w, "no tenant", http.StatusUnauthorized)
+		}
+	})
+	front := tenant.Resolver{Enabled: true}.Middleware(frontend.New(cfg, byTenant, slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+	as := func(id string, v url.Values) (int, string) {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+v.Encode(), nil)
+		req.Header.Set(tenant.HeaderName, id)
+		rec := httptest.NewRecorder()
+		front.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	v := rangeParams(`sum(rate(requests_total[5m]))`, t0.Add(time.Hour), t0.Add(70*time.Hour), "3600")
+	_, wantA := get(t, a.upstream, "/api/v1/query_range", v)
+	_, wantB := get(t, b.upstream, "/api/v1/query_range", v)
+	require.NotEqual(t, wantA, wantB)
+	for range 2 { // the second round could come from the cache
+		for id, want := range map[string]string{"a": wantA, "b": wantB} {
+			code, got := as(id, v)
+			require.Equal(t, http.StatusOK, code, got)
+			require.JSONEq(t, want, got, id)
+		}
+	}
 }
