@@ -66,6 +66,10 @@ type runtimes struct {
 	reg     prometheus.Registerer
 	logger  *slog.Logger
 
+	// shared holds the process-wide rule timing summaries and histograms,
+	// which every tenant's metrics use: a summary costs ~70 KiB.
+	shared *rules.Metrics
+
 	mu      sync.Mutex
 	byID    map[string]*tenantRuntime
 	last    map[string][]*targetgroup.Group // latest alertmanager targets
@@ -75,6 +79,10 @@ type runtimes struct {
 
 func newRuntimes(home string, cfg *promconfig.Config, queue int, ext labels.Labels, reg prometheus.Registerer, logger *slog.Logger) (*runtimes, error) {
 	rs := &runtimes{home: home, cfg: cfg, queue: queue, extLbls: ext, reg: reg, logger: logger, byID: map[string]*tenantRuntime{}}
+	rs.shared = rules.NewGroupMetrics(nil)
+	if err := registerAll(reg, rs.shared.EvalDuration, rs.shared.EvalDurationHistogram, rs.shared.IterationDuration, rs.shared.IterationDurationHistogram); err != nil {
+		return nil, fmt.Errorf("rule metrics: %w", err)
+	}
 	if _, err := rs.get(home); err != nil {
 		return nil, err
 	}
@@ -118,12 +126,33 @@ func (rs *runtimes) get(id string) (*tenantRuntime, error) {
 		reg.unregisterAll()
 		return nil, fmt.Errorf("tenant %q: alertmanagers: %w", id, err)
 	}
-	rt.ruleMetrics = rules.NewGroupMetrics(reg)
+	rt.ruleMetrics = rs.ruleMetrics(reg)
 	rs.byID[id] = rt
 	if rs.started {
 		rs.runLocked(rt)
 	}
 	return rt, nil
+}
+
+// ruleMetrics returns the rule-group metrics of one tenant: the per-group
+// vectors registered on reg (labelled with the tenant), the timings shared.
+func (rs *runtimes) ruleMetrics(reg prometheus.Registerer) *rules.Metrics {
+	m := rules.NewGroupMetrics(nil)
+	m.EvalDuration, m.EvalDurationHistogram = rs.shared.EvalDuration, rs.shared.EvalDurationHistogram
+	m.IterationDuration, m.IterationDurationHistogram = rs.shared.IterationDuration, rs.shared.IterationDurationHistogram
+	reg.MustRegister(m.IterationsMissed, m.IterationsScheduled, m.EvalTotal, m.EvalFailures, m.GroupInterval,
+		m.GroupLastEvalTime, m.GroupLastDuration, m.GroupLastRuleDurationSum, m.GroupLastRestoreDuration,
+		m.GroupRules, m.GroupSamples)
+	return m
+}
+
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (rs *runtimes) runLocked(rt *tenantRuntime) {
