@@ -49,6 +49,8 @@ type instance struct {
 	// applied is the updated_at of the tenant's own configuration in
 	// force; the zero time means the fallback (the configured file).
 	applied time.Time
+	// current is the configuration in force.
+	current *config.Config
 }
 
 // stateKey names the gossip state of kind ("nfl", "sil") for tenant id.
@@ -254,6 +256,7 @@ func (n *Notifier) newInstance(id string, conf *config.Config, peer *cluster.Pee
 	if err := inst.coordinator.ApplyConfig(conf); err != nil {
 		return inst, fmt.Errorf("apply configuration: %w", err)
 	}
+	inst.current = conf
 	go tracingManager.Run()
 
 	router := route.New().WithInstrumentation(m.instrumentHandler)
@@ -281,7 +284,7 @@ func (i *instance) apply(conf *config.Config, own time.Time) error {
 	if err := i.coordinator.ApplyConfig(conf); err != nil {
 		return fmt.Errorf("tenant %s: apply configuration: %w", i.id, err)
 	}
-	i.applied = own
+	i.applied, i.current = own, conf
 	return nil
 }
 
@@ -291,6 +294,13 @@ func (i *instance) own() time.Time {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.applied
+}
+
+// config returns the configuration in force.
+func (i *instance) config() *config.Config {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.current
 }
 
 // stop stops dispatching and writes the final silence and nflog snapshots.

@@ -53,7 +53,10 @@ type Notifier struct {
 	mu        sync.Mutex
 	running   bool
 	instances map[string]*instance
-	fallback  *config.Config
+	// starting holds the tenants whose Alertmanager is being started;
+	// the channel closes when the start is over (see instance).
+	starting map[string]chan struct{}
+	fallback *config.Config
 }
 
 // New validates cfg and the alertmanager.yml it names. An invalid file
@@ -181,7 +184,13 @@ func (n *Notifier) Reload() error {
 		return err
 	}
 	if !n.cfg.MultiTenant {
-		if err := n.instances[tenant.DefaultTenant].coordinator.Reload(); err != nil {
+		inst, ok := n.instances[tenant.DefaultTenant]
+		if !ok {
+			// Still starting: it applies the new fallback once started.
+			n.fallback = conf
+			return nil
+		}
+		if err := inst.coordinator.Reload(); err != nil {
 			return fmt.Errorf("reload %s: %w", n.cfg.ConfigFile, err)
 		}
 		return nil
@@ -282,6 +291,7 @@ func (n *Notifier) start(cleanups *stack) error {
 
 	n.mu.Lock()
 	n.instances = map[string]*instance{}
+	n.starting = map[string]chan struct{}{}
 	n.fallback = initialConf
 	n.running = true
 	n.mu.Unlock()
@@ -297,15 +307,12 @@ func (n *Notifier) start(cleanups *stack) error {
 	} else {
 		initial = []string{tenant.DefaultTenant}
 	}
-	n.mu.Lock()
 	for _, id := range initial {
 		// Tenants known before the restart run whatever the limit.
-		if _, err := n.instanceLocked(id, true); err != nil {
-			n.mu.Unlock()
+		if _, err := n.instance(id, true); err != nil {
 			return err
 		}
 	}
-	n.mu.Unlock()
 
 	if peer != nil {
 		if err := peer.Join(c.ReconnectInterval, c.ReconnectTimeout); err != nil {
@@ -331,26 +338,74 @@ var errLimit = errors.New("tenant limit reached")
 
 // instance returns tenant id's Alertmanager, starting it with the
 // fallback configuration (or the tenant's own, if one is stored) on first
-// use.
-func (n *Notifier) instance(id string) (*instance, error) {
+// use; force ignores the tenant limit (for tenants other replicas already
+// accepted). A start takes tens of milliseconds, so it runs outside n.mu:
+// other tenants' requests never wait for it, the same tenant's wait for
+// its one start.
+func (n *Notifier) instance(id string, force bool) (*instance, error) {
+	n.mu.Lock()
+	for {
+		if !n.running {
+			n.mu.Unlock()
+			return nil, ErrNotRunning
+		}
+		if inst, ok := n.instances[id]; ok {
+			n.mu.Unlock()
+			return inst, nil
+		}
+		ch, ok := n.starting[id]
+		if !ok {
+			break
+		}
+		n.mu.Unlock()
+		<-ch
+		n.mu.Lock()
+	}
+	if running := len(n.instances) + len(n.starting); !force && n.cfg.MaxTenants > 0 && running >= n.cfg.MaxTenants {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("%w: the notifier runs %d tenants, the maximum (notifier.max_tenants)", errLimit, running)
+	}
+	done := make(chan struct{})
+	n.starting[id] = done
+	fallback := n.fallback
+	n.mu.Unlock()
+
+	inst, err := n.startInstance(id, fallback)
+
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.instanceLocked(id, false)
+	delete(n.starting, id)
+	close(done)
+	if err != nil {
+		return nil, err
+	}
+	if !n.running {
+		// Stopped while starting: stopInstances did not see it.
+		return nil, errors.Join(ErrNotRunning, inst.stop())
+	}
+	n.instances[id] = inst
+	if n.tenantsGauge != nil {
+		n.tenantsGauge.Set(float64(len(n.instances)))
+	}
+	// A reload of the fallback or a gossiped configuration may have come
+	// while it started; they skip starting tenants, so catch up here.
+	if n.configs != nil {
+		if err := n.applyTenantLocked(id, inst); err != nil {
+			n.logger.Error("apply tenant configuration", "user", id, "err", err)
+		}
+	} else if fallback != n.fallback {
+		if err := inst.apply(n.fallback, time.Time{}); err != nil {
+			n.logger.Error("apply fallback configuration", "user", id, "err", err)
+		}
+	}
+	return inst, nil
 }
 
-// instanceLocked is instance with n.mu held; force ignores the tenant
-// limit (for tenants other replicas already accepted).
-func (n *Notifier) instanceLocked(id string, force bool) (*instance, error) {
-	if !n.running {
-		return nil, ErrNotRunning
-	}
-	if inst, ok := n.instances[id]; ok {
-		return inst, nil
-	}
-	if !force && n.cfg.MaxTenants > 0 && len(n.instances) >= n.cfg.MaxTenants {
-		return nil, fmt.Errorf("%w: the notifier runs %d tenants, the maximum (notifier.max_tenants)", errLimit, len(n.instances))
-	}
-	conf, own := n.fallback, time.Time{}
+// startInstance builds tenant id's Alertmanager with its stored
+// configuration, else fallback, and announces the tenant to the other
+// replicas. n.mu is not held.
+func (n *Notifier) startInstance(id string, fallback *config.Config) (*instance, error) {
+	conf, own := fallback, time.Time{}
 	if n.configs != nil {
 		if e, ok := n.configs.get(id); ok {
 			c, err := n.writeTenantConfig(id, e)
@@ -366,24 +421,28 @@ func (n *Notifier) instanceLocked(id string, force bool) (*instance, error) {
 		return nil, err
 	}
 	inst.applied = own
-	n.instances[id] = inst
 	if n.configs != nil {
 		if err := n.configs.announce(id); err != nil {
 			n.logger.Error("announce tenant", "user", id, "err", err)
 		}
 	}
-	if n.tenantsGauge != nil {
-		n.tenantsGauge.Set(float64(len(n.instances)))
-	}
 	return inst, nil
 }
 
-// stopInstances stops every tenant's Alertmanager; later lookups fail
-// with ErrNotRunning.
+// stopInstances stops every tenant's Alertmanager, after the starts in
+// flight; later lookups fail with ErrNotRunning.
 func (n *Notifier) stopInstances() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.running = false
+	for len(n.starting) > 0 {
+		for _, ch := range n.starting {
+			n.mu.Unlock()
+			<-ch
+			n.mu.Lock()
+			break
+		}
+	}
 	var errs []error
 	for id, inst := range n.instances {
 		errs = append(errs, inst.stop())

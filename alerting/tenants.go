@@ -104,23 +104,36 @@ func (n *Notifier) syncTenants() {
 // configuration is deleted keeps running with the fallback: its silences,
 // alerts and notification log stay.
 func (n *Notifier) applyTenant(id string) error {
-	e, ok := n.configs.entry(id)
-	if !ok {
-		return nil
-	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if !n.running {
+		n.mu.Unlock()
 		return ErrNotRunning
+	}
+	if _, starting := n.starting[id]; starting {
+		// The start applies what is stored once it is over.
+		n.mu.Unlock()
+		return nil
 	}
 	inst, running := n.instances[id]
 	if !running {
+		n.mu.Unlock()
+		if _, ok := n.configs.entry(id); !ok {
+			return nil
+		}
 		// Starts with the stored configuration, if any.
-		_, err := n.instanceLocked(id, true)
+		_, err := n.instance(id, true)
 		return err
 	}
-	if _, own := n.configs.get(id); !own {
-		if inst.own().IsZero() {
+	defer n.mu.Unlock()
+	return n.applyTenantLocked(id, inst)
+}
+
+// applyTenantLocked brings inst, tenant id's running Alertmanager, in line
+// with the store and the fallback; n.mu is held.
+func (n *Notifier) applyTenantLocked(id string, inst *instance) error {
+	e, own := n.configs.get(id)
+	if !own {
+		if inst.own().IsZero() && inst.config() == n.fallback {
 			return nil
 		}
 		_ = os.RemoveAll(n.configDir(id))
@@ -154,7 +167,7 @@ func (n *Notifier) tenantHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		inst, err := n.instance(id)
+		inst, err := n.instance(id, false)
 		if err != nil {
 			httpError(w, err)
 			return
@@ -238,7 +251,7 @@ func (n *Notifier) serveTenantConfig(w http.ResponseWriter, r *http.Request) {
 		}
 		// The limit counts running tenants; one that runs already may
 		// always store a configuration.
-		if _, err := n.instance(id); err != nil {
+		if _, err := n.instance(id, false); err != nil {
 			httpError(w, err)
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -435,4 +436,56 @@ func TestTenantAmtool(t *testing.T) {
 	out, err := amtool(t, "--alertmanager.url="+r.url(""), "silence", "query")
 	require.Error(t, err)
 	require.Contains(t, out, "401")
+}
+
+// TestTenantConcurrentStart: first requests of many tenants at once, a
+// configuration stored and the fallback reloaded meanwhile: each tenant
+// gets one Alertmanager, and each ends with what is stored for it.
+func TestTenantConcurrentStart(t *testing.T) {
+	t.Parallel()
+	slack := newFakeSlack(t)
+	r := startReplicaWith(t, groupedTutorial(t, slack.srv.URL), t.TempDir(), func(c *Config) {
+		c.MultiTenant = true
+		c.ClusterBind = ""
+	})
+	t.Cleanup(func() { r.stop(t) })
+	own, err := yaml.Marshal(userConfig{AlertmanagerConfig: "route: {receiver: own}\nreceivers: [{name: own}]\n"})
+	require.NoError(t, err)
+	tenants := []string{"t0", "t1", "t2", "t3", "t4"}
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, id := range tenants {
+			wg.Go(func() {
+				code, body := call(t, http.MethodGet, r.url("/api/v2/alerts"), id, nil)
+				assert.Equal(t, http.StatusOK, code, body)
+			})
+		}
+	}
+	wg.Go(func() {
+		code, body := call(t, http.MethodPost, r.url("/api/v1/alerts"), "t0", own)
+		assert.Equal(t, http.StatusCreated, code, body)
+	})
+	wg.Go(func() {
+		for range 5 {
+			assert.NoError(t, r.n.Reload())
+		}
+	})
+	wg.Wait()
+	r.n.mu.Lock()
+	require.Len(t, r.n.instances, len(tenants))
+	require.Empty(t, r.n.starting)
+	r.n.mu.Unlock()
+	var st struct {
+		Config struct {
+			Original string `json:"original"`
+		} `json:"config"`
+	}
+	for _, id := range tenants {
+		require.NoError(t, json.Unmarshal([]byte(callOK(t, http.StatusOK, http.MethodGet, r.url("/api/v2/status"), id, nil)), &st))
+		if id == "t0" {
+			require.Contains(t, st.Config.Original, "receiver: own")
+		} else {
+			require.Contains(t, st.Config.Original, "receiver: slack")
+		}
+	}
 }
