@@ -16,6 +16,13 @@
 // ALERTS_FOR_STATE is not used: it counts an outage as not pending, which is
 // right for a single server and wrong when another replica kept evaluating.
 //
+// Rule groups and alert state belong to tenants. The leader runs one
+// rules.Manager per tenant that has rules, with the tenant in the manager's
+// context: the engine passes that context to Select and the group to
+// AppenderV2, so a tenant's rules read and write only its series; its
+// alerts go out through a notifier client of its own that sets
+// X-Scope-OrgID.
+//
 // Raft makes the ruler CP: a replica that cannot reach a quorum evaluates
 // nothing. With isolated_fallback, a replica that has seen no leader for a
 // while evaluates on its own from its last replicated state, and stops as
