@@ -44,11 +44,17 @@ func (r *Ruler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mw := r.opts.Tenants.Middleware
 	mux.HandleFunc("GET /api/v1/status/ruler", r.serveStatus)
-	mux.Handle("GET /api/v1/rules/{namespace}", mw(http.HandlerFunc(r.serveNamespace)))
-	mux.Handle("GET /api/v1/rules/{namespace}/{group}", mw(http.HandlerFunc(r.serveGroup)))
-	mux.Handle("POST /api/v1/rules/{namespace}", mw(r.onLeader(http.HandlerFunc(r.setGroup))))
-	mux.Handle("DELETE /api/v1/rules/{namespace}", mw(r.onLeader(http.HandlerFunc(r.deleteNamespace))))
-	mux.Handle("DELETE /api/v1/rules/{namespace}/{group}", mw(r.onLeader(http.HandlerFunc(r.deleteGroup))))
+	// Cortex's paths, and Mimir's (where mimirtool and Grafana Alloy look),
+	// which also list every namespace at the prefix itself: at Cortex's
+	// that is Prometheus's /api/v1/rules.
+	for _, prefix := range []string{"/api/v1/rules", MimirRulesPrefix} {
+		mux.Handle("GET "+prefix+"/{namespace}", mw(http.HandlerFunc(r.serveNamespace)))
+		mux.Handle("GET "+prefix+"/{namespace}/{group}", mw(http.HandlerFunc(r.serveGroup)))
+		mux.Handle("POST "+prefix+"/{namespace}", mw(r.onLeader(http.HandlerFunc(r.setGroup))))
+		mux.Handle("DELETE "+prefix+"/{namespace}", mw(r.onLeader(http.HandlerFunc(r.deleteNamespace))))
+		mux.Handle("DELETE "+prefix+"/{namespace}/{group}", mw(r.onLeader(http.HandlerFunc(r.deleteGroup))))
+	}
+	mux.Handle("GET "+MimirRulesPrefix, mw(http.HandlerFunc(r.serveAll)))
 	return mux
 }
 
@@ -167,6 +173,34 @@ func requestTenant(w http.ResponseWriter, req *http.Request) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// MimirRulesPrefix is where Mimir serves the rules configuration API.
+const MimirRulesPrefix = "/prometheus/config/v1/rules"
+
+// serveAll answers every namespace of the tenant, 404 when it has none, as
+// Mimir does.
+func (r *Ruler) serveAll(w http.ResponseWriter, req *http.Request) {
+	id, ok := requestTenant(w, req)
+	if !ok {
+		return
+	}
+	out := map[string][]rulefmt.RuleGroup{}
+	for _, ns := range r.fsm.namespaces(id) {
+		for _, g := range r.fsm.namespace(id, ns) {
+			rg, err := parseGroup([]byte(g.Body), r.parser, r.logger)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			out[ns] = append(out[ns], *rg)
+		}
+	}
+	if len(out) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no rule groups found")
+		return
+	}
+	writeYAML(w, out)
 }
 
 func (r *Ruler) serveNamespace(w http.ResponseWriter, req *http.Request) {

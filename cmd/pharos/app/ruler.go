@@ -70,6 +70,8 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 	a.ruler = r
 	h := r.Handler()
 	mux.Handle("/api/v1/rules/", h)
+	mux.Handle(ruler.MimirRulesPrefix, h)
+	mux.Handle(ruler.MimirRulesPrefix+"/", h)
 	mux.Handle("/api/v1/status/ruler", h)
 	return nil
 }

@@ -124,4 +124,9 @@ rules:
 	}
 	code, _ := rulerDo(t, http.MethodGet, base+"/api/v1/rules/infra", "", nil, nil)
 	require.Equal(t, http.StatusUnauthorized, code)
+	// Mimir's path lists every namespace of the tenant.
+	code, body := rulerDo(t, http.MethodGet, base+"/prometheus/config/v1/rules", "team-b", nil, nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "owner: team-b")
+	require.NotContains(t, body, "team-a")
 }
