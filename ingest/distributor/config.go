@@ -29,6 +29,8 @@ type Config struct {
 	// MaxInflightPushRequests bounds concurrent pushes; more are refused as
 	// overload (HTTP 429) instead of queueing without limit. 0 = no limit.
 	MaxInflightPushRequests int `yaml:"max_inflight_push_requests"`
+	// HATracker deduplicates the samples of HA Prometheus pairs.
+	HATracker HATrackerConfig `yaml:"ha_tracker"`
 }
 
 // RegisterFlags registers the distributor.* flags and their defaults.
@@ -43,6 +45,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.RemoteTimeout = model.Duration(5 * time.Second)
 	fs.Var(&c.RemoteTimeout, "distributor.remote-timeout", "Timeout of a push to the ingesters.")
 	fs.IntVar(&c.MaxInflightPushRequests, "distributor.max-inflight-push-requests", 0, "Maximum concurrent pushes; more are refused with 429 (0 = no limit).")
+	c.HATracker.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field.
@@ -65,5 +68,5 @@ func (c *Config) Validate() error {
 	case c.MaxInflightPushRequests < 0:
 		return errors.New("max_inflight_push_requests must not be negative")
 	}
-	return nil
+	return c.HATracker.Validate()
 }

@@ -39,6 +39,9 @@ type PushResult struct {
 	// Rejected lists the series (or parts of series) not written, in the
 	// order of PushRequest.series. The rest of the request was written.
 	Rejected []Rejection
+	// Deduplicated: the request came from an HA replica that is not the
+	// elected one of its cluster, and nothing of it was written (HTTP 202).
+	Deduplicated bool
 
 	tenant string // whose discards reject counts
 }
@@ -55,6 +58,8 @@ type Distributor struct {
 	routePool  sync.Pool       // of *routing
 	static     StaticIngesters // non-nil: every series goes to every one
 	staticInst []ring.Instance
+	ha         *HATracker // nil: no HA deduplication; see SetHATracker
+	haLimits   HALimits
 	limits     Limits // see SetLimits
 	rate       rateLimiters
 
@@ -147,6 +152,9 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 	}
 	id := tenantOf(ctx)
 	res := &PushResult{tenant: id}
+	if d.ha != nil && d.dedupeHA(ctx, req, res) {
+		return res, nil
+	}
 	now := d.now()
 	v := newValidator(&d.cfg, d.limits, id, now)
 

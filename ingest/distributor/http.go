@@ -90,6 +90,10 @@ func (d *Distributor) write(w http.ResponseWriter, r *http.Request) (int, string
 	h.Set(headerSamplesWritten, strconv.FormatUint(res.SamplesWritten, 10))
 	h.Set(headerHistogramsWritten, strconv.FormatUint(res.HistogramsWritten, 10))
 	h.Set(headerExemplarsWritten, strconv.FormatUint(res.ExemplarsWritten, 10))
+	if res.Deduplicated {
+		// Accepted, not written: the sender must not retry (Mimir's answer).
+		return http.StatusAccepted, ""
+	}
 
 	rejected := res.Rejected
 	if len(invalid) > 0 {

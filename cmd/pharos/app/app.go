@@ -71,6 +71,7 @@ type App struct {
 	notifierStop context.CancelFunc
 	notifierDone chan error
 	distributor  *distributor.Distributor
+	haTracker    *distributor.HATracker // nil unless enabled; see hatracker.go
 	// queryable and engine read the cluster, for the querier and the ruler.
 	queryable storage.SampleAndChunkQueryable
 	engine    *promql.Engine
@@ -178,6 +179,9 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 			return nil, fmt.Errorf("distributor: %w", err)
 		}
 		a.handleWrite(mux, a.distributor.RemoteWriteHandler())
+		if err := a.buildHATracker(); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.buildScraper(mux); err != nil {
 		return nil, err
@@ -377,6 +381,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.clients == nil {
 		a.bgDone.Go(func() { a.pool.Run(bgCtx, poolCheckInterval, a.ringAddrs) })
 	}
+	a.startHATracker(bgCtx)
 	if err := a.startScraper(ctx); err != nil {
 		return errors.Join(err, a.shutdown())
 	}
