@@ -109,6 +109,11 @@ func New(opts Options) (*Ruler, error) {
 	if opts.Queryable == nil || opts.Engine == nil || opts.Appendable == nil {
 		return nil, errors.New("ruler: a queryable, an engine and an appendable are required")
 	}
+	if !opts.Tenants.Enabled && cfg.RuleFilesTenant != tenant.DefaultTenant {
+		// Every series then belongs to the default tenant: rules of any
+		// other would see no data.
+		return nil, fmt.Errorf("ruler: rule_files_tenant: must be %q while multi-tenancy is disabled, not %q", tenant.DefaultTenant, cfg.RuleFilesTenant)
+	}
 	r := &Ruler{
 		opts:   opts,
 		cfg:    cfg,

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -392,4 +394,38 @@ func TestTenantsHaveTheirOwnRulesAlertsAndState(t *testing.T) {
 	_, kept := next.r.runtimes.byID["team-a"]
 	next.r.runtimes.mu.Unlock()
 	require.False(t, kept)
+}
+
+func TestRuleFilesTenantNeedsMultitenancy(t *testing.T) {
+	cfg := testConfig()
+	cfg.RuleFilesTenant = "ops"
+	s := newStorage(t)
+	opts := Options{Config: cfg, RaftDir: t.TempDir(), Queryable: s.db, Engine: s.engine, Appendable: s.db,
+		Logger: promslog.NewNopLogger(), Registerer: prometheus.NewRegistry()}
+	_, err := New(opts)
+	require.ErrorContains(t, err, "rule_files_tenant")
+}
+
+func TestRuleFilesBelongToTheirTenant(t *testing.T) {
+	var (
+		once  sync.Once
+		store *tenantStore
+	)
+	c := newClusterWith(t, 1, tutorialRules("0s"), func(cfg *Config) { cfg.RuleFilesTenant = "ops" }, func(o *Options) {
+		once.Do(func() { store = newTenantStore(o.Queryable.(*tsdb.DB)) })
+		o.Queryable, o.Appendable = store, store
+		o.Tenants = tenant.Resolver{Enabled: true}
+	})
+	c.store.writeTenantNodes(t, "ops", 4)
+	c.store.writeTenantNodes(t, "other", 1)
+	l := c.leader()
+	require.Eventually(t, func() bool { return len(c.recv.named("TooManyNodes")) > 0 }, 10*time.Second, 20*time.Millisecond)
+	for _, al := range c.recv.named("TooManyNodes") {
+		require.Equal(t, "ops", al.Tenant)
+	}
+	selects, _, none := store.seen()
+	require.Equal(t, []string{"ops"}, selects)
+	require.Zero(t, none)
+	require.Len(t, l.r.RulesFor(tenant.With(context.Background(), "ops")).RuleGroups(), 1)
+	require.Empty(t, l.r.RulesFor(tenant.With(context.Background(), tenant.DefaultTenant)).RuleGroups())
 }
