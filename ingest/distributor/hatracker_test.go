@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -266,4 +267,29 @@ func (e *env) labelNames(t testing.TB, metric string) []string {
 	})
 	require.NoError(t, err)
 	return resp.Names
+}
+
+// BenchmarkHATrackerCheck measures the per-push cost of the tracker for the
+// elected replica and for the deduplicated one (the cache path both take
+// between KV writes), over 100 clusters, from parallel pushes.
+func BenchmarkHATrackerCheck(b *testing.B) {
+	for _, replica := range []string{"a", "b"} {
+		b.Run("replica="+replica, func(b *testing.B) {
+			tr, err := NewHATracker(haConfig(), cluster.Namespace(cluster.NewMemKV(), HATrackerRingName), nil, prometheus.NewRegistry())
+			require.NoError(b, err)
+			clusters := make([]string, 100)
+			for i := range clusters {
+				clusters[i] = "c" + strconv.Itoa(i)
+				require.NoError(b, tr.Check("t", clusters[i], "a", 0))
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					_ = tr.Check("t", clusters[i%len(clusters)], replica, 0)
+					i++
+				}
+			})
+		})
+	}
 }
