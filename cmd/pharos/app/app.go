@@ -33,6 +33,7 @@ import (
 	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
+	"github.com/pharos-tsdb/pharos/limits"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/querier/api"
 	"github.com/pharos-tsdb/pharos/querier/frontend"
@@ -71,6 +72,7 @@ type App struct {
 	notifierStop context.CancelFunc
 	notifierDone chan error
 	distributor  *distributor.Distributor
+	overrides    *limits.Overrides      // per-tenant limits; see limits.go
 	haTracker    *distributor.HATracker // nil unless enabled; see hatracker.go
 	// queryable and engine read the cluster, for the querier and the ruler.
 	queryable storage.SampleAndChunkQueryable
@@ -170,6 +172,9 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/ring", a.ring)
+	if err := a.buildLimits(mux); err != nil {
+		return nil, err
+	}
 	if a.lifecycler != nil {
 		a.registerDrain(mux)
 	}
@@ -183,6 +188,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	a.applyLimits()
 	if err := a.buildScraper(mux); err != nil {
 		return nil, err
 	}
@@ -193,7 +199,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		}
 	}
 	if a.has(RoleQuerier) || a.has(RoleRuler) {
-		a.queryable = querier.NewLimitedQueryable(qings, cfg.Querier.Limits, a.logger.With("component", "querier"), a.reg)
+		a.queryable = querier.NewLimitedQueryable(qings, a.overrides, a.logger.With("component", "querier"), a.reg)
 		a.engine = querier.NewEngine(a.cfg.Querier, a.logger.With("component", "query engine"), a.reg)
 	}
 	if a.has(RoleRuler) {
@@ -382,6 +388,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.bgDone.Go(func() { a.pool.Run(bgCtx, poolCheckInterval, a.ringAddrs) })
 	}
 	a.startHATracker(bgCtx)
+	a.startLimits(bgCtx)
 	if err := a.startScraper(ctx); err != nil {
 		return errors.Join(err, a.shutdown())
 	}

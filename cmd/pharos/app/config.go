@@ -22,6 +22,7 @@ import (
 	"github.com/pharos-tsdb/pharos/cluster/gossip"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 	"github.com/pharos-tsdb/pharos/ingest/scraper"
+	"github.com/pharos-tsdb/pharos/limits"
 	"github.com/pharos-tsdb/pharos/querier"
 	"github.com/pharos-tsdb/pharos/querier/frontend"
 	"github.com/pharos-tsdb/pharos/ruler"
@@ -79,6 +80,10 @@ type Config struct {
 	Ruler ruler.Config      `yaml:"ruler"`
 	// Multitenancy: see tenants.go.
 	Multitenancy MultitenancyConfig `yaml:"multitenancy"`
+	// Limits are every tenant's default limits; RuntimeConfig names the
+	// file of per-tenant overrides (see limits.go).
+	Limits        limits.Limits        `yaml:"limits"`
+	RuntimeConfig limits.RuntimeConfig `yaml:"runtime_config"`
 
 	// file is the configuration file this Config was loaded from, if any.
 	file string
@@ -170,6 +175,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Rules.RegisterFlags(fs)
 	c.Ruler.RegisterFlags(fs)
 	c.Multitenancy.RegisterFlags(fs)
+	c.Limits.RegisterFlags(fs)
+	c.RuntimeConfig.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field, named by its YAML path.
@@ -191,6 +198,8 @@ func (c *Config) Validate() error {
 		{"ring", &c.Ring},
 		{"scraper", &c.Scraper},
 		{"ruler", &c.Ruler},
+		{"limits", &c.Limits},
+		{"runtime_config", &c.RuntimeConfig},
 	} {
 		if err := s.v.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)

@@ -60,6 +60,7 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 		Logger:                  a.logger.With("component", "ruler"),
 		Registerer:              a.reg,
 		SDMetrics:               sdMetrics,
+		Limits:                  a.overrides,
 		Tenants:                 a.tenants(),
 		HTTPClient:              a.rulerHTTPClient(),
 		HTTPTransport:           a.sec.transport,
