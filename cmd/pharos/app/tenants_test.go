@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,4 +261,22 @@ func TestTenantHeaderIgnoredWhenOff(t *testing.T) {
 	code, body := tenantRequest(t, http.MethodGet, base+"/api/v1/status/tsdb", "", nil, nil)
 	require.Equal(t, http.StatusOK, code, body)
 	require.NotContains(t, body, tenant.Label)
+}
+
+// The scraper writes as scraper.tenant: its data is that tenant's alone.
+func TestScraperWritesAsItsTenant(t *testing.T) {
+	exp := exporter(t, "# TYPE scraped gauge\nscraped 1\n")
+	a, _ := startApp(t, "multitenancy:\n  enabled: true\nscraper:\n  tenant: platform\n"+
+		scrapeConfig(map[string]string{"exp": strings.TrimPrefix(exp.URL, "http://")}))
+	base := "http://" + a.HTTPAddr()
+	require.Eventually(t, func() bool {
+		var res promResult
+		apiGetAs(t, base, "/api/v1/query", url.Values{"query": {`scraped{job="exp"}`}}, "platform", &res)
+		return len(res.Result) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	var res promResult
+	apiGetAs(t, base, "/api/v1/query", url.Values{"query": {`{job="exp"}`}}, "team-a", &res)
+	require.Empty(t, res.Result)
+	apiGetAs(t, base, "/api/v1/query", url.Values{"query": {`{job="exp"}`}}, tenant.DefaultTenant, &res)
+	require.Empty(t, res.Result)
 }
