@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-tsdb/pharos/cluster"
@@ -249,6 +251,23 @@ func TestDedupeHA(t *testing.T) {
 	names := e.labelNames(t, "m")
 	require.NotContains(t, names, "__replica__")
 	require.Contains(t, names, "cluster")
+
+	// Remote write 2.0 carries the labels as symbols: the same decisions.
+	v2 := func(replica string, ts int64) []byte {
+		st := writev2.NewSymbolTable()
+		req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "v2", "cluster", "prom", "__replica__", replica), nil),
+			Samples:    []writev2.Sample{{Timestamp: ts, Value: 1}},
+		}}}
+		req.Symbols = st.Symbols()
+		return encode(t, req)
+	}
+	now := time.Now().UnixMilli()
+	require.Equal(t, 202, post(t, srv.URL, ctV2, "snappy", v2("b", now)).code)
+	resp = post(t, srv.URL, ctV2, "snappy", v2("a", now+1))
+	require.Equal(t, 204, resp.code, resp.body)
+	require.Equal(t, 1, e.samplesOf(t, "v2"))
+	require.NotContains(t, e.labelNames(t, "v2"), "__replica__")
 
 	// A tenant that does not accept HA samples keeps the replica label.
 	limits.Accept = false
