@@ -27,8 +27,13 @@ func (a *App) buildHATracker() error {
 	return nil
 }
 
-// haLimits are the per-tenant HA settings.
+// haLimits are the per-tenant HA settings: the limits and their runtime
+// overrides (accept_ha_samples, ha_cluster_label, ha_replica_label,
+// ha_max_clusters), read on every push so that a reload applies at once.
 func (a *App) haLimits() distributor.HALimits {
+	if a.overrides != nil {
+		return a.overrides
+	}
 	return distributor.DefaultHALimits()
 }
 

@@ -149,6 +149,7 @@ func TestHAPairFailover(t *testing.T) {
 		n.args = append(clusterArgs(1), "-target=distributor,querier", "-storage.path="+n.dir,
 			"-memberlist.join="+c.ings[0].app.GossipAddr(),
 			"-distributor.ha-tracker.enable=true",
+			"-limits.accept-ha-samples=true",
 			"-distributor.ha-tracker.update-timeout=500ms",
 			"-distributor.ha-tracker.update-timeout-jitter-max=200ms",
 			"-distributor.ha-tracker.failover-timeout="+failover.String())
