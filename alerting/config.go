@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pharos-tsdb/pharos/internal/tlsconfig"
 )
 
 // Config is the `notifier:` YAML section. Field meanings and defaults
@@ -43,6 +45,11 @@ type Config struct {
 	ReconnectTimeout     time.Duration `yaml:"reconnect_timeout"`
 	PeersResolveTimeout  time.Duration `yaml:"peers_resolve_timeout"`
 	ClusterTLSConfigFile string        `yaml:"cluster_tls_config"`
+
+	// ClusterTLS is mutual TLS for the cluster from certificate files, as
+	// Pharos's other links take it; an alternative to ClusterTLSConfigFile
+	// (tls.go).
+	ClusterTLS tlsconfig.PeerConfig `yaml:"cluster_tls"`
 
 	// MultiTenant runs one Alertmanager per tenant (X-Scope-OrgID). It
 	// is not a key of this section: the caller sets it from the
@@ -101,6 +108,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PeersResolveTimeout, "notifier.peers-resolve-timeout", 15*time.Second, "Time to resolve peer addresses.")
 	fs.IntVar(&c.MaxTenants, "notifier.max-tenants", 1000, "With multi-tenancy, the most tenants whose Alertmanager runs in one notifier; a new tenant beyond it gets 429. 0 means no limit.")
 	fs.StringVar(&c.ClusterTLSConfigFile, "notifier.cluster-tls-config", "", "Gossip mutual TLS configuration file (experimental upstream).")
+	c.ClusterTLS.RegisterFlags("notifier.cluster-tls.", fs)
 }
 
 // Validate checks the settings that would otherwise fail deep inside
@@ -111,6 +119,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("notifier.data-dir is required")
+	}
+	if err := c.validateClusterTLS(); err != nil {
+		return err
 	}
 	type dur struct {
 		name string

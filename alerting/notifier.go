@@ -261,7 +261,7 @@ func (n *Notifier) start(cleanups *stack) error {
 		settleCancel = func() {}
 	)
 	if c.ClusterBind != "" {
-		tlsConf, err := cluster.GetTLSTransportConfig(c.ClusterTLSConfigFile)
+		tlsConf, err := clusterTLSConfig(c)
 		if err != nil {
 			return fmt.Errorf("gossip tls config: %w", err)
 		}

@@ -179,8 +179,14 @@ receivers:
 			"-rules.files="+rules,
 			"-notifier.config-file="+amCfg,
 			"-notifier.cluster-bind="+c.notifierAddrs[i],
-			"-notifier.cluster-tls-config="+clusterTLS,
 		)
+		if i == 0 {
+			// The upstream file on one node, the certificate flags on the
+			// others: both build the same transport.
+			args = append(args, "-notifier.cluster-tls-config="+clusterTLS)
+		} else {
+			args = append(args, tlsFlags("-notifier.cluster-tls.")...)
+		}
 		args = append(args, tlsFlags("-server.http-client-tls.")...)
 		args = append(args, tlsFlags("-ingester.client.tls.")...)
 		args = append(args, tlsFlags("-ruler.raft-tls.")...)
@@ -415,7 +421,7 @@ func TestSecuredCluster(t *testing.T) {
 	})
 
 	t.Run("raft and notifier cluster refuse plaintext and foreign certificates", func(t *testing.T) {
-		for _, addr := range []string{c.raftAddrs[0], c.notifierAddrs[0]} {
+		for _, addr := range []string{c.raftAddrs[0], c.notifierAddrs[0], c.notifierAddrs[1]} {
 			require.NoError(t, tlsHandshake(addr, c.nodeTLS), "%s: a valid peer is accepted", addr)
 			require.Error(t, tlsHandshake(addr, &tls.Config{RootCAs: c.nodeTLS.RootCAs}), "%s: no certificate", addr)
 			require.Error(t, tlsHandshake(addr, c.strangerTLS), "%s: another CA's certificate", addr)
