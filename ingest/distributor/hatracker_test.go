@@ -2,9 +2,11 @@ package distributor
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
@@ -123,6 +125,23 @@ func TestHATrackerTimeline(t *testing.T) {
 	require.NoError(t, tr.Check("t1", "other", "b", 0))
 	require.NoError(t, tr.Check("t2", "prom", "b", 0))
 	require.ErrorIs(t, tr.Check("t1", "prom", "b", 0), ErrNotElected)
+
+	// The status page lists the elections, sorted.
+	rec := httptest.NewRecorder()
+	tr.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/distributor/ha_tracker?format=json", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var st []haStatus
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &st))
+	require.Len(t, st, 3)
+	require.Equal(t, haStatus{Tenant: "t1", Cluster: "other", Replica: "b", ElectedAt: clock.now().UTC(), ReceivedAt: clock.now().UTC(), FailoverInSeconds: 3}, st[0])
+	var got []string
+	for _, e := range st {
+		got = append(got, e.Tenant+"/"+e.Cluster+"="+e.Replica)
+	}
+	require.Equal(t, []string{"t1/other=b", "t1/prom=a", "t2/prom=b"}, got)
+	rec = httptest.NewRecorder()
+	tr.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/distributor/ha_tracker", nil))
+	require.Contains(t, rec.Body.String(), "<td>t2</td><td>prom</td><td>b</td>")
 }
 
 func TestHATrackerMaxClusters(t *testing.T) {

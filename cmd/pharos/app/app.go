@@ -184,7 +184,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 			return nil, fmt.Errorf("distributor: %w", err)
 		}
 		a.handleWrite(mux, a.distributor.RemoteWriteHandler())
-		if err := a.buildHATracker(); err != nil {
+		if err := a.buildHATracker(mux); err != nil {
 			return nil, err
 		}
 	}

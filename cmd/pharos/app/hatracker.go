@@ -3,16 +3,18 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/ingest/distributor"
 )
 
 // buildHATracker gives the distributor its HA tracker when
-// distributor.ha_tracker.enable_ha_tracker is on. The elections live in
-// their own namespace of the ring's KV: gossiped between the distributors
-// of a cluster, in memory for a lone all-in-one process.
-func (a *App) buildHATracker() error {
+// distributor.ha_tracker.enable_ha_tracker is on, and serves its elections
+// at Mimir's /distributor/ha_tracker. The elections live in their own
+// namespace of the ring's KV: gossiped between the distributors of a
+// cluster, in memory for a lone all-in-one process.
+func (a *App) buildHATracker(mux *http.ServeMux) error {
 	cfg := a.cfg.Distributor.HATracker
 	if !cfg.Enable || a.distributor == nil {
 		return nil
@@ -24,6 +26,7 @@ func (a *App) buildHATracker() error {
 	}
 	a.distributor.SetHATracker(t, a.haLimits())
 	a.haTracker = t
+	mux.Handle("/distributor/ha_tracker", t)
 	return nil
 }
 

@@ -190,6 +190,9 @@ func TestHAPairFailover(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, code, "b's pushes are accepted and dropped")
 	}
 	require.Positive(t, metricValue(t, base2, "pharos_distributor_deduped_samples_total", `cluster="prom",tenant="anonymous"`))
+	var elections []struct{ Tenant, Cluster, Replica string }
+	getInto(t, base2+"/distributor/ha_tracker?format=json", &elections)
+	require.Equal(t, []struct{ Tenant, Cluster, Replica string }{{"anonymous", "prom", "a"}}, elections)
 
 	// a stops: b takes over once a has been silent for the failover timeout.
 	a.halt()
