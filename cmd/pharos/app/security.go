@@ -116,6 +116,12 @@ func (a *App) buildSecurity() error {
 	}
 	a.sec.transport = rt
 	a.sec.client = &http.Client{Transport: rt}
+	// One configuration serves every process of a cluster: a process
+	// whose ingesters refuse plaintext dials them with TLS too.
+	if c.GRPCTLS.Enabled() && !a.cfg.IngesterClient.TLS.IsEnabled() &&
+		(a.has(RoleDistributor) || a.has(RoleQuerier) || a.has(RoleRuler)) {
+		return errors.New("ingester_client.tls: required when server.grpc_tls is set, as the ingesters refuse plaintext")
+	}
 	opt, err := ingesterclient.ServerTLSOption(c.GRPCTLS)
 	if err != nil {
 		return fmt.Errorf("server.grpc_tls: %w", err)

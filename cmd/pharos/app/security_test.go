@@ -501,3 +501,31 @@ func plaintextRefused(t *testing.T, addr string) bool {
 	// A TLS alert record (content type 21), or nothing.
 	return len(b) == 0 || b[0] == 21
 }
+
+func TestSecurityConfigErrors(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	p := ca.Issue(t, "node")
+	dir := t.TempDir()
+	badWeb := writeFile(t, dir, "web.yml", "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"unreadable web config", []string{"-web.config.file=" + badWeb}, "web_config_file"},
+		{"gRPC TLS without a key", []string{"-server.grpc-tls.cert-file=" + p.CertFile}, "grpc_tls: key_file"},
+		{"client cert without key", []string{"-server.http-client-tls.cert-file=" + p.CertFile}, "http_client_tls"},
+		{"password without user", []string{"-server.http-client-basic-auth.password=x"}, "http_client_basic_auth: username"},
+		{"raft TLS without CA", []string{"-ruler.raft-tls.cert-file=" + p.CertFile, "-ruler.raft-tls.key-file=" + p.KeyFile}, "raft_tls: ca_file"},
+		{"gossip key too short", []string{"-memberlist.encryption-key-file=" + writeFile(t, dir, "k", "short")}, "encryption_key_file"},
+		{"notifier TLS twice", []string{"-notifier.cluster-tls-config=x.yml", "-notifier.cluster-tls.cert-file=" + p.CertFile, "-notifier.cluster-tls.key-file=" + p.KeyFile, "-notifier.cluster-tls.ca-file=" + ca.CertFile}, "at most one"},
+		{"gRPC TLS without client TLS", []string{"-server.grpc-tls.cert-file=" + p.CertFile, "-server.grpc-tls.key-file=" + p.KeyFile}, "ingester_client.tls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load(append([]string{"-server.http-listen=127.0.0.1:0", "-server.grpc-listen=127.0.0.1:0", "-storage.path=" + t.TempDir()}, tc.args...))
+			require.NoError(t, err)
+			_, err = New(cfg, slog.New(slog.DiscardHandler))
+			require.ErrorContains(t, err, tc.err)
+		})
+	}
+}
