@@ -145,18 +145,16 @@ func (r *rateLimiters) take(l Limits, id string, n int, now time.Time) error {
 	}
 	r.mu.Unlock()
 
-	e := &RateLimitError{Tenant: id, Rate: perSec, Burst: burst, Samples: n}
 	if n > burst {
-		return e
+		return &RateLimitError{Tenant: id, Rate: perSec, Burst: burst, Samples: n}
 	}
 	res := lim.ReserveN(now, n)
 	if !res.OK() {
-		return e
+		return &RateLimitError{Tenant: id, Rate: perSec, Burst: burst, Samples: n}
 	}
 	if delay := res.DelayFrom(now); delay > 0 {
 		res.CancelAt(now)
-		e.RetryAfter = delay
-		return e
+		return &RateLimitError{Tenant: id, Rate: perSec, Burst: burst, Samples: n, RetryAfter: delay}
 	}
 	return nil
 }

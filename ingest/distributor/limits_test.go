@@ -130,3 +130,29 @@ func do(t *testing.T, req *http.Request) response {
 	require.NoError(t, err)
 	return response{code: resp.StatusCode, body: string(b), header: resp.Header}
 }
+
+// BenchmarkRateLimiter is the cost per request of the per-tenant bucket:
+// the lookup under the mutex and the reservation, over 100 tenants.
+func BenchmarkRateLimiter(b *testing.B) {
+	var l limits.Limits
+	l.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	l.IngestionRate, l.IngestionBurstSize = 1e12, 1e9
+	o, err := limits.NewOverrides(l, limits.RuntimeConfig{}, nil, nil)
+	require.NoError(b, err)
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = "tenant-" + strconv.Itoa(i)
+	}
+	var r rateLimiters
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if err := r.take(o, ids[i%len(ids)], 1000, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

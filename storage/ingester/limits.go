@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 
@@ -135,7 +136,7 @@ func (t *seriesTracker) PreCreation(ls labels.Labels) error {
 		return &seriesLimitError{tenant: id, global: perUser, local: local}
 	}
 	if local := localLimit(perMetric, rf, ings); local > 0 {
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		if ts.byMetric[name] >= local {
 			return &seriesLimitError{tenant: id, metric: name, global: perMetric, local: local}
 		}
@@ -146,7 +147,7 @@ func (t *seriesTracker) PreCreation(ls labels.Labels) error {
 // PostCreation implements tsdb.SeriesLifecycleCallback.
 func (t *seriesTracker) PostCreation(ls labels.Labels) {
 	id := seriesTenant(ls)
-	name := ls.Get(labels.MetricName)
+	name := ls.Get(model.MetricNameLabel)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ts := t.tenants[id]
@@ -169,7 +170,7 @@ func (t *seriesTracker) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Lab
 			continue
 		}
 		ts.n--
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		if ts.byMetric[name]--; ts.byMetric[name] <= 0 {
 			delete(ts.byMetric, name)
 		}

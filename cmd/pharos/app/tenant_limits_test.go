@@ -106,8 +106,11 @@ overrides:
 		}
 		return writes, queries
 	}
-	const rounds = 100
-	measure(10) // warm up
+	rounds := 100
+	if raceEnabled {
+		rounds = 20 // the numbers only mean something without the race detector
+	}
+	measure(5) // warm up
 	idleW, idleQ := measure(rounds)
 
 	stop := make(chan struct{})
@@ -215,4 +218,22 @@ overrides:
 	require.Len(t, res.Data.Result, 1)
 	require.Equal(t, "90", res.Data.Result[0].Value[1], "c sees its own 90 series only")
 	require.False(t, strings.Contains(r3.body, `"b"`))
+}
+
+// TestDeprecatedLimitKeysStillApply: the distributor and querier keys that
+// moved to limits: still set every tenant's default.
+func TestDeprecatedLimitKeysStillApply(t *testing.T) {
+	a, _ := startApp(t, "distributor:\n  max_label_names_per_series: 3\nquerier:\n  max_fetched_series_per_query: 5\n")
+	base := "http://" + a.HTTPAddr()
+	now := time.Now().UnixMilli()
+	r := limitsWrite(t, base, tenant.DefaultTenant, []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "x"}, {Name: "a", Value: "1"}, {Name: "b", Value: "2"}, {Name: "c", Value: "3"}},
+		Samples: []prompb.Sample{{Timestamp: now, Value: 1}},
+	}})
+	require.Equal(t, http.StatusBadRequest, r.code)
+	require.Contains(t, r.body, "more than the limit of 3 (limits.max_label_names_per_series)")
+	writeAll(t, base, genSeries(0, 10, now), 10)
+	r = limitsQuery(t, base, tenant.DefaultTenant, "count(m)", now)
+	require.Equal(t, http.StatusUnprocessableEntity, r.code, r.body)
+	require.Contains(t, r.body, "(limit: 5)")
 }
