@@ -19,7 +19,7 @@ comma := ,
 empty :=
 space := $(empty) $(empty)
 
-.PHONY: all build run test test-short lint bench bench-cluster proto proto-tools tools clean e2e ui-test image helm helm-lint manifests manifests-check
+.PHONY: all build run test test-short fuzz-short fuzz-long lint bench bench-cluster proto proto-tools tools clean e2e ui-test image helm helm-lint manifests manifests-check
 
 all: build
 
@@ -29,8 +29,28 @@ build:
 run: build
 	./$(BIN)
 
-test:
+test: fuzz-short
 	$(GO) test -race -timeout 25m $(PKGS)
+
+# Every fuzz target, as package:Target. fuzz-short runs each for FUZZTIME
+# one after the other (part of make test); fuzz-long runs each for 5
+# minutes, FUZZ_JOBS at a time, one worker each. New interesting inputs
+# stay in the Go build cache; a failing one is written to the package's
+# testdata/fuzz and fails the target.
+FUZZ_TARGETS := ./ingest/remotewrite:FuzzDecodeV1 ./ingest/remotewrite:FuzzDecodeV2 \
+	./storage/ingester:FuzzPushRequestDecode ./cluster/ring:FuzzUnmarshal ./cluster/ring:FuzzMerge \
+	./ruler:FuzzFSMApply ./ruler:FuzzParseGroup ./alerting:FuzzLoadConfig \
+	./cmd/pharos/app:FuzzLoad ./cmd/pharos/app:FuzzScrapeSection
+FUZZTIME  ?= 4s
+FUZZ_JOBS ?= 1
+fuzz-short:
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh -c 't={}; log=$$(mktemp); \
+		if $(GO) test -run "^$$" -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s -parallel 1 "$${t%%:*}" >$$log 2>&1; \
+		then echo "ok   $$t: $$(grep "^fuzz: elapsed" $$log | tail -1)"; rm -f $$log; \
+		else echo "FAIL $$t"; cat $$log; rm -f $$log; exit 255; fi'
+
+fuzz-long:
+	$(MAKE) fuzz-short FUZZTIME=5m FUZZ_JOBS=2
 
 # End-to-end scenarios: the built binary on hosts made of network namespaces,
 # with faults. Needs root, iproute2 and iptables. A failed scenario leaves its
