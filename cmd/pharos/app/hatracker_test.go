@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -254,5 +256,58 @@ func TestHAPairFailover(t *testing.T) {
 		} else {
 			require.Equal(t, http.StatusNoContent, code)
 		}
+	}
+}
+
+// TestHAPairsPerTenant: in an all-in-one process (the in-memory KV) with
+// multi-tenancy on, elections are per tenant. Two tenants run a pair each
+// under the same cluster name; each tenant's first replica is elected, and
+// each reads only its own, deduplicated series. A third tenant without
+// accept_ha_samples (a runtime override) keeps both replicas.
+func TestHAPairsPerTenant(t *testing.T) {
+	dir := t.TempDir()
+	overrides := filepath.Join(dir, "overrides.yml")
+	require.NoError(t, os.WriteFile(overrides, []byte("overrides:\n  t3:\n    accept_ha_samples: false\n"), 0o644))
+	a, _ := startApp(t, fmt.Sprintf(`multitenancy: {enabled: true}
+distributor:
+  ha_tracker: {enable_ha_tracker: true}
+limits: {accept_ha_samples: true}
+runtime_config: {file: %q}
+`, overrides))
+	base := "http://" + a.HTTPAddr()
+	now := time.Now().UnixMilli()
+	write := func(id, replica string, ts int64) int {
+		code, body := writeV1As(t, base, "/api/v1/write", id, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels: []prompb.Label{
+				{Name: "__name__", Value: "ha_up"}, {Name: "__replica__", Value: replica}, {Name: "cluster", Value: "prom"},
+			},
+			Samples: []prompb.Sample{{Timestamp: ts, Value: float64(replica[0])}},
+		}}})
+		require.Less(t, code, 300, body)
+		return code
+	}
+	require.Equal(t, http.StatusNoContent, write("t1", "a", now))
+	require.Equal(t, http.StatusNoContent, write("t2", "b", now), "t2's election is its own")
+	require.Equal(t, http.StatusAccepted, write("t1", "b", now+1))
+	require.Equal(t, http.StatusAccepted, write("t2", "a", now+1))
+	require.Equal(t, http.StatusNoContent, write("t3", "a", now))
+	require.Equal(t, http.StatusNoContent, write("t3", "b", now))
+
+	for id, want := range map[string][]map[string]string{
+		"t1": {{"__name__": "ha_up", "cluster": "prom"}},
+		"t2": {{"__name__": "ha_up", "cluster": "prom"}},
+		"t3": {{"__name__": "ha_up", "cluster": "prom", "__replica__": "a"}, {"__name__": "ha_up", "cluster": "prom", "__replica__": "b"}},
+	} {
+		var got struct{ Result []promSample }
+		apiGetAs(t, base, "/api/v1/query", url.Values{"query": {"ha_up[1m]"}, "time": {unixSeconds(time.UnixMilli(now + 1000))}}, id, &got)
+		var metrics []map[string]string
+		for _, s := range got.Result {
+			metrics = append(metrics, s.Metric)
+			if id != "t3" {
+				require.Len(t, s.Values, 1, id)
+				require.Equal(t, map[string]string{"t1": "97", "t2": "98"}[id], s.Values[0][1], "%s stores its elected replica's sample", id)
+			}
+		}
+		require.ElementsMatch(t, want, metrics, id)
 	}
 }
