@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/common/promslog"
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/stretchr/testify/require"
 )
 
