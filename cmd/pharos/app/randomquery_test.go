@@ -84,7 +84,19 @@ func TestRandomQueries(t *testing.T) {
 		{"querier", "http://" + plain.app.HTTPAddr()},
 		{"sharded front", c.base()},
 	}
-	agreed, empty, failed, differ := 0, 0, 0, map[string][]string{}
+	agreed, empty, failed, ties, differ := 0, 0, 0, 0, map[string][]string{}
+	// compare is diff, except that topk and bottomk may pick another of
+	// equal values (upstream leaves ties to the order series arrive in,
+	// which differs between a local tsdb and merged or sharded ingester
+	// answers): then the values at each step must still be the same.
+	compare := func(q string, want, got normalized) string {
+		d := want.diff(got)
+		if d != "" && (strings.Contains(q, "topk") || strings.Contains(q, "bottomk")) && want.sameValuesPerStep(got) {
+			ties++
+			return ""
+		}
+		return d
+	}
 	for i := range n {
 		q := g.expr(0)
 		inst, err := engine.NewInstantQuery(t.Context(), local, nil, q, end)
@@ -112,12 +124,12 @@ func TestRandomQueries(t *testing.T) {
 		ok := true
 		for _, tg := range targets {
 			got := apiQuery(t, tg.base, url.Values{"query": {q}, "time": {unixSec(end)}})
-			if d := want.diff(got); d != "" {
+			if d := compare(q, want, got); d != "" {
 				ok = false
 				differ[tg.name+" instant"] = append(differ[tg.name+" instant"], fmt.Sprintf("#%d %s: %s", i, q, d))
 			}
 			got = apiQuery(t, tg.base+"/api/v1/query_range", url.Values{"query": {q}, "start": {unixSec(start)}, "end": {unixSec(end)}, "step": {"60"}})
-			if d := wantRange.diff(got); d != "" {
+			if d := compare(q, wantRange, got); d != "" {
 				ok = false
 				differ[tg.name+" range"] = append(differ[tg.name+" range"], fmt.Sprintf("#%d %s: %s", i, q, d))
 			}
@@ -126,7 +138,7 @@ func TestRandomQueries(t *testing.T) {
 			agreed++
 		}
 	}
-	t.Logf("%d of %d queries agreed on every path (locally %d failed, %d had an empty instant answer)", agreed, n, failed, empty)
+	t.Logf("%d of %d queries agreed on every path (locally %d failed, %d had an empty instant answer; %d answers of topk/bottomk chose other series of equal value)", agreed, n, failed, empty, ties)
 	// A generator whose queries mostly fail or find nothing compares nothing.
 	require.Less(t, failed+empty, n*6/10, "too few queries with an answer")
 	for k, v := range differ {
@@ -373,6 +385,42 @@ func (n normalized) diff(got normalized) string {
 	return ""
 }
 
+// sameValuesPerStep reports whether n and got hold the same values at every
+// timestamp, whichever series carry them.
+func (n normalized) sameValuesPerStep(got normalized) bool {
+	if n.Err || got.Err || n.Type != got.Type {
+		return false
+	}
+	steps := func(x normalized) map[float64][]float64 {
+		out := map[float64][]float64{}
+		for _, pts := range x.Series {
+			for _, p := range pts {
+				out[p[0]] = append(out[p[0]], p[1])
+			}
+		}
+		for _, vs := range out {
+			slices.Sort(vs)
+		}
+		return out
+	}
+	a, b := steps(n), steps(got)
+	if len(a) != len(b) {
+		return false
+	}
+	for ts, va := range a {
+		vb := b[ts]
+		if len(va) != len(vb) {
+			return false
+		}
+		for i := range va {
+			if !sameValue(va[i], vb[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func sameValue(a, b float64) bool {
 	switch {
 	case math.IsNaN(a) || math.IsNaN(b):
@@ -535,7 +583,7 @@ func (g *queryGen) vector(depth int) string {
 		}
 		return "(" + l + ") " + op + match + " (" + r + ")"
 	case 8:
-		return fmt.Sprintf("(%s) %s %s", g.vector(depth+1), g.pick("*", "+", "/", ">", "< bool", "-"), g.pick("2", "0", "0.5", "1e9", "-1"))
+		return fmt.Sprintf("(%s) %s %s", g.vector(depth+1), g.pick("*", "+", "/", ">", "< bool", "-"), g.pick("2", "0", "0.5", "100", "-1"))
 	case 9:
 		f := g.pick("abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "round", "sgn", "clamp_min", "clamp_max", "timestamp", "absent", "sort", "sort_desc")
 		switch f {
