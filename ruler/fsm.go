@@ -240,7 +240,17 @@ func encodeCommand(c *command) ([]byte, error) {
 
 func decodeCommand(data []byte) (*command, error) {
 	if len(data) > 0 && data[0] == compressedMarker {
-		var err error
+		// snappy.Decode allocates the length the header claims before it
+		// reads a byte, so a corrupt entry of 8 bytes could ask for 4 GiB.
+		// No snappy block expands more than 32 times (a 3-byte copy tag
+		// yields at most 64 bytes).
+		n, err := snappy.DecodedLen(data[1:])
+		if err != nil {
+			return nil, err
+		}
+		if n > 32*len(data)+64 {
+			return nil, fmt.Errorf("compressed command claims %d bytes from %d: corrupt", n, len(data))
+		}
 		if data, err = snappy.Decode(nil, data[1:]); err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
@@ -60,7 +61,7 @@ func TestRandomQueries(t *testing.T) {
 	names := map[string][]labels.Labels{}
 	for _, ts := range data {
 		ls := labels.New(prompbLabels(ts.Labels)...)
-		names[ls.Get(labels.MetricName)] = append(names[ls.Get(labels.MetricName)], ls)
+		names[ls.Get(model.MetricNameLabel)] = append(names[ls.Get(model.MetricNameLabel)], ls)
 	}
 	// Every series is queryable on the cluster before comparing.
 	require.Eventually(t, func() bool {
@@ -462,7 +463,7 @@ func (g *queryGen) labelNames(metric string) []string {
 	var out []string
 	for _, ls := range g.series[metric] {
 		ls.Range(func(l labels.Label) {
-			if l.Name != labels.MetricName && !slices.Contains(out, l.Name) {
+			if l.Name != model.MetricNameLabel && !slices.Contains(out, l.Name) {
 				out = append(out, l.Name)
 			}
 		})
