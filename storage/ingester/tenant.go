@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/pharos-tsdb/pharos/internal/tenant"
@@ -89,7 +90,7 @@ func (i *Ingester) scopeMatchers(id string, ms []*labels.Matcher) (scoped []*lab
 	if len(scoped) == 0 && len(ms) > 0 {
 		// Every matcher was about the tenant and accepts its absence: the
 		// selection is all series (of the default tenant alone here).
-		scoped = append(scoped, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".*"))
+		scoped = append(scoped, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*"))
 	}
 	return scoped, false
 }
