@@ -101,7 +101,7 @@ func loadConfig(file string) (*config.Config, error) {
 // checkGlobs, if not nil, vets the resolved template globs before any
 // template file is read.
 func parseConfigFile(file string, checkGlobs func([]string) error) (*config.Config, error) {
-	c, err := config.LoadFile(file)
+	c, err := loadFileUpstream(file)
 	if err != nil {
 		if raw, rerr := os.ReadFile(file); rerr == nil {
 			if where := locateError(raw); where != "" {

@@ -48,7 +48,7 @@ func locateError(raw []byte) string {
 		if err != nil {
 			return err
 		}
-		_, err = config.Load(string(out))
+		_, err = loadUpstream(string(out))
 		return err
 	}
 	stubRoute := yaml.MapSlice{{Key: "receiver", Value: stub}}
@@ -217,4 +217,34 @@ func walkStrings(v reflect.Value, path string, f func(path, s string) error) err
 		}
 	}
 	return nil
+}
+
+// CheckConfigFile loads an alertmanager.yml as the notifier does, for
+// `pharos -config.verify`: upstream's loader plus the location of what it
+// refuses, and never a panic.
+func CheckConfigFile(file string) error {
+	_, err := parseConfigFile(file, nil)
+	return err
+}
+
+// loadUpstream is config.Load, and loadFileUpstream config.LoadFile, with a
+// panic of the upstream loader turned into an error. Upstream dereferences
+// list entries it expects to be present: `routes: [null]` panics in its
+// receiver check (alertmanager v0.34.2), and a tenant's config must not take
+// its request, or a reload the process, down with it.
+func loadUpstream(s string) (*config.Config, error) {
+	return recoverLoad(func() (*config.Config, error) { return config.Load(s) })
+}
+
+func loadFileUpstream(file string) (*config.Config, error) {
+	return recoverLoad(func() (*config.Config, error) { return config.LoadFile(file) })
+}
+
+func recoverLoad(load func() (*config.Config, error)) (c *config.Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("invalid configuration: the alertmanager loader failed on it (%v); look for an empty entry in a list, such as a null route in route.routes", r)
+		}
+	}()
+	return load()
 }

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/prometheus/alertmanager/config"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,7 +25,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		file := filepath.Join(t.TempDir(), "alertmanager.yml")
 		require.NoError(t, os.WriteFile(file, body, 0o600))
-		_, upErr := config.Load(string(body))
+		_, upErr := loadUpstream(string(body))
 		_, err := loadConfig(file)
 		if upErr != nil {
 			require.Error(t, err, "upstream refuses it: %v", upErr)
@@ -40,4 +39,14 @@ func FuzzLoadConfig(f *testing.F) {
 		// panic on any YAML, and finds nothing wrong in a valid file.
 		require.Empty(t, locateError(body))
 	})
+}
+
+// A null route made upstream's loader panic; it is a config error like any
+// other, at load and at -config.verify.
+func TestNullRouteIsAnError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "alertmanager.yml")
+	require.NoError(t, os.WriteFile(file, []byte("route:\n  receiver: r\n  routes:\n  -\nreceivers:\n- name: r\n"), 0o600))
+	_, err := loadConfig(file)
+	require.ErrorContains(t, err, "null route in route.routes")
+	require.ErrorContains(t, CheckConfigFile(file), "null route in route.routes")
 }

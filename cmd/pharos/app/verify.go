@@ -8,10 +8,11 @@ import (
 	"slices"
 	"sort"
 
-	amconfig "github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/pharos-tsdb/pharos/alerting"
 )
 
 // ErrConfigInvalid marks a configuration that -config.verify refused, so
@@ -34,7 +35,7 @@ func Verify(cfg *Config) error {
 	}
 	roles, _ := cfg.Roles()
 	if slices.Contains(roles, RoleNotifier) && cfg.Notifier.ConfigFile != "" {
-		if _, err := amconfig.LoadFile(cfg.Notifier.ConfigFile); err != nil {
+		if err := alerting.CheckConfigFile(cfg.Notifier.ConfigFile); err != nil {
 			return fmt.Errorf("%w: notifier.config_file: %w", ErrConfigInvalid, err)
 		}
 	}
