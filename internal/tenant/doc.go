@@ -11,5 +11,7 @@
 //
 // Storage keeps a tenant's series apart by a reserved label, Label, that only
 // the ingester writes and strips: it is part of the series identity, so of
-// its ring hash and of every index lookup, and queriers never see it.
+// its ring hash and of every index lookup, and queriers never see it. The
+// default tenant's series carry no such label, so data written before
+// multi-tenancy was turned on stays where it was and keeps its ring place.
 package tenant
