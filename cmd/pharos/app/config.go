@@ -252,29 +252,32 @@ func (c *Config) File() string { return c.file }
 // then the file named by -config.file (or the embedded default), then the
 // flags given explicitly. It does not validate.
 func Load(args []string) (_ *Config, err error) {
-	cfg := &Config{}
-	fs := flag.NewFlagSet("pharos", flag.ContinueOnError)
-	var file string
-	var expandEnv, printVersion bool
-	fs.BoolVar(&cfg.verifyOnly, "config.verify", false, "Check the configuration and the files it names (alertmanager.yml, rule files) as a start would, print OK or the error, and exit 0 or 1.")
+	// A first pass over the flags finds the file and the switches; it
+	// parses into a throwaway Config, because the flags are parsed again
+	// after the file (so they win over it), and parsing twice into one
+	// Config would append repeatable flags (memberlist.join,
+	// notifier.peer) twice.
+	var lf loadFlags
+	pre := &Config{}
 	defer func() {
-		if err != nil && cfg.verifyOnly && !errors.Is(err, ErrPrintVersion) {
+		if err != nil && pre.verifyOnly && !errors.Is(err, ErrPrintVersion) {
 			err = fmt.Errorf("%w: %w", ErrConfigInvalid, err)
 		}
 	}()
-	fs.StringVar(&file, "config.file", "", "Pharos YAML configuration file. Without it, an embedded all-in-one configuration that scrapes itself is used.")
-	fs.BoolVar(&expandEnv, "config.expand-env", false, "Expand ${VAR} and ${VAR:default} references to environment variables in the configuration file.")
-	fs.BoolVar(&printVersion, "version", false, "Print the version and exit.")
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	pfs := lf.flagSet(pre)
+	if err := pfs.Parse(args); err != nil {
 		return nil, err
 	}
-	if printVersion {
+	if lf.printVersion {
 		return nil, ErrPrintVersion
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	if pfs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", pfs.Args())
 	}
+	file, expandEnv := lf.file, lf.expandEnv
+	// Registering the flags sets the defaults; the file comes next.
+	cfg := &Config{}
+	fs := new(loadFlags).flagSet(cfg)
 
 	data, name := defaultConfigYAML, "<embedded default config>"
 	if file != "" {
@@ -309,6 +312,24 @@ func Load(args []string) (_ *Config, err error) {
 	cfg.flags = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { cfg.flags[f.Name] = f.Value.String() })
 	return cfg, nil
+}
+
+// loadFlags are the flags of Load itself, beside the Config's.
+type loadFlags struct {
+	file                    string
+	expandEnv, printVersion bool
+}
+
+// flagSet returns a flag set with Load's flags into lf and cfg's flags,
+// errors returned rather than printed with an exit.
+func (lf *loadFlags) flagSet(cfg *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("pharos", flag.ContinueOnError)
+	fs.BoolVar(&cfg.verifyOnly, "config.verify", false, "Check the configuration and the files it names (alertmanager.yml, rule files) as a start would, print OK or the error, and exit 0 or 1.")
+	fs.StringVar(&lf.file, "config.file", "", "Pharos YAML configuration file. Without it, an embedded all-in-one configuration that scrapes itself is used.")
+	fs.BoolVar(&lf.expandEnv, "config.expand-env", false, "Expand ${VAR} and ${VAR:default} references to environment variables in the configuration file.")
+	fs.BoolVar(&lf.printVersion, "version", false, "Print the version and exit.")
+	cfg.RegisterFlags(fs)
+	return fs
 }
 
 var (

@@ -132,3 +132,18 @@ func FuzzLoad(f *testing.F) {
 		_ = cfg.Validate()
 	})
 }
+
+// Repeatable flags keep each value once although Load parses the flags
+// twice (before and after the file).
+func TestRepeatableFlagsOnce(t *testing.T) {
+	cfg, err := Load([]string{"-memberlist.join=a:7946", "-memberlist.join=b:7946,c:7946", "-notifier.peer=n1:9094", "-notifier.peer=n2:9094"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a:7946", "b:7946", "c:7946"}, cfg.Memberlist.Join)
+	require.Equal(t, []string{"n1:9094", "n2:9094"}, cfg.Notifier.Peers)
+	require.Equal(t, "a:7946,b:7946,c:7946", cfg.flags["memberlist.join"])
+
+	_, err = Load([]string{"-config.verify", "-no.such-flag"})
+	require.ErrorIs(t, err, ErrConfigInvalid)
+	_, err = Load([]string{"stray"})
+	require.ErrorContains(t, err, "unexpected arguments")
+}
