@@ -387,13 +387,19 @@ func TestTenantsHaveTheirOwnRulesAlertsAndState(t *testing.T) {
 	// A tenant without groups loses its manager, notifier and metrics.
 	code, body = do(t, http.MethodDelete, nURL+"/api/v1/rules/infra", "team-a", "")
 	require.Equal(t, http.StatusAccepted, code, body)
-	require.Eventually(t, func() bool { return next.r.tenantManager("team-a") == nil }, 5*time.Second, 20*time.Millisecond)
+	// The manager leaves the session first; its metrics and notifier
+	// client go once it has stopped.
+	kept := func() bool {
+		next.r.runtimes.mu.Lock()
+		defer next.r.runtimes.mu.Unlock()
+		_, ok := next.r.runtimes.byID["team-a"]
+		return ok
+	}
+	require.Eventually(t, func() bool {
+		return next.r.tenantManager("team-a") == nil && !kept() && testutil.CollectAndCount(next.r.metrics.ruleGroups) == 1
+	}, 5*time.Second, 20*time.Millisecond, "team-a's manager, notifier client and metrics are gone; only team-b's series is left")
 	require.NotNil(t, next.r.tenantManager("team-b"))
-	require.Equal(t, 1, testutil.CollectAndCount(next.r.metrics.ruleGroups), "only team-b's series is left")
-	next.r.runtimes.mu.Lock()
-	_, kept := next.r.runtimes.byID["team-a"]
-	next.r.runtimes.mu.Unlock()
-	require.False(t, kept)
+	require.Equal(t, 1, testutil.CollectAndCount(next.r.metrics.ruleGroups, "pharos_ruler_rule_groups"))
 }
 
 func TestRuleFilesTenantNeedsMultitenancy(t *testing.T) {
