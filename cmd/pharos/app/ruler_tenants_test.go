@@ -1,10 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,26 +12,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
-
-	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
-
-// rulerDo sends a request as tenant id and returns status and body.
-func rulerDo(t testing.TB, method, u, id string, body []byte, header map[string]string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set(tenant.HeaderName, id)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
-}
 
 // writeNodesAs remote-writes n kube_node_info series as tenant id.
 func writeNodesAs(t testing.TB, base, id string, n int) {
@@ -48,7 +27,7 @@ func writeNodesAs(t testing.TB, base, id string, n int) {
 	}
 	raw, err := wr.Marshal()
 	require.NoError(t, err)
-	code, body := rulerDo(t, http.MethodPost, base+"/api/v1/write", id, snappy.Encode(nil, raw), map[string]string{
+	code, body := tenantRequest(t, http.MethodPost, base+"/api/v1/write", id, snappy.Encode(nil, raw), map[string]string{
 		"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0",
 	})
 	require.Less(t, code, 300, body)
@@ -81,14 +60,14 @@ rules:
 			body string
 		)
 		require.Eventually(t, func() bool {
-			code, body = rulerDo(t, http.MethodPost, base+"/api/v1/rules/infra", id, []byte(group), map[string]string{"Content-Type": "application/yaml"})
+			code, body = tenantRequest(t, http.MethodPost, base+"/api/v1/rules/infra", id, []byte(group), map[string]string{"Content-Type": "application/yaml"})
 			return code != http.StatusServiceUnavailable
 		}, 10*time.Second, 50*time.Millisecond)
 		require.Equal(t, http.StatusAccepted, code, body)
 	}
 
 	count := func(id string) string {
-		code, body := rulerDo(t, http.MethodGet, base+"/api/v1/query?"+url.Values{"query": {"nodes:count"}}.Encode(), id, nil, nil)
+		code, body := tenantRequest(t, http.MethodGet, base+"/api/v1/query?"+url.Values{"query": {"nodes:count"}}.Encode(), id, nil, nil)
 		require.Equal(t, http.StatusOK, code, body)
 		var r struct {
 			Data struct {
@@ -108,24 +87,24 @@ rules:
 	require.Equal(t, "0 series", count("team-c"))
 
 	for id := range nodes {
-		code, body := rulerDo(t, http.MethodGet, base+"/api/v1/rules", id, nil, nil)
+		code, body := tenantRequest(t, http.MethodGet, base+"/api/v1/rules", id, nil, nil)
 		require.Equal(t, http.StatusOK, code, body)
 		require.Equal(t, 1, strings.Count(body, `"name":"Nodes"`), body)
 		require.Contains(t, body, `"owner":"`+id+`"`)
 		require.Eventually(t, func() bool {
-			_, body := rulerDo(t, http.MethodGet, base+"/api/v1/alerts", id, nil, nil)
+			_, body := tenantRequest(t, http.MethodGet, base+"/api/v1/alerts", id, nil, nil)
 			return strings.Contains(body, `"owner":"`+id+`"`) && strings.Count(body, `"alertname":"Nodes"`) == 1
 		}, 10*time.Second, 100*time.Millisecond, "alerts of %s", id)
 		// The embedded notifier received it under the tenant's header.
 		require.Eventually(t, func() bool {
-			code, body := rulerDo(t, http.MethodGet, base+"/alertmanager/api/v2/alerts", id, nil, nil)
+			code, body := tenantRequest(t, http.MethodGet, base+"/alertmanager/api/v2/alerts", id, nil, nil)
 			return code == http.StatusOK && strings.Contains(body, `"owner":"`+id+`"`) && strings.Count(body, `"alertname":"Nodes"`) == 1
 		}, 15*time.Second, 100*time.Millisecond, "notifier alerts of %s", id)
 	}
-	code, _ := rulerDo(t, http.MethodGet, base+"/api/v1/rules/infra", "", nil, nil)
+	code, _ := tenantRequest(t, http.MethodGet, base+"/api/v1/rules/infra", "", nil, nil)
 	require.Equal(t, http.StatusUnauthorized, code)
 	// Mimir's path lists every namespace of the tenant.
-	code, body := rulerDo(t, http.MethodGet, base+"/prometheus/config/v1/rules", "team-b", nil, nil)
+	code, body := tenantRequest(t, http.MethodGet, base+"/prometheus/config/v1/rules", "team-b", nil, nil)
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, "owner: team-b")
 	require.NotContains(t, body, "team-a")

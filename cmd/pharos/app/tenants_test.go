@@ -1,10 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,20 +23,8 @@ import (
 // returns the status and body.
 func tenantRequest(t testing.TB, method, u, id string, body []byte, header map[string]string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
-	require.NoError(t, err)
-	if id != "" {
-		req.Header.Set(tenant.HeaderName, id)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	r := limitsDo(t, method, u, id, body, header)
+	return r.code, r.body
 }
 
 // writeV1As sends a remote write 1.0 request as tenant id.
