@@ -43,6 +43,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pharos:", err)
 		os.Exit(2)
 	}
+	app.ApplyGoRuntime(cfg.Server.GoRuntimeConfig, logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	a, err := app.New(cfg, logger)

@@ -107,6 +107,8 @@ type ServerConfig struct {
 	GRPCMaxSendMsgSize      int           `yaml:"grpc_max_send_msg_size"`
 	// SecurityConfig is TLS and authentication (security.go).
 	SecurityConfig `yaml:",inline"`
+	// GoRuntimeConfig is GOGC and GOMEMLIMIT (goruntime.go).
+	GoRuntimeConfig `yaml:",inline"`
 }
 
 // RegisterFlags registers the server flags.
@@ -119,6 +121,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.GRPCMaxRecvMsgSize, "server.grpc-max-recv-msg-size", 100<<20, "Largest gRPC message the server accepts, in bytes.")
 	fs.IntVar(&c.GRPCMaxSendMsgSize, "server.grpc-max-send-msg-size", 100<<20, "Largest gRPC message the server sends, in bytes.")
 	c.SecurityConfig.RegisterFlags(fs)
+	c.GoRuntimeConfig.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field.
@@ -141,6 +144,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.GracefulShutdownTimeout <= 0 {
 		return errors.New("graceful_shutdown_timeout: must be positive")
+	}
+	if err := c.GoRuntimeConfig.Validate(); err != nil {
+		return err
 	}
 	return c.SecurityConfig.Validate()
 }
