@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
@@ -74,12 +75,24 @@ func forEachConcurrently(reqs []*ingesterpb.PushRequest, c int, f func(*ingester
 }
 
 func BenchmarkPush(b *testing.B) {
+	benchPush(b, func(h *harness) ingesterpb.IngesterClient { return h.client })
+}
+
+// BenchmarkLocalPush is BenchmarkPush through the local client, as the
+// distributor of an all-in-one process pushes: no encoding, no transport.
+func BenchmarkLocalPush(b *testing.B) {
+	benchPush(b, func(h *harness) ingesterpb.IngesterClient { return h.ing.LocalClient() })
+}
+
+func benchPush(b *testing.B, client func(*harness) ingesterpb.IngesterClient) {
 	for _, c := range []int{1, 4} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
 			h := startIngester(b, testConfig(b, b.TempDir()))
+			ic := client(h)
+			ctx := tenant.With(context.Background(), tenant.DefaultTenant)
 			reqs := benchRequests()
 			push := func(req *ingesterpb.PushRequest) error {
-				resp, err := h.client.Push(context.Background(), req)
+				resp, err := ic.Push(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -156,8 +169,20 @@ func BenchmarkTSDBAppend(b *testing.B) {
 // BenchmarkQueryStream reads 10k series of an hour of 15s samples (two
 // chunks each) from the head over gRPC, the querier's hot path.
 func BenchmarkQueryStream(b *testing.B) {
+	benchQueryStream(b, func(h *harness) ingesterpb.IngesterClient { return h.client })
+}
+
+// BenchmarkLocalQueryStream is BenchmarkQueryStream through the local
+// client, as the querier of an all-in-one process reads.
+func BenchmarkLocalQueryStream(b *testing.B) {
+	benchQueryStream(b, func(h *harness) ingesterpb.IngesterClient { return h.ing.LocalClient() })
+}
+
+func benchQueryStream(b *testing.B, client func(*harness) ingesterpb.IngesterClient) {
 	const series, samples = 10_000, 240
 	h := startIngester(b, testConfig(b, b.TempDir()))
+	ic := client(h)
+	ctx := tenant.With(context.Background(), tenant.DefaultTenant)
 	for k := 0; k < samples; k += benchSamples {
 		req := &ingesterpb.PushRequest{}
 		for s := range series {
@@ -174,7 +199,7 @@ func BenchmarkQueryStream(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		stream, err := h.client.QueryStream(context.Background(), req)
+		stream, err := ic.QueryStream(ctx, req)
 		require.NoError(b, err)
 		got := 0
 		for {

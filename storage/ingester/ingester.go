@@ -139,7 +139,7 @@ func pooledPushHandler(srv any, ctx context.Context, dec func(any) error, interc
 		if err := dec(r); err != nil {
 			return nil, err
 		}
-		return ing.pushDecoded(ctx, r)
+		return ing.pushFrom(ctx, r)
 	}
 	in := ingesterpb.PushRequestFromVTPool()
 	defer in.ReturnToVTPool()

@@ -33,6 +33,17 @@ type pushState struct {
 	exSB       labels.ScratchBuilder
 	exemplars  []exemplar.Exemplar
 	rejections []rejection
+	// samples holds the samples of one series of a protoPush, which are
+	// messages, as the values appendSeries reads.
+	samples []sampleView
+
+	// The labels of the series being read (beginLabels, addLabel): how
+	// many of the client's own, the previous name, whether st.tenant is
+	// added yet, and whether the names came out of order.
+	nLabels    int
+	prevName   string
+	tenantDone bool
+	unsorted   bool
 }
 
 var pushStatePool = sync.Pool{New: func() any {
@@ -45,8 +56,90 @@ func (st *pushState) release() {
 	clear(st.rejections)
 	clear(st.exemplars)
 	st.rejections, st.exemplars = st.rejections[:0], st.exemplars[:0]
+	if cap(st.samples) > maxPooledSamples {
+		st.samples = nil
+	}
+	st.samples = st.samples[:0]
+	st.prevName = ""
 	pushStatePool.Put(st)
 }
+
+// maxPooledSamples bounds the samples scratch a pooled pushState keeps
+// (16 bytes each): a series with more samples than that is rare.
+const maxPooledSamples = 64 << 10
+
+// pushInput is a push request as push reads it, in one of two forms: a
+// pushRequest decoded from the wire by the gRPC handler, or a PushRequest
+// message read in place (protoPush: the local client, and gRPC servers
+// with interceptors). Both are read without copying: what the tsdb keeps
+// is copied by seriesLabels and buildExemplars, so the request may be
+// reused as soon as the push returns.
+type pushInput interface {
+	numSeries() int
+	// readSeries writes the labels of series k into st (beginLabels, then
+	// addLabel for each) and returns the rest of the series, valid until
+	// the next call.
+	readSeries(k int, st *pushState) seriesData
+	pushMetadata() []*ingesterpb.MetricMetadata
+}
+
+// seriesData is one series of a request, as appendSeries reads it.
+type seriesData struct {
+	samples    []sampleView
+	histograms []*ingesterpb.Histogram // entries may be nil in a protoPush
+	exemplars  []*ingesterpb.Exemplar
+	startMs    int64
+}
+
+var (
+	_ pushInput = (*pushRequest)(nil)
+	_ pushInput = (*protoPush)(nil)
+)
+
+func (r *pushRequest) numSeries() int { return len(r.series) }
+
+func (r *pushRequest) readSeries(k int, st *pushState) seriesData {
+	s := r.series[k]
+	st.beginLabels()
+	for _, lv := range r.labels[s.labels.lo:s.labels.hi] {
+		st.addLabel(yoloString(r.bytes(lv.name)), yoloString(r.bytes(lv.value)))
+	}
+	return seriesData{
+		samples:    r.samples[s.samples.lo:s.samples.hi],
+		histograms: r.histograms[s.histograms.lo:s.histograms.hi],
+		exemplars:  r.exemplars[s.exemplars.lo:s.exemplars.hi],
+		startMs:    s.startMs,
+	}
+}
+
+func (r *pushRequest) pushMetadata() []*ingesterpb.MetricMetadata { return r.metadata }
+
+// protoPush reads a PushRequest in place. The request may hold nil
+// messages anywhere (a gRPC peer could not send them): they read as empty
+// ones, through the generated getters.
+type protoPush ingesterpb.PushRequest
+
+func (p *protoPush) numSeries() int { return len(p.Series) }
+
+func (p *protoPush) readSeries(k int, st *pushState) seriesData {
+	ts := p.Series[k]
+	st.beginLabels()
+	for _, lp := range ts.GetLabels() {
+		st.addLabel(yoloString(lp.GetName()), yoloString(lp.GetValue()))
+	}
+	st.samples = st.samples[:0]
+	for _, smp := range ts.GetSamples() {
+		st.samples = append(st.samples, sampleView{t: smp.GetTimestampMs(), v: smp.GetValue()})
+	}
+	return seriesData{
+		samples:    st.samples,
+		histograms: ts.GetHistograms(),
+		exemplars:  ts.GetExemplars(),
+		startMs:    ts.GetStartTimestampMs(),
+	}
+}
+
+func (p *protoPush) pushMetadata() []*ingesterpb.MetricMetadata { return p.Metadata }
 
 // seriesResult accumulates what happened to one series of the request.
 type seriesResult struct {
@@ -56,17 +149,15 @@ type seriesResult struct {
 
 // Push implements ingesterpb.IngesterServer. req may come from the vtproto
 // pool (see Register): nothing of it is retained after Push returns. Pushes
-// through a server without interceptors take pushDecoded instead, which
-// skips the PushRequest message altogether.
+// through a server without interceptors are decoded into a pushRequest
+// instead, which skips the PushRequest message altogether.
 func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
-	r := i.pushReqs.get()
-	defer i.pushReqs.put(r)
-	r.fromProto(req)
-	return i.pushDecoded(ctx, r)
+	return i.pushFrom(ctx, (*protoPush)(req))
 }
 
-// pushDecoded is Push for a decoded request; r is the caller's to release.
-func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb.PushResponse, error) {
+// pushFrom is Push for a request in either form; in is the caller's, and
+// nothing of it is retained after pushFrom returns.
+func (i *Ingester) pushFrom(ctx context.Context, in pushInput) (*ingesterpb.PushResponse, error) {
 	if err := i.enter(); err != nil {
 		i.metrics.pushes.WithLabelValues(codes.Unavailable.String()).Inc()
 		return nil, err
@@ -85,7 +176,7 @@ func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb
 		i.testHookPushAdmitted()
 	}
 
-	resp, err := i.push(ctx, id, r)
+	resp, err := i.push(ctx, id, in)
 	if err != nil {
 		i.metrics.pushes.WithLabelValues(status.Code(err).String()).Inc()
 		return nil, err
@@ -94,7 +185,7 @@ func (i *Ingester) pushDecoded(ctx context.Context, r *pushRequest) (*ingesterpb
 	return resp, nil
 }
 
-func (i *Ingester) push(ctx context.Context, id string, r *pushRequest) (*ingesterpb.PushResponse, error) {
+func (i *Ingester) push(ctx context.Context, id string, in pushInput) (*ingesterpb.PushResponse, error) {
 	resp := &ingesterpb.PushResponse{}
 	i.noteTenant(id)
 	app := i.db.AppenderV2(ctx)
@@ -111,12 +202,13 @@ func (i *Ingester) push(ctx context.Context, id string, r *pushRequest) (*ingest
 	}
 
 	var rejected [numReasons]uint64
-	for idx, s := range r.series {
+	for idx := range in.numSeries() {
 		if err := ctx.Err(); err != nil {
 			_ = app.Rollback()
 			return nil, status.FromContextError(err).Err()
 		}
-		res := i.appendSeries(ctx, st, app, getRef, exApp, uint32(idx), r, s, &resp.ExemplarsWritten)
+		s := in.readSeries(idx, st)
+		res := i.appendSeries(ctx, st, app, getRef, exApp, uint32(idx), s, &resp.ExemplarsWritten)
 		resp.SamplesWritten += res.samples
 		resp.HistogramsWritten += res.histograms
 		if res.err != nil {
@@ -129,7 +221,7 @@ func (i *Ingester) push(ctx context.Context, id string, r *pushRequest) (*ingest
 		return nil, status.Errorf(codes.Unavailable, "commit: %v", err)
 	}
 
-	if dropped := i.meta.update(id, r.metadata); dropped > 0 {
+	if dropped := i.meta.update(id, in.pushMetadata()); dropped > 0 {
 		i.metrics.metadataDropped.Add(float64(dropped))
 	}
 	i.metrics.samplesAppended.Add(float64(resp.SamplesWritten))
@@ -153,17 +245,16 @@ type rejection struct {
 	hist bool
 }
 
-// appendSeries appends the samples, histograms and exemplars of one series.
-// Floats and histograms are merged by timestamp, so a series that changes
-// type within a request keeps its order.
+// appendSeries appends the samples, histograms and exemplars of one series,
+// whose labels readSeries has put into st. Floats and histograms are merged
+// by timestamp, so a series that changes type within a request keeps its
+// order.
 func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.AppenderV2, getRef storage.GetRef, exApp storage.ExemplarAppenderV2,
-	idx uint32, r *pushRequest, s seriesView, exemplarsWritten *uint64,
+	idx uint32, s seriesData, exemplarsWritten *uint64,
 ) seriesResult {
 	var res seriesResult
-	samples := r.samples[s.samples.lo:s.samples.hi]
-	hists := r.histograms[s.histograms.lo:s.histograms.hi]
-	exemplars := r.exemplars[s.exemplars.lo:s.exemplars.hi]
-	ref, ls := st.seriesLabels(getRef, r, s.labels)
+	samples, hists, exemplars := s.samples, s.histograms, s.exemplars
+	ref, ls := st.seriesLabels(getRef)
 	if ls.IsEmpty() {
 		return seriesResult{err: &ingesterpb.SeriesError{
 			Index:              idx,
@@ -176,7 +267,7 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 
 	st.rejections = st.rejections[:0]
 	for len(samples) > 0 || len(hists) > 0 {
-		if len(hists) == 0 || (len(samples) > 0 && samples[0].t <= hists[0].TimestampMs) {
+		if len(hists) == 0 || (len(samples) > 0 && samples[0].t <= hists[0].GetTimestampMs()) {
 			smp := samples[0]
 			samples = samples[1:]
 			newRef, err := app.Append(ref, ls, s.startMs, smp.t, smp.v, nil, nil, storage.AOptions{})
@@ -190,6 +281,9 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		}
 		hp := hists[0]
 		hists = hists[1:]
+		if hp == nil {
+			hp = &ingesterpb.Histogram{} // as a nil message reads: an empty one
+		}
 		h, fh := hp.ToHistograms()
 		newRef, err := app.Append(ref, ls, s.startMs, hp.TimestampMs, 0, h, fh, storage.AOptions{})
 		if err != nil {
@@ -321,48 +415,52 @@ func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, tenantValue stri
 	}
 }
 
-// seriesLabels returns the series' ref (0 if the tsdb does not know it yet)
-// and labels safe to hand to the tsdb, which keeps them. Known series cost no
-// allocation: the lookup uses a scratch buffer and the tsdb's own copy of the
-// labels comes back. Only new series pay for a copy, which the head keeps.
-//
-// A client's tenant.Label is dropped; st.tenant, if set, takes its place,
-// inserted in order so that sorted input stays sorted without a sort.
-func (st *pushState) seriesLabels(getRef storage.GetRef, r *pushRequest, ls span) (storage.SeriesRef, labels.Labels) {
+// beginLabels starts the labels of the next series; addLabel adds them.
+func (st *pushState) beginLabels() {
 	st.sb.Reset()
-	sorted := true
-	prev := ""
-	tenantDone := st.tenant == ""
-	n := 0
-	for k, lv := range r.labels[ls.lo:ls.hi] {
-		if lv.value.lo == lv.value.hi {
-			// Prometheus treats an empty value as an absent label.
-			continue
-		}
-		name := yoloString(r.bytes(lv.name))
-		if k > 0 && name < prev {
-			sorted = false
-		}
-		prev = name
-		if name == tenant.Label {
-			continue
-		}
-		if !tenantDone && name > tenant.Label {
-			st.sb.Add(tenant.Label, st.tenant)
-			tenantDone = true
-		}
-		st.sb.Add(name, yoloString(r.bytes(lv.value)))
-		n++
+	st.nLabels, st.prevName = 0, ""
+	st.tenantDone, st.unsorted = st.tenant == "", false
+}
+
+// addLabel adds one label of the client's to the series. Both strings may
+// alias the request. A client's tenant.Label is dropped; st.tenant, if set,
+// takes its place, inserted in order so that sorted input stays sorted
+// without a sort.
+func (st *pushState) addLabel(name, value string) {
+	if value == "" {
+		// Prometheus treats an empty value as an absent label.
+		return
 	}
-	if n == 0 {
+	if name < st.prevName {
+		st.unsorted = true
+	}
+	st.prevName = name
+	if name == tenant.Label {
+		return
+	}
+	if !st.tenantDone && name > tenant.Label {
+		st.sb.Add(tenant.Label, st.tenant)
+		st.tenantDone = true
+	}
+	st.sb.Add(name, value)
+	st.nLabels++
+}
+
+// seriesLabels returns the ref of the series whose labels addLabel built
+// (0 if the tsdb does not know it yet) and labels safe to hand to the
+// tsdb, which keeps them. Known series cost no allocation: the lookup uses
+// a scratch buffer and the tsdb's own copy of the labels comes back. Only
+// new series pay for a copy, which the head keeps.
+func (st *pushState) seriesLabels(getRef storage.GetRef) (storage.SeriesRef, labels.Labels) {
+	if st.nLabels == 0 {
 		// No labels of the client's own: the series is invalid, tenant or not.
 		st.ls = labels.EmptyLabels()
 		return 0, st.ls
 	}
-	if !tenantDone {
+	if !st.tenantDone {
 		st.sb.Add(tenant.Label, st.tenant)
 	}
-	if !sorted {
+	if st.unsorted {
 		st.sb.Sort()
 	}
 	st.sb.Overwrite(&st.ls)
@@ -379,39 +477,48 @@ func (st *pushState) seriesLabels(getRef storage.GetRef, r *pushRequest, ls span
 
 // ownedLabels copies ls into memory of its own. Labels.Copy is not enough:
 // with the slicelabels build tag it keeps the strings, which here alias the
-// request buffer. One allocation holds every name and value.
+// request. One allocation holds every name and value.
 func (st *pushState) ownedLabels(ls labels.Labels) labels.Labels {
+	return ownLabels(&st.ownSB, ls)
+}
+
+// ownLabels is ownedLabels with sb as the scratch builder.
+func ownLabels(sb *labels.ScratchBuilder, ls labels.Labels) labels.Labels {
 	n := 0
 	ls.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
 	b := make([]byte, 0, n)
 	ls.Range(func(l labels.Label) { b = append(append(b, l.Name...), l.Value...) })
 	all := yoloString(b) // b is never written again
-	st.ownSB.Reset()
+	sb.Reset()
 	off := 0
 	ls.Range(func(l labels.Label) {
 		name := all[off : off+len(l.Name)]
 		off += len(l.Name)
 		value := all[off : off+len(l.Value)]
 		off += len(l.Value)
-		st.ownSB.Add(name, value)
+		sb.Add(name, value)
 	})
-	return st.ownSB.Labels()
+	return sb.Labels()
 }
 
 // buildExemplars converts exemplars, sorted by timestamp as the tsdb wants.
-// Their labels are allocated: the exemplar storage keeps them.
+// Their labels are copied (ownLabels): the exemplar storage keeps them, and
+// the exemplars' own bytes belong to the request, which the local client's
+// caller reuses.
 func (st *pushState) buildExemplars(in []*ingesterpb.Exemplar) []exemplar.Exemplar {
 	st.exemplars = st.exemplars[:0]
+	var ls labels.Labels
 	for _, e := range in {
 		st.exSB.Reset()
-		for _, lp := range e.Labels {
-			st.exSB.Add(yoloString(lp.Name), yoloString(lp.Value))
+		for _, lp := range e.GetLabels() {
+			st.exSB.Add(yoloString(lp.GetName()), yoloString(lp.GetValue()))
 		}
 		st.exSB.Sort()
+		st.exSB.Overwrite(&ls)
 		st.exemplars = append(st.exemplars, exemplar.Exemplar{
-			Labels: st.exSB.Labels(),
-			Value:  e.Value,
-			Ts:     e.TimestampMs,
+			Labels: ownLabels(&st.ownSB, ls),
+			Value:  e.GetValue(),
+			Ts:     e.GetTimestampMs(),
 			HasTs:  true,
 		})
 	}

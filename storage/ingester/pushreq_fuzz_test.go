@@ -63,10 +63,8 @@ func FuzzPushRequestDecode(f *testing.F) {
 		}
 		require.NoError(t, gotErr, "the generated decoder accepts it")
 
-		var viaProto pushRequest
-		viaProto.fromProto(want)
-		wantSeries, wantMeta := viaProto.view()
-		gotSeries, gotMeta := got.view()
+		wantSeries, wantMeta := viewOf((*protoPush)(want))
+		gotSeries, gotMeta := viewOf(&got)
 		require.Equal(t, len(wantSeries), len(gotSeries))
 		for k := range wantSeries {
 			w, g := wantSeries[k], gotSeries[k]

@@ -20,8 +20,8 @@ import (
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
-// decodedSeries is a pushRequest's series with everything resolved, so that
-// two decodings can be compared whatever their offsets.
+// decodedSeries is a series as push reads it, with everything resolved, so
+// that two requests can be compared whatever their form and offsets.
 type decodedSeries struct {
 	Labels     [][2]string
 	Samples    []sampleView
@@ -30,19 +30,25 @@ type decodedSeries struct {
 	StartMs    int64
 }
 
-func (r *pushRequest) view() ([]decodedSeries, []*ingesterpb.MetricMetadata) {
+// viewOf reads every series of in through readSeries, as push does (labels
+// with empty values are dropped there).
+func viewOf(in pushInput) ([]decodedSeries, []*ingesterpb.MetricMetadata) {
+	st := pushStatePool.Get().(*pushState)
+	defer st.release()
+	st.tenant = ""
 	var out []decodedSeries
-	for _, s := range r.series {
+	for k := range in.numSeries() {
+		s := in.readSeries(k, st)
 		d := decodedSeries{StartMs: s.startMs}
-		for _, l := range r.labels[s.labels.lo:s.labels.hi] {
-			d.Labels = append(d.Labels, [2]string{string(r.bytes(l.name)), string(r.bytes(l.value))})
-		}
-		d.Samples = append(d.Samples, r.samples[s.samples.lo:s.samples.hi]...)
-		d.Histograms = append(d.Histograms, r.histograms[s.histograms.lo:s.histograms.hi]...)
-		d.Exemplars = append(d.Exemplars, r.exemplars[s.exemplars.lo:s.exemplars.hi]...)
+		st.sb.Labels().Range(func(l labels.Label) {
+			d.Labels = append(d.Labels, [2]string{l.Name, l.Value})
+		})
+		d.Samples = append(d.Samples, s.samples...)
+		d.Histograms = append(d.Histograms, s.histograms...)
+		d.Exemplars = append(d.Exemplars, s.exemplars...)
 		out = append(out, d)
 	}
-	return out, append([]*ingesterpb.MetricMetadata(nil), r.metadata...)
+	return out, append([]*ingesterpb.MetricMetadata(nil), in.pushMetadata()...)
 }
 
 func randomPushRequest(rng *rand.Rand) *ingesterpb.PushRequest {
@@ -100,8 +106,7 @@ func TestPushRequestDecode(t *testing.T) {
 		want := &ingesterpb.PushRequest{}
 		require.NoError(t, want.UnmarshalVT(raw))
 
-		var viaProto, viaWire pushRequest
-		viaProto.fromProto(want)
+		var viaWire pushRequest
 		// Split the wire bytes across buffers as gRPC may hand them over.
 		cut := 0
 		if len(raw) > 0 {
@@ -110,8 +115,8 @@ func TestPushRequestDecode(t *testing.T) {
 		data := mem.BufferSlice{mem.SliceBuffer(raw[:cut]), mem.SliceBuffer(raw[cut:])}
 		require.NoError(t, viaWire.UnmarshalBuffers(data))
 
-		wantSeries, wantMeta := viaProto.view()
-		gotSeries, gotMeta := viaWire.view()
+		wantSeries, wantMeta := viewOf((*protoPush)(want))
+		gotSeries, gotMeta := viewOf(&viaWire)
 		require.Equal(t, len(wantSeries), len(gotSeries), "request %d", n)
 		for k := range wantSeries {
 			w, g := wantSeries[k], gotSeries[k]
@@ -135,7 +140,7 @@ func TestPushRequestDecode(t *testing.T) {
 		// Reuse must not leak anything of the previous request.
 		viaWire.reset()
 		require.NoError(t, viaWire.UnmarshalVT(raw))
-		again, _ := viaWire.view()
+		again, _ := viewOf(&viaWire)
 		require.Equal(t, gotSeries, again)
 	}
 }

@@ -254,7 +254,7 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 	if req.Limit > 0 && int64(len(names)) > req.Limit {
 		names = names[:req.Limit]
 	}
-	return &ingesterpb.LabelNamesResponse{Names: names, Warnings: warningStrings(warns)}, nil
+	return &ingesterpb.LabelNamesResponse{Names: cloneStrings(names), Warnings: warningStrings(warns)}, nil
 }
 
 // LabelValues implements ingesterpb.IngesterServer.
@@ -283,7 +283,34 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 	if err != nil {
 		return nil, selectError(ctx, err)
 	}
-	return &ingesterpb.LabelValuesResponse{Values: values, Warnings: warningStrings(warns)}, nil
+	return &ingesterpb.LabelValuesResponse{Values: cloneStrings(values), Warnings: warningStrings(warns)}, nil
+}
+
+// cloneStrings copies ss, which may alias a block's memory-mapped index:
+// such strings are only valid until the querier is closed (see
+// storage.LabelQuerier), and the querier closes when the method returns.
+// gRPC marshals the answer after that, and the local client hands it on
+// as it is. One allocation holds all the bytes.
+func cloneStrings(ss []string) []string {
+	if len(ss) == 0 {
+		return ss
+	}
+	n := 0
+	for _, s := range ss {
+		n += len(s)
+	}
+	b := make([]byte, 0, n)
+	for _, s := range ss {
+		b = append(b, s...)
+	}
+	all := yoloString(b) // b is never written again
+	out := make([]string, len(ss))
+	off := 0
+	for k, s := range ss {
+		out[k] = all[off : off+len(s)]
+		off += len(s)
+	}
+	return out
 }
 
 // MetricsMetadata implements ingesterpb.IngesterServer from the in-memory

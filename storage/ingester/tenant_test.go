@@ -161,42 +161,52 @@ func TestCallsWithoutTenant(t *testing.T) {
 }
 
 // BenchmarkSeriesLabels is the per-series cost of Push's label handling for
-// a known series: no allocation, with or without a tenant label to insert.
+// a known series: no allocation, with or without a tenant label to insert,
+// from a request decoded off the wire or read in place (the local client).
 func BenchmarkSeriesLabels(b *testing.B) {
-	for _, id := range []string{tenant.DefaultTenant, "team-a"} {
-		b.Run("tenant="+id, func(b *testing.B) {
-			h := startIngester(b, testConfig(b, b.TempDir()))
-			const n = 1000
-			req := &ingesterpb.PushRequest{}
-			for k := range n {
-				req.Series = append(req.Series, &ingesterpb.TimeSeries{
-					Labels:  lbls("__name__", "http_requests_total", "instance", fmt.Sprintf("host-%d:9100", k), "job", "api", "method", "GET", "zone", "a"),
-					Samples: floats(1, 1),
-				})
-			}
-			_, err := h.client.Push(asTenant(id), req)
-			require.NoError(b, err)
-			r := newPushRequests().get()
-			r.fromProto(req)
-			app := h.ing.DB().AppenderV2(context.Background())
-			defer app.Rollback() //nolint:errcheck
-			getRef := app.(storage.GetRef)
-			st := pushStatePool.Get().(*pushState)
-			defer st.release()
-			st.tenant = id
-			if id == tenant.DefaultTenant {
-				st.tenant = ""
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				for _, s := range r.series {
-					if ref, ls := st.seriesLabels(getRef, r, s.labels); ref == 0 || ls.Len() == 0 {
-						b.Fatalf("series %v unknown", ls)
+	for _, form := range []string{"wire", "proto"} {
+		for _, id := range []string{tenant.DefaultTenant, "team-a"} {
+			b.Run("form="+form+"/tenant="+id, func(b *testing.B) {
+				h := startIngester(b, testConfig(b, b.TempDir()))
+				const n = 1000
+				req := &ingesterpb.PushRequest{}
+				for k := range n {
+					req.Series = append(req.Series, &ingesterpb.TimeSeries{
+						Labels:  lbls("__name__", "http_requests_total", "instance", fmt.Sprintf("host-%d:9100", k), "job", "api", "method", "GET", "zone", "a"),
+						Samples: floats(1, 1),
+					})
+				}
+				_, err := h.client.Push(asTenant(id), req)
+				require.NoError(b, err)
+				var in pushInput = (*protoPush)(req)
+				if form == "wire" {
+					raw, err := req.MarshalVT()
+					require.NoError(b, err)
+					r := newPushRequests().get()
+					require.NoError(b, r.UnmarshalVT(raw))
+					in = r
+				}
+				app := h.ing.DB().AppenderV2(context.Background())
+				defer app.Rollback() //nolint:errcheck
+				getRef := app.(storage.GetRef)
+				st := pushStatePool.Get().(*pushState)
+				defer st.release()
+				st.tenant = id
+				if id == tenant.DefaultTenant {
+					st.tenant = ""
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					for k := range in.numSeries() {
+						in.readSeries(k, st)
+						if ref, ls := st.seriesLabels(getRef); ref == 0 || ls.Len() == 0 {
+							b.Fatalf("series %v unknown", ls)
+						}
 					}
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
-		})
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
+			})
+		}
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ingester
+
+const raceEnabled = false
