@@ -11,6 +11,7 @@ import (
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/ring"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
 // clientPool is the part of *ingesterclient.Pool the read path uses.
@@ -22,6 +23,10 @@ type clientPool interface {
 type ringIngesters struct {
 	r    *cluster.Ring
 	pool clientPool
+	// local, if set, is the client of the process's own ingester, whose
+	// ring address is localAddr.
+	localAddr string
+	local     ingesterpb.IngesterClient
 }
 
 // NewRingIngesters returns the Ingesters of a ring: each query asks every
@@ -31,6 +36,14 @@ type ringIngesters struct {
 // dead from stale heartbeats.
 func NewRingIngesters(r *cluster.Ring, p *ingesterclient.Pool) Ingesters {
 	return ringIngesters{r: r, pool: p}
+}
+
+// NewRingIngestersWithLocal is NewRingIngesters for a process that runs an
+// ingester itself, registered in r at localAddr: reads from it go through
+// local (see ingester.LocalClient), which skips encoding and transport,
+// instead of a connection of p. A nil local is NewRingIngesters.
+func NewRingIngestersWithLocal(r *cluster.Ring, p *ingesterclient.Pool, localAddr string, local ingesterpb.IngesterClient) Ingesters {
+	return ringIngesters{r: r, pool: p, localAddr: localAddr, local: local}
 }
 
 // ReadSet implements Ingesters.
@@ -49,8 +62,9 @@ func (ri ringIngesters) ReadSet() (ReadSet, error) {
 	}
 	for i, in := range rs.Instances {
 		ing := Ingester{Name: instanceName(in), Zone: in.Zone}
-		c, err := ri.pool.Get(in.Addr)
-		if err != nil {
+		if ri.local != nil && in.Addr == ri.localAddr {
+			ing.Client = ri.local
+		} else if c, err := ri.pool.Get(in.Addr); err != nil {
 			ing.Err = err
 		} else {
 			ing.Client = c

@@ -31,9 +31,21 @@ func NewRingIngesters(r *cluster.Ring, p *ingesterclient.Pool) Ingesters {
 	return ringIngesters{r: r, p: p}
 }
 
+// NewRingIngestersWithLocal is NewRingIngesters for a process that runs an
+// ingester itself, registered in r at localAddr: pushes to it go through
+// local (see ingester.LocalClient), which skips encoding and transport,
+// instead of a connection of p. A nil local is NewRingIngesters.
+func NewRingIngestersWithLocal(r *cluster.Ring, p *ingesterclient.Pool, localAddr string, local ingesterpb.IngesterClient) Ingesters {
+	return ringIngesters{r: r, p: p, localAddr: localAddr, local: local}
+}
+
 type ringIngesters struct {
 	r *cluster.Ring
 	p *ingesterclient.Pool
+	// local, if set, is the client of the process's own ingester, whose
+	// ring address is localAddr.
+	localAddr string
+	local     ingesterpb.IngesterClient
 }
 
 func (ri ringIngesters) WriteReplicas(key uint32, buf []*ring.Instance) (ring.ReplicationSet, error) {
@@ -41,6 +53,9 @@ func (ri ringIngesters) WriteReplicas(key uint32, buf []*ring.Instance) (ring.Re
 }
 
 func (ri ringIngesters) Client(addr string) (ingesterpb.IngesterClient, error) {
+	if ri.local != nil && addr == ri.localAddr {
+		return ri.local, nil
+	}
 	return ri.p.Get(addr)
 }
 

@@ -157,12 +157,17 @@ type IngesterClientConfig struct {
 	// Addresses of the ingesters' gRPC servers when the ingester role runs
 	// elsewhere. Empty in all-in-one mode, where the local gRPC server is used.
 	Addresses stringList `yaml:"addresses"`
+	// LocalShortcut has the distributor and querier of a process that runs
+	// an ingester call it directly instead of over gRPC on loopback. Off
+	// only to compare the two.
+	LocalShortcut bool `yaml:"local_shortcut"`
 }
 
 // RegisterFlags registers the ingester client flags.
 func (c *IngesterClientConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags("ingester.client.", fs)
 	fs.Var(&c.Addresses, "ingester.client.addresses", "Comma-separated host:port list of ingester gRPC servers (empty: the local one).")
+	fs.BoolVar(&c.LocalShortcut, "ingester.client.local-shortcut", true, "Call this process's own ingester directly, without encoding or gRPC, from its distributor and querier (ring mode only; not with ingester.client.addresses).")
 }
 
 // RegisterFlags registers a flag for every field of every section.
