@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,8 +26,14 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 
+	"github.com/pharos-tsdb/pharos/cluster"
+	"github.com/pharos-tsdb/pharos/cluster/ring"
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
 // The remote-write benchmark: 200k series × 10 samples per iteration, 2000
@@ -244,4 +253,235 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// promSeries is series i of a Prometheus-shaped request: the 11 sorted
+// labels of a node-exporter series scraped through the Prometheus operator,
+// as pharos-bench sends them, with one sample at ts.
+func promSeries(i int, ts int64) *ingesterpb.TimeSeries {
+	host := i / 60
+	ls := []string{
+		"__name__", []string{"node_cpu_seconds_total", "node_network_receive_bytes_total", "node_filesystem_avail_bytes"}[i%3],
+		"cluster", "prod-eu-" + strconv.Itoa(i%3),
+		"cpu", strconv.Itoa(i / 3 % 20),
+		"endpoint", "metrics",
+		"instance", fmt.Sprintf("10.%d.%d.%d:9100", host>>16&255, host>>8&255, host&255),
+		"job", "node-exporter",
+		"mode", []string{"idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice"}[i%8],
+		"namespace", "monitoring",
+		"node", fmt.Sprintf("ip-10-%d-%d-g0", host>>8&255, host&255),
+		"pod", fmt.Sprintf("node-exporter-%05x", host*7919),
+		"service", "node-exporter",
+	}
+	s := &ingesterpb.TimeSeries{Samples: []*ingesterpb.Sample{{TimestampMs: ts, Value: float64(i)}}}
+	for j := 0; j < len(ls); j += 2 {
+		s.Labels = append(s.Labels, &ingesterpb.LabelPair{Name: []byte(ls[j]), Value: []byte(ls[j+1])})
+	}
+	return s
+}
+
+// promRequest is a remote-write request of n Prometheus-shaped series.
+func promRequest(n int, ts int64) *ingesterpb.PushRequest {
+	req := &ingesterpb.PushRequest{Series: make([]*ingesterpb.TimeSeries, n)}
+	for i := range req.Series {
+		req.Series[i] = promSeries(i, ts)
+	}
+	return req
+}
+
+// nopClient is an ingester that takes every push without looking at it,
+// to measure the distributor alone.
+type nopClient struct{ ingesterpb.IngesterClient }
+
+func (nopClient) Push(context.Context, *ingesterpb.PushRequest, ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// stubIngester is an ingester gRPC server that accepts every push.
+type stubIngester struct {
+	ingesterpb.UnimplementedIngesterServer
+}
+
+func (*stubIngester) Push(context.Context, *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// skipPushCodec is the ingester codec except that it does not decode push
+// requests: the stub ingesters' CPU would otherwise hide the distributor's
+// in a benchmark of the whole process.
+type skipPushCodec struct{ ingesterclient.Codec }
+
+func (c skipPushCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if _, ok := v.(*ingesterpb.PushRequest); ok {
+		return nil
+	}
+	return c.Codec.Unmarshal(data, v)
+}
+
+// startStubIngester serves a stubIngester on loopback and returns its address.
+func startStubIngester(tb testing.TB) string {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	srv := grpc.NewServer(append(ingesterclient.ServerOptions(100<<20, 100<<20), grpc.ForceServerCodecV2(skipPushCodec{}))...)
+	ingesterpb.RegisterIngesterServer(srv, &stubIngester{})
+	go func() { _ = srv.Serve(lis) }()
+	tb.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// stubRing registers n ACTIVE stub ingesters in a ring of replication
+// factor rf.
+func stubRing(tb testing.TB, n, rf int) (*cluster.Ring, *ingesterclient.Pool) {
+	kv := cluster.NewMemKV()
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken := map[uint32]struct{}{}
+	for i := range n {
+		id := "ing-" + strconv.Itoa(i)
+		tokens := ring.GenerateTokens(128, taken, rng)
+		for _, tk := range tokens {
+			taken[tk] = struct{}{}
+		}
+		kv.Merge(&ring.Desc{Instances: map[string]ring.Instance{id: {
+			ID: id, Addr: startStubIngester(tb), State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
+		}}})
+	}
+	r, err := cluster.NewRing(cluster.Config{ReplicationFactor: rf, Tokens: 128, Heartbeat: time.Second, HeartbeatTimeout: 2 * time.Hour}, kv, nil)
+	require.NoError(tb, err)
+	pool := ingesterclient.NewPool(clientConfig(), nil, nil)
+	tb.Cleanup(func() { _ = pool.Close() })
+	return r, pool
+}
+
+// BenchmarkPush measures Distributor.Push of a 2000-series request (11
+// labels, one sample each): validation, routing, marshalling and the gRPC
+// calls to stub ingesters that do not decode what they get ("nop" has no
+// gRPC at all). ns/series is per series of the request, whatever the
+// replication.
+func BenchmarkPush(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		n, rf int // ring; n == 0: one nopClient
+		// static: n stub ingesters as StaticIngesters instead of a ring.
+		static bool
+	}{
+		{name: "nop"},
+		{name: "ring-1-rf1", n: 1, rf: 1},
+		{name: "ring-3-rf3", n: 3, rf: 3},
+		{name: "ring-6-rf3", n: 6, rf: 3},
+		{name: "static-3", n: 3, static: true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var ings Ingesters = StaticIngesters{nopClient{}}
+			switch {
+			case tc.static:
+				var s StaticIngesters
+				for range tc.n {
+					c, err := dialBench(b, startStubIngester(b))
+					require.NoError(b, err)
+					s = append(s, c)
+				}
+				ings = s
+			case tc.n > 0:
+				ings = NewRingIngesters(stubRing(b, tc.n, tc.rf))
+			}
+			d, err := New(defaultConfig(), ings, nil, prometheus.NewRegistry())
+			require.NoError(b, err)
+			req := promRequest(2000, time.Now().UnixMilli())
+			ctx := context.Background()
+			b.ReportAllocs()
+			c0 := cpuTime()
+			for b.Loop() {
+				if _, err := d.Push(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportPerSeries(b, c0, len(req.Series))
+		})
+	}
+}
+
+// BenchmarkValidateLabels measures validator.labels over a 2000-series
+// request that is already normalised (sorted, no empty values), as
+// Prometheus sends them.
+func BenchmarkValidateLabels(b *testing.B) {
+	cfg := defaultConfig()
+	v := newValidator(&cfg, newConfigLimits(&cfg), tenant.DefaultTenant, time.Now())
+	req := promRequest(2000, time.Now().UnixMilli())
+	b.ReportAllocs()
+	c0 := cpuTime()
+	for b.Loop() {
+		for _, ts := range req.Series {
+			if reason, msg := v.labels(ts); reason != "" {
+				b.Fatal(msg)
+			}
+		}
+	}
+	reportPerSeries(b, c0, len(req.Series))
+}
+
+// BenchmarkShardKey measures the ring key of 2000 Prometheus-shaped series.
+func BenchmarkShardKey(b *testing.B) {
+	req := promRequest(2000, 0)
+	for _, id := range []string{tenant.DefaultTenant, "team-a"} {
+		b.Run("tenant="+id, func(b *testing.B) {
+			var sink uint32
+			b.ReportAllocs()
+			c0 := cpuTime()
+			for b.Loop() {
+				for _, ts := range req.Series {
+					sink ^= shardKey(id, ts.Labels)
+				}
+			}
+			reportPerSeries(b, c0, len(req.Series))
+			_ = sink
+		})
+	}
+}
+
+// reportPerSeries reports wall and CPU time per series of n-series
+// iterations, CPU time counted from c0 (cpuTime before the loop). On a
+// machine shared with other work CPU time is the steadier of the two.
+func reportPerSeries(b *testing.B, c0 time.Duration, n int) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
+	b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N*n), "cpu-ns/series")
+}
+
+// BenchmarkRoute measures routing alone (shard keys, placement, batches;
+// nothing sent) of a 2000-series Prometheus-shaped request over rings of n
+// ingesters at RF 3 whose addresses nobody listens on.
+func BenchmarkRoute(b *testing.B) {
+	for _, n := range []int{3, 6} {
+		b.Run(fmt.Sprintf("ring-%d-rf3", n), func(b *testing.B) {
+			kv := cluster.NewMemKV()
+			rng := rand.New(rand.NewPCG(1, 2))
+			taken := map[uint32]struct{}{}
+			for i := range n {
+				id := "ing-" + strconv.Itoa(i)
+				tokens := ring.GenerateTokens(128, taken, rng)
+				for _, tk := range tokens {
+					taken[tk] = struct{}{}
+				}
+				kv.Merge(&ring.Desc{Instances: map[string]ring.Instance{id: {
+					ID: id, Addr: "127.0.0.1:" + strconv.Itoa(20000+i), State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
+				}}})
+			}
+			r, err := cluster.NewRing(cluster.Config{ReplicationFactor: 3, Tokens: 128, Heartbeat: time.Second, HeartbeatTimeout: 2 * time.Hour}, kv, nil)
+			require.NoError(b, err)
+			pool := ingesterclient.NewPool(clientConfig(), nil, nil)
+			defer pool.Close()
+			d, err := New(defaultConfig(), NewRingIngesters(r, pool), nil, prometheus.NewRegistry())
+			require.NoError(b, err)
+			req := promRequest(2000, time.Now().UnixMilli())
+			b.ReportAllocs()
+			c0 := cpuTime()
+			for b.Loop() {
+				rt := d.getRouting(len(req.Series))
+				if err := d.route(tenant.DefaultTenant, req, rt); err != nil {
+					b.Fatal(err)
+				}
+				d.putRouting(rt)
+			}
+			reportPerSeries(b, c0, len(req.Series))
+		})
+	}
 }
