@@ -2,7 +2,10 @@ package ingesterclient
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 )
@@ -71,3 +74,145 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // Name implements encoding.CodecV2.
 func (Codec) Name() string { return "proto" }
+
+// Shared is a message that several calls send, marshalled once for all of
+// them: a distributor pushes the same request to every replica, and each
+// gRPC call would otherwise marshal it anew. Pass CallOption to every call
+// that sends the message, and call Release once they have all returned.
+// The bytes on the wire are Codec's, so the receiver sees an ordinary
+// message.
+//
+// The first call to marshal the message does it; the others get a
+// reference to the same bytes. gRPC frees what Marshal returns once it has
+// written it (or given up on retrying it), so each call gets a Buffer of
+// its own over the shared bytes, counted, and the bytes go back to the pool
+// when the last call and Release have let go. Nothing is marshalled when no
+// call reaches the codec (a client that is not a gRPC connection).
+type Shared struct {
+	msg  any
+	pool mem.BufferPool // where the bytes come from and go back to
+
+	mu       sync.Mutex
+	done     bool // marshalled, or failed to
+	err      error
+	small    []byte       // a message below gRPC's pooling threshold: not counted
+	bytes    *sharedBytes // otherwise: pooled and counted; nil after Release
+	released bool
+}
+
+// NewShared returns msg, a vtprotobuf message, to be marshalled at most once.
+// msg must not change until Release.
+func NewShared(msg any) *Shared {
+	return &Shared{msg: msg, pool: mem.DefaultBufferPool()}
+}
+
+// CallOption makes a call marshal the message through s. Other messages of
+// the call (the response) go through Codec.
+func (s *Shared) CallOption() grpc.CallOption { return grpc.ForceCodecV2(sharedCodec{s}) }
+
+// Release drops the caller's reference to the marshalled bytes. Calls still
+// holding theirs keep the bytes alive; a call that marshals after Release
+// marshals anew.
+func (s *Shared) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return
+	}
+	s.released = true
+	if s.bytes != nil {
+		s.bytes.unref()
+		s.bytes = nil
+	}
+	s.small = nil
+}
+
+// marshal returns a new reference to the message's bytes, marshalling them
+// on the first call.
+func (s *Shared) marshal() (mem.BufferSlice, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return Codec{}.Marshal(s.msg)
+	}
+	if !s.done {
+		s.done = true
+		s.small, s.bytes, s.err = s.marshalOnce()
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.bytes == nil {
+		return mem.BufferSlice{mem.SliceBuffer(s.small)}, nil
+	}
+	s.bytes.refs.Add(1)
+	// A Buffer of the call's own (mem.Buffers are not safe for concurrent
+	// use: readers advance them in place), over the shared bytes; its Free
+	// comes back to sharedBytes.Put.
+	return mem.BufferSlice{mem.NewBuffer(s.bytes.data, s.bytes)}, nil
+}
+
+func (s *Shared) marshalOnce() ([]byte, *sharedBytes, error) {
+	m, ok := s.msg.(vtMessage)
+	if !ok {
+		return nil, nil, fmt.Errorf("ingesterclient codec: cannot marshal %T: not a vtprotobuf message", s.msg)
+	}
+	size := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		// mem.NewBuffer would not count references to so small a slice
+		// (it returns it as a SliceBuffer), so it is not pooled at all.
+		buf := make([]byte, size)
+		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+			return nil, nil, fmt.Errorf("ingesterclient codec: marshal shared %T: %w", s.msg, err)
+		}
+		return buf, nil, nil
+	}
+	bufp := s.pool.Get(size)
+	if _, err := m.MarshalToSizedBufferVT(*bufp); err != nil {
+		s.pool.Put(bufp)
+		return nil, nil, fmt.Errorf("ingesterclient codec: marshal shared %T: %w", s.msg, err)
+	}
+	b := &sharedBytes{data: bufp, pool: s.pool}
+	b.refs.Store(1) // Release's
+	return nil, b, nil
+}
+
+// sharedBytes counts the references to a Shared's pooled bytes. It is the
+// mem.BufferPool of the Buffers handed to calls, so that freeing one of
+// them drops a reference instead of pooling bytes other calls still read.
+type sharedBytes struct {
+	refs atomic.Int32
+	data *[]byte
+	pool mem.BufferPool
+}
+
+// Get implements mem.BufferPool; mem only calls Put on a Buffer's pool.
+func (b *sharedBytes) Get(n int) *[]byte { return b.pool.Get(n) }
+
+// Put implements mem.BufferPool: a call freed its Buffer.
+func (b *sharedBytes) Put(*[]byte) { b.unref() }
+
+func (b *sharedBytes) unref() {
+	switch n := b.refs.Add(-1); {
+	case n == 0:
+		b.pool.Put(b.data)
+	case n < 0:
+		panic("ingesterclient: shared message bytes freed more often than referenced")
+	}
+}
+
+// sharedCodec marshals its Shared message through it, anything else as
+// Codec does.
+type sharedCodec struct{ s *Shared }
+
+func (c sharedCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if v == c.s.msg {
+		return c.s.marshal()
+	}
+	return Codec{}.Marshal(v)
+}
+
+func (sharedCodec) Unmarshal(data mem.BufferSlice, v any) error { return Codec{}.Unmarshal(data, v) }
+
+// Name is Codec's: the call's content subtype stays "proto".
+func (sharedCodec) Name() string { return Codec{}.Name() }
