@@ -116,6 +116,25 @@ func (r *Request) decodeV1Series(b []byte) error {
 	ts := r.newSeries()
 	l0, s0, h0, e0 := len(r.labelPtrs), len(r.samplePtrs), len(r.histPtrs), len(r.exemplarPtrs)
 	for len(b) > 0 {
+		// Fast path: a label (tag 0x0a) or sample (0x12) of less than 128
+		// bytes, which is nearly every field of a series, without field's
+		// general tag and length decoding. Anything else, a truncated
+		// field included, takes the general path and its errors.
+		if len(b) >= 2 && b[1] < 0x80 && (b[0] == 0x0a || b[0] == 0x12) && len(b) >= 2+int(b[1]) {
+			payload := b[2 : 2+int(b[1])]
+			tag := b[0]
+			b = b[2+len(payload):]
+			if tag == 0x0a {
+				name, value, err := decodeLabel(payload)
+				if err != nil {
+					return fmt.Errorf("label: %w", err)
+				}
+				r.addLabel(name, value)
+			} else if err := r.decodeSample(payload, nil); err != nil {
+				return fmt.Errorf("sample: %w", err)
+			}
+			continue
+		}
 		num, typ, _, payload, n, err := field(b)
 		if err != nil {
 			return err
@@ -163,6 +182,14 @@ func (r *Request) decodeV1Series(b []byte) error {
 
 // decodeLabel decodes a prometheus.Label {1: name, 2: value}.
 func decodeLabel(b []byte) (name, value []byte, err error) {
+	// Fastest path: name then value, each shorter than 128 bytes, and
+	// nothing else, which is how every encoder writes a label with a value.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		v := 2 + int(b[1]) // the value's tag
+		if v+2 <= len(b) && b[v] == 0x12 && b[v+1] < 0x80 && v+2+int(b[v+1]) == len(b) {
+			return b[2:v:v], b[v+2 : len(b) : len(b)], nil
+		}
+	}
 	for len(b) > 0 {
 		// Fast path: one-byte tags 0x0a / 0x12 and one-byte lengths.
 		if len(b) >= 2 && b[1] < 0x80 && (b[0] == 0x0a || b[0] == 0x12) {
