@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -80,6 +81,14 @@ func lessPair(a, b *ingesterpb.LabelPair) int { return bytes.Compare(a.Name, b.N
 // labels normalises ts.Labels (drops empty values, sorts) and checks them.
 // It returns a non-empty reason and a message when the series is invalid.
 func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
+	if v.plain(ts.Labels) {
+		return "", ""
+	}
+	return v.labelsFull(ts)
+}
+
+// labelsFull is labels without plain's shortcut.
+func (v *validator) labelsFull(ts *ingesterpb.TimeSeries) (reason, msg string) {
 	ls := ts.Labels
 	// Empty values mean "no such label" in Prometheus: drop them. The
 	// tenant label is the ingester's to set: a client's is dropped too.
@@ -128,6 +137,64 @@ func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
 		}
 	}
 	return "", ""
+}
+
+// plain reports, in one pass, that ls needs no normalising and passes
+// every check of labels: sorted with unique names, no empty value, no
+// tenant label, a metric name, within the limits, and nothing but ASCII
+// (which is valid UTF-8). That is every series of a well-behaved sender,
+// and it costs a fraction of the full checks: one comparison per pair of
+// names and one ASCII test of all bytes 8 at a time, instead of a
+// utf8.Valid call per name and value (22 calls on 11 labels, most on a few
+// bytes, where the call is the cost). When plain says false, the full
+// checks run and say what is wrong, so no rule or message depends on it.
+func (v *validator) plain(ls []*ingesterpb.LabelPair) bool {
+	if len(ls) > v.maxNames {
+		return false
+	}
+	var bits uint64 // OR of every byte: a high bit set means non-ASCII
+	hasName := false
+	var prev []byte
+	for i, l := range ls {
+		name, value := l.Name, l.Value
+		if len(name) == 0 || len(value) == 0 || len(name) > v.maxNameLen || len(value) > v.maxValueLen {
+			return false
+		}
+		// Strictly increasing: sorted, and no duplicate names. Most
+		// neighbours differ in their first byte: compare that inline.
+		if i > 0 && (prev[0] > name[0] || prev[0] == name[0] && bytes.Compare(prev, name) >= 0) {
+			return false
+		}
+		prev = name
+		switch string(name) {
+		case metricNameLabel:
+			hasName = true
+		case tenant.Label:
+			return false
+		}
+		bits |= orBytes(name) | orBytes(value)
+	}
+	return hasName && bits&0x8080808080808080 == 0
+}
+
+// orBytes returns the OR of b's bytes, folded into a uint64 whose bytes'
+// high bits are those of b's. Loads may overlap (OR does not mind), so that
+// a short name or value costs one or two loads instead of a byte loop.
+func orBytes(b []byte) uint64 {
+	n := len(b)
+	switch {
+	case n >= 8:
+		var x uint64
+		for i := 0; i+8 < n; i += 8 {
+			x |= binary.LittleEndian.Uint64(b[i:])
+		}
+		return x | binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		return uint64(binary.LittleEndian.Uint32(b) | binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		return uint64(b[0] | b[n/2] | b[n-1])
+	}
+	return 0
 }
 
 // samples drops the samples and histograms outside the accepted time range
