@@ -54,9 +54,10 @@ type Distributor struct {
 	logger     *slog.Logger
 	inflight   chan struct{} // nil: no limit
 	now        func() time.Time
-	batchPool  sync.Pool       // of *ingesterpb.PushRequest; never the vtproto pool, see subRequest
-	routePool  sync.Pool       // of *routing
-	static     StaticIngesters // non-nil: every series goes to every one
+	batchPool  sync.Pool        // of *ingesterpb.PushRequest; never the vtproto pool, see subRequest
+	routePool  sync.Pool        // of *routing
+	static     StaticIngesters  // non-nil: every series goes to every one
+	uniform    uniformIngesters // non-nil: ings may say every series goes to the same ones
 	staticInst []ring.Instance
 	ha         *HATracker // nil: no HA deduplication; see SetHATracker
 	haLimits   HALimits
@@ -90,6 +91,7 @@ func New(cfg Config, ings Ingesters, logger *slog.Logger, reg prometheus.Registe
 		now:    time.Now,
 		limits: newConfigLimits(&cfg),
 	}
+	d.uniform, _ = ings.(uniformIngesters)
 	if s, ok := ings.(StaticIngesters); ok {
 		d.static = s
 		d.staticInst = make([]ring.Instance, len(s))

@@ -8,8 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/pharos-tsdb/pharos/cluster/ring"
 	"github.com/pharos-tsdb/pharos/internal/tenant"
+	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
@@ -33,6 +36,10 @@ type batch struct {
 type routing struct {
 	batches []batch
 	inst    []*ring.Instance // scratch for WriteReplicas
+	key     []byte           // scratch for shard keys
+	// whole: every batch is the whole request being sent, so it can be
+	// marshalled once for all of them.
+	whole bool
 	// Per series of the request being sent: acks needed, acks received,
 	// replicas that rejected (part of) it.
 	need, acks, rejs []uint16
@@ -63,6 +70,7 @@ func (d *Distributor) putRouting(r *routing) {
 		b.pos = b.pos[:0]
 	}
 	r.batches = r.batches[:0]
+	r.whole = false
 	clear(r.inst[:cap(r.inst)])
 	d.routePool.Put(r)
 }
@@ -100,7 +108,8 @@ func (r *routing) batchFor(in *ring.Instance) *batch {
 }
 
 // route splits req into per-ingester batches and sets the acks each series
-// needs. Static ingesters all get the whole request.
+// needs. Static ingesters all get the whole request, and so do the ingesters
+// of a ring that puts every series on the same ones.
 func (d *Distributor) route(tenantID string, req *ingesterpb.PushRequest, r *routing) error {
 	if d.static != nil {
 		if len(d.static) == 0 {
@@ -113,10 +122,58 @@ func (d *Distributor) route(tenantID string, req *ingesterpb.PushRequest, r *rou
 		for i, c := range d.static {
 			r.batches = append(r.batches, batch{inst: &d.staticInst[i], client: c, req: req})
 		}
+		r.whole = true
 		return nil
 	}
+	if d.uniform != nil {
+		rs, ok := d.uniform.UniformWriteReplicas(r.inst[:0])
+		r.inst = rs.Instances
+		if ok && distinctAddrs(rs.Instances) {
+			d.routeWhole(req, r, rs)
+			return nil
+		}
+	}
+	return d.routeEach(tenantID, req, r)
+}
+
+// routeWhole sends the whole request to rs, the replication set of every
+// series: what routeEach would do, without hashing and placing each series.
+func (d *Distributor) routeWhole(req *ingesterpb.PushRequest, r *routing, rs ring.ReplicationSet) {
+	q := uint16(len(rs.Instances) - rs.MaxErrors)
+	for i := range req.Series {
+		r.need[i] = q
+	}
+	for _, in := range rs.Instances {
+		c, err := d.ings.Client(in.Addr)
+		// A literal, not a reused slot: pos must be nil (the identity).
+		r.batches = append(r.batches, batch{inst: in, client: c, err: err, req: req})
+	}
+	r.whole = true
+}
+
+// distinctAddrs tells whether no two instances share an address. routeEach
+// merges such instances into one batch that gets each series twice; rings
+// like that are not worth a fast path of their own.
+func distinctAddrs(ins []*ring.Instance) bool {
+	for i, a := range ins {
+		for _, b := range ins[:i] {
+			if a.Addr == b.Addr {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// routeEach places every series of req on the ring and batches the series
+// per ingester.
+func (d *Distributor) routeEach(tenantID string, req *ingesterpb.PushRequest, r *routing) error {
+	r.key = appendTenantKey(r.key[:0], tenantID)
+	prefix := len(r.key)
 	for i, ts := range req.Series {
-		rs, err := d.ings.WriteReplicas(shardKey(tenantID, ts.Labels), r.inst[:0])
+		var key uint32
+		key, r.key = shardKeyAppend(r.key[:prefix], ts.Labels)
+		rs, err := d.ings.WriteReplicas(key, r.inst[:0])
 		r.inst = rs.Instances
 		if err != nil {
 			return fmt.Errorf("%w for series %s: %w", ErrWriteQuorum, FormatSeries(ts.Labels), err)
@@ -159,9 +216,16 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, ind
 	if len(batches) == 1 {
 		d.pushOne(ctx, &batches[0])
 	} else {
+		var opts []grpc.CallOption
+		if r.whole {
+			// Every call sends req: marshal it once for all of them.
+			m := ingesterclient.NewShared(req)
+			defer m.Release() // after wg.Wait: no call uses it any more
+			opts = []grpc.CallOption{m.CallOption()}
+		}
 		var wg sync.WaitGroup
 		for i := range batches {
-			wg.Go(func() { d.pushOne(ctx, &batches[i]) })
+			wg.Go(func() { d.pushOne(ctx, &batches[i], opts...) })
 		}
 		wg.Wait()
 	}
@@ -272,12 +336,12 @@ func containsSorted(s []int, v int) bool {
 	return j < len(s) && s[j] == v
 }
 
-func (d *Distributor) pushOne(ctx context.Context, b *batch) {
+func (d *Distributor) pushOne(ctx context.Context, b *batch, opts ...grpc.CallOption) {
 	if b.err != nil { // no client
 		return
 	}
 	start := time.Now()
-	b.resp, b.err = b.client.Push(ctx, b.req)
+	b.resp, b.err = b.client.Push(ctx, b.req, opts...)
 	d.ingesterLatency.Observe(time.Since(start).Seconds())
 	d.ingesterPushes.WithLabelValues(grpcCode(b.err)).Inc()
 	if b.err != nil {

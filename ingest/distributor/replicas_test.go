@@ -1,0 +1,136 @@
+package distributor
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
+	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// dumpIngester returns every series the ingester at addr stores with its
+// samples, one line per series ("{labels}| t=v t=v ..."), sorted.
+func dumpIngester(t *testing.T, addr string) []string {
+	c, err := ingesterclient.Dial(addr, clientConfig())
+	require.NoError(t, err)
+	defer c.Close()
+	stream, err := c.QueryStream(tenant.With(t.Context(), tenant.DefaultTenant), &ingesterpb.QueryRequest{
+		StartMs: math.MinInt64, EndMs: math.MaxInt64,
+		Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_RE, Name: "__name__", Value: ".+"}},
+	})
+	require.NoError(t, err)
+	var out []string
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		for _, s := range resp.Series {
+			var b strings.Builder
+			b.WriteString(FormatSeries(s.Labels))
+			b.WriteByte('|')
+			for _, c := range s.Chunks {
+				ch, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+				require.NoError(t, err)
+				it := ch.Iterator(nil)
+				for it.Next() == chunkenc.ValFloat {
+					ts, v := it.At()
+					fmt.Fprintf(&b, " %d=%g", ts, v)
+				}
+				require.NoError(t, it.Err())
+			}
+			out = append(out, b.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Requests sent whole to three replicas, marshalled once for all of them,
+// leave the three real ingesters with the same data: through a ring of three
+// ingesters at RF 3 (the uniform path) and through static ingesters. Pushes
+// run concurrently, for the race detector.
+func TestReplicasGetIdenticalData(t *testing.T) {
+	const (
+		senders = 4
+		perReq  = 100
+		rounds  = 5
+	)
+	for _, layout := range []string{"ring", "static"} {
+		t.Run(layout, func(t *testing.T) {
+			var d *Distributor
+			var addrs []string
+			if layout == "ring" {
+				var ings []ringIngester
+				d, _, ings = startRingCluster(t, 3, 3)
+				for _, in := range ings {
+					addrs = append(addrs, in.addr)
+				}
+				require.NotNil(t, d.uniform)
+				_, ok := d.uniform.UniformWriteReplicas(nil)
+				require.True(t, ok, "three ingesters at RF 3 hold every series")
+			} else {
+				var s StaticIngesters
+				for range 3 {
+					_, addr := startIngester(t, t.TempDir())
+					c, err := ingesterclient.Dial(addr, clientConfig())
+					require.NoError(t, err)
+					t.Cleanup(func() { _ = c.Close() })
+					s, addrs = append(s, c), append(addrs, addr)
+				}
+				var err error
+				d, err = New(defaultConfig(), s, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+				require.NoError(t, err)
+			}
+			base := time.Now().Add(-time.Minute).UnixMilli()
+			errs := make([]error, senders)
+			var wg sync.WaitGroup
+			for g := range senders {
+				wg.Go(func() {
+					// Each sender its own series, its rounds in order: no
+					// sample is out of order on any replica.
+					for r := range rounds {
+						req := &ingesterpb.PushRequest{}
+						for i := g * perReq; i < (g+1)*perReq; i++ {
+							req.Series = append(req.Series, promSeries(i, base+int64(r)*1000))
+						}
+						res, err := d.Push(t.Context(), req)
+						if err == nil && len(res.Rejected) > 0 {
+							err = fmt.Errorf("rejected: %v", res.Rejected)
+						}
+						if err != nil {
+							errs[g] = err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
+			want := dumpIngester(t, addrs[0])
+			require.Len(t, want, senders*perReq)
+			for _, line := range want {
+				_, samples, _ := strings.Cut(line, "|")
+				require.Len(t, strings.Fields(samples), rounds, line)
+			}
+			for _, addr := range addrs[1:] {
+				require.Equal(t, want, dumpIngester(t, addr))
+			}
+		})
+	}
+}
