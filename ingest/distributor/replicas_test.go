@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-tsdb/pharos/cluster"
+	"github.com/pharos-tsdb/pharos/cluster/ring"
 	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
@@ -61,19 +65,21 @@ func dumpIngester(t *testing.T, addr string) []string {
 
 // Requests sent whole to three replicas, marshalled once for all of them,
 // leave the three real ingesters with the same data: through a ring of three
-// ingesters at RF 3 (the uniform path) and through static ingesters. Pushes
-// run concurrently, for the race detector.
+// ingesters at RF 3 (the uniform path), the same with one ingester in
+// process, and through static ingesters. Pushes run concurrently, for the
+// race detector.
 func TestReplicasGetIdenticalData(t *testing.T) {
 	const (
 		senders = 4
 		perReq  = 100
 		rounds  = 5
 	)
-	for _, layout := range []string{"ring", "static"} {
+	for _, layout := range []string{"ring", "ring-local", "static"} {
 		t.Run(layout, func(t *testing.T) {
 			var d *Distributor
 			var addrs []string
-			if layout == "ring" {
+			switch layout {
+			case "ring":
 				var ings []ringIngester
 				d, _, ings = startRingCluster(t, 3, 3)
 				for _, in := range ings {
@@ -82,7 +88,37 @@ func TestReplicasGetIdenticalData(t *testing.T) {
 				require.NotNil(t, d.uniform)
 				_, ok := d.uniform.UniformWriteReplicas(nil)
 				require.True(t, ok, "three ingesters at RF 3 hold every series")
-			} else {
+			case "ring-local":
+				// The first ingester in process, as in an all-in-one: it
+				// reads the request while the other two calls marshal it.
+				kv := cluster.NewMemKV()
+				rng := rand.New(rand.NewPCG(1, 2))
+				taken := map[uint32]struct{}{}
+				var local ingesterpb.IngesterClient
+				for i := range 3 {
+					ing, addr := startIngester(t, t.TempDir())
+					if i == 0 {
+						local = ing.LocalClient()
+					}
+					tokens := ring.GenerateTokens(32, taken, rng)
+					for _, tk := range tokens {
+						taken[tk] = struct{}{}
+					}
+					id := "ing-" + strconv.Itoa(i)
+					kv.Merge(&ring.Desc{Instances: map[string]ring.Instance{id: {
+						ID: id, Addr: addr, State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
+					}}})
+					addrs = append(addrs, addr)
+				}
+				r, err := cluster.NewRing(cluster.Config{ReplicationFactor: 3, Tokens: 32, Heartbeat: time.Second, HeartbeatTimeout: 2 * time.Hour}, kv, nil)
+				require.NoError(t, err)
+				pool := ingesterclient.NewPool(clientConfig(), nil, nil)
+				t.Cleanup(func() { _ = pool.Close() })
+				d, err = New(defaultConfig(), NewRingIngestersWithLocal(r, pool, addrs[0], local), nil, prometheus.NewRegistry())
+				require.NoError(t, err)
+				_, ok := d.uniform.UniformWriteReplicas(nil)
+				require.True(t, ok)
+			default:
 				var s StaticIngesters
 				for range 3 {
 					_, addr := startIngester(t, t.TempDir())
