@@ -124,8 +124,14 @@ func suffix(x, gen uint64) string {
 // counters grow at a rate of their own, so that topk has no ties to break
 // differently on two sides; gauges wander within a per-series band.
 func Value(i int, gen uint64, r, k, perRound int) float64 {
+	return value(Counter(i), i, gen, r, k, perRound)
+}
+
+// value is Value for a series whose Counter is known: the writers keep it
+// per series rather than look the metric up for every sample.
+func value(counter bool, i int, gen uint64, r, k, perRound int) float64 {
 	step := float64(r*perRound + k)
-	if Counter(i) {
+	if counter {
 		return step * (1 + float64((uint64(i)*2654435761+gen*40503)%1000003)/1000003)
 	}
 	return float64(100+i%50) + float64((r*perRound+k+i)%13)

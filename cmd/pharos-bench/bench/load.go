@@ -31,6 +31,10 @@ type Config struct {
 	QueryConcurrency int           `yaml:"query_concurrency"`
 	QueryRange       time.Duration `yaml:"query_range"`
 	QueryStep        time.Duration `yaml:"query_step"`
+
+	// ProfileDir receives CPU and heap profiles of the target's processes
+	// in the write and the query phase; "" takes none.
+	ProfileDir string `yaml:"profile_dir"`
 }
 
 // RegisterFlags sets the defaults: small enough for a shared 2-core machine.
@@ -49,6 +53,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.QueryConcurrency, "query.concurrency", 1, "Concurrent queries.")
 	fs.DurationVar(&c.QueryRange, "query.range", time.Hour, "Range of the range queries.")
 	fs.DurationVar(&c.QueryStep, "query.step", 15*time.Second, "Step of the range queries.")
+	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile and a heap profile of each Pharos process, in the write phase and the query phase, into this directory.")
 }
 
 // Validate names the field at fault.
@@ -93,13 +98,22 @@ type WriteResult struct {
 	FirstErr                  error
 	Wall                      time.Duration
 	Latencies                 []time.Duration // sorted
+	// WarmSamples and WarmWall are the samples and wall time of the
+	// phase's warm part: from the moment the last writer finished its
+	// first round (every series exists; only churn creates more) to the
+	// end. Only requests started in that part count, so a writer that ran
+	// ahead into its second round early does not inflate the rate. Both
+	// are 0 when some writer never finished its first round.
+	WarmSamples int
+	WarmWall    time.Duration
 	// SeriesCreated counts every label set written, churned ones included:
 	// the head holds them all.
 	SeriesCreated int
 	// EndMs is a data time every writer reached: queries end there.
 	EndMs int64
-	// Rounds is how many rounds every writer completed.
-	Rounds int
+	// Rounds is how many rounds every writer completed, and RoundsMax how
+	// many the furthest writer did (writers may run up to maxLead apart).
+	Rounds, RoundsMax int
 }
 
 // SamplesPerSec is the acknowledged-sample rate.
@@ -110,6 +124,47 @@ func (w WriteResult) SamplesPerSec() float64 {
 	return float64(w.Samples) / w.Wall.Seconds()
 }
 
+// WarmSamplesPerSec is the acknowledged-sample rate once every series
+// exists: the steady state, without the first round's series creation.
+func (w WriteResult) WarmSamplesPerSec() float64 {
+	if w.WarmWall <= 0 {
+		return 0
+	}
+	return float64(w.WarmSamples) / w.WarmWall.Seconds()
+}
+
+// warmRequest is a request of a writer's later rounds: when it started and
+// the samples it had acknowledged.
+type warmRequest struct {
+	start   time.Time
+	samples int
+}
+
+// warmPart returns the samples and wall time of the warm part of a phase
+// that ended at end, given when each writer finished its first round (zero
+// if it never did) and its later requests.
+func warmPart(firstDone []time.Time, reqs []warmRequest, end time.Time) (int, time.Duration) {
+	var from time.Time
+	for _, t := range firstDone {
+		if t.IsZero() {
+			return 0, 0
+		}
+		if t.After(from) {
+			from = t
+		}
+	}
+	if len(firstDone) == 0 || !end.After(from) {
+		return 0, 0
+	}
+	n := 0
+	for _, r := range reqs {
+		if !r.start.Before(from) {
+			n += r.samples
+		}
+	}
+	return n, end.Sub(from)
+}
+
 // batchState is one writer's request: the series it carries across rounds.
 type batchState struct {
 	lo    int
@@ -117,36 +172,39 @@ type batchState struct {
 	batch Batch
 }
 
-// RunWrites writes rounds of samples to sink from t0 (ms) until the
-// duration ends, ctx is done or the data clock reaches now.
-func RunWrites(ctx context.Context, cfg Config, sink Sink, t0 int64) WriteResult {
-	g := cfg.gen()
-	nb := (cfg.Series + cfg.BatchSeries - 1) / cfg.BatchSeries
-	deadline := time.Now().Add(cfg.Duration)
-	per := cfg.SamplesPerSeries
-	stepMs := g.IntervalMs / int64(per)
+// Preparer is a Sink with work to do for each batch before the clock
+// starts: next holds the samples the batch will carry in the round after
+// its current one.
+type Preparer interface {
+	Prepare(sender int, b *Batch, next []prompb.Sample) error
+}
 
-	var (
-		mu  sync.Mutex
-		res = WriteResult{EndMs: -1}
-		wg  sync.WaitGroup
-	)
-	writers := min(cfg.Concurrency, nb)
-	gate := newGate(writers)
-	start := time.Now()
-	for s := range writers {
+// Load is a write phase made ready: every writer's series labelled and
+// its first round's samples filled in, so that the clock measures writing
+// rather than the generator's setup (about 5µs a series, seconds at a
+// million).
+type Load struct {
+	cfg     Config
+	g       GenConfig
+	t0      int64
+	first   int
+	writers [][]*batchState
+	created []int
+}
+
+// NewLoad makes the writers of a phase that writes rounds from round first
+// (the rounds before it are taken as written: a later phase adds rounds to
+// a loaded target) with data time t0 (ms) at round 0.
+func NewLoad(cfg Config, t0 int64, first int) *Load {
+	l := &Load{cfg: cfg, g: cfg.gen(), t0: t0, first: first}
+	nb := (cfg.Series + cfg.BatchSeries - 1) / cfg.BatchSeries
+	n := min(cfg.Concurrency, nb)
+	l.writers, l.created = make([][]*batchState, n), make([]int, n)
+	per := cfg.SamplesPerSeries
+	var wg sync.WaitGroup
+	for s := range n {
 		wg.Go(func() {
-			var (
-				sb      = labels.NewScratchBuilder(12)
-				states  []*batchState
-				lat     []time.Duration
-				samples int
-				reqs    int
-				errs    int
-				first   error
-				created int
-				lastTs  int64 = -1
-			)
+			sb := labels.NewScratchBuilder(12)
 			for b := s; b < nb; b += cfg.Concurrency {
 				lo, hi := b*cfg.BatchSeries, min((b+1)*cfg.BatchSeries, cfg.Series)
 				st := &batchState{lo: lo, gens: make([]uint64, hi-lo)}
@@ -155,34 +213,124 @@ func RunWrites(ctx context.Context, cfg Config, sink Sink, t0 int64) WriteResult
 				st.batch.Refs = make([]storage.SeriesRef, hi-lo)
 				st.batch.Samples = make([]prompb.Sample, (hi-lo)*per)
 				for k := range st.gens {
-					st.gens[k] = g.Generation(lo+k, 0)
+					st.gens[k] = l.g.Generation(lo+k, first)
 					st.batch.Labels[k] = SeriesLabels(&sb, lo+k, st.gens[k])
 					st.batch.Counter[k] = Counter(lo + k)
 				}
-				created += hi - lo
-				states = append(states, st)
+				l.fillSamples(st, first, st.batch.Samples)
+				l.created[s] += hi - lo
+				l.writers[s] = append(l.writers[s], st)
 			}
+		})
+	}
+	wg.Wait()
+	return l
+}
+
+// fillSamples writes round r's samples of st's series, in their current
+// generations, into dst.
+func (l *Load) fillSamples(st *batchState, r int, dst []prompb.Sample) {
+	per := l.cfg.SamplesPerSeries
+	stepMs := l.g.IntervalMs / int64(per)
+	ts0 := l.t0 + int64(r)*l.g.IntervalMs
+	for k, gen := range st.gens {
+		i, c := st.lo+k, st.batch.Counter[k]
+		for j := range per {
+			dst[k*per+j] = prompb.Sample{Timestamp: ts0 + int64(j)*stepMs, Value: value(c, i, gen, r, j, per)}
+		}
+	}
+}
+
+// Prepare lets sink, if it is a Preparer, do its work for the first
+// rounds' batches now, before the clock starts.
+func (l *Load) Prepare(sink Sink) error {
+	p, ok := sink.(Preparer)
+	if !ok {
+		return nil
+	}
+	errs := make([]error, len(l.writers))
+	var wg sync.WaitGroup
+	for s, states := range l.writers {
+		wg.Go(func() {
+			var next []prompb.Sample
+			for _, st := range states {
+				next = slices.Grow(next[:0], len(st.batch.Samples))[:len(st.batch.Samples)]
+				l.fillSamples(st, l.first+1, next)
+				if err := p.Prepare(s, &st.batch, next); err != nil {
+					errs[s] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	return nil
+}
+
+// RunWrites writes rounds of samples to sink from t0 (ms) from round first
+// on, as NewLoad, Prepare and Run do, with the setup on the clock.
+func RunWrites(ctx context.Context, cfg Config, sink Sink, t0 int64, first int) WriteResult {
+	l := NewLoad(cfg, t0, first)
+	if err := l.Prepare(sink); err != nil {
+		return WriteResult{EndMs: -1, FirstErr: err}
+	}
+	return l.Run(ctx, sink)
+}
+
+// Run writes rounds of samples to sink until the duration ends, ctx is
+// done, the data clock reaches now or MaxRounds (counted from round 0) are
+// written. A Load runs once.
+func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
+	cfg, g, t0, first := l.cfg, l.g, l.t0, l.first
+	deadline := time.Now().Add(cfg.Duration)
+	per := cfg.SamplesPerSeries
+	stepMs := g.IntervalMs / int64(per)
+
+	var (
+		mu        sync.Mutex
+		res       = WriteResult{EndMs: -1}
+		wg        sync.WaitGroup
+		warmReqs  []warmRequest
+		writers   = len(l.writers)
+		firstDone = make([]time.Time, writers)
+	)
+	gate := newGate(writers)
+	start := time.Now()
+	for s, states := range l.writers {
+		wg.Go(func() {
+			var (
+				sb      = labels.NewScratchBuilder(12)
+				lat     []time.Duration
+				warm    []warmRequest
+				samples int
+				reqs    int
+				errs    int
+				firstE  error
+				created       = l.created[s]
+				lastTs  int64 = -1
+				done0   time.Time
+			)
 		rounds:
-			for r := 0; ; r++ {
+			for r := first; ; r++ {
 				ts0 := t0 + int64(r)*g.IntervalMs
 				if ctx.Err() != nil || time.Now().After(deadline) || ts0 > time.Now().UnixMilli() ||
 					(cfg.MaxRounds > 0 && r >= cfg.MaxRounds) {
 					break
 				}
-				gate.enter(s, r)
+				gate.enter(s, r-first)
 				for _, st := range states {
 					for k := range st.gens {
-						i := st.lo + k
-						if gen := g.Generation(i, r); gen != st.gens[k] {
+						if gen := g.Generation(st.lo+k, r); gen != st.gens[k] {
 							st.gens[k] = gen
-							st.batch.Labels[k] = SeriesLabels(&sb, i, gen)
+							st.batch.Labels[k] = SeriesLabels(&sb, st.lo+k, gen)
 							st.batch.Refs[k] = 0
 							created++
 						}
-						for j := range per {
-							st.batch.Samples[k*per+j] = prompb.Sample{Timestamp: ts0 + int64(j)*stepMs, Value: Value(i, st.gens[k], r, j, per)}
-						}
 					}
+					l.fillSamples(st, r, st.batch.Samples)
 					t := time.Now()
 					err := sink.Write(ctx, s, &st.batch)
 					lat = append(lat, time.Since(t))
@@ -192,33 +340,44 @@ func RunWrites(ctx context.Context, cfg Config, sink Sink, t0 int64) WriteResult
 							break rounds
 						}
 						errs++
-						if first == nil {
-							first = err
+						if firstE == nil {
+							firstE = err
 						}
 						continue
 					}
 					samples += len(st.batch.Samples)
+					if r > first {
+						warm = append(warm, warmRequest{start: t, samples: len(st.batch.Samples)})
+					}
 				}
 				lastTs = ts0 + int64(per-1)*stepMs
+				if r == first {
+					done0 = time.Now()
+				}
 			}
-			rounds := gate.done(s)
+			rounds := gate.done(s) + first
 			mu.Lock()
 			defer mu.Unlock()
+			firstDone[s] = done0
+			warmReqs = append(warmReqs, warm...)
 			res.Latencies = append(res.Latencies, lat...)
 			res.Samples += samples
 			res.Requests += reqs
 			res.Errors += errs
 			res.SeriesCreated += created
 			if res.FirstErr == nil {
-				res.FirstErr = first
+				res.FirstErr = firstE
 			}
 			if res.EndMs < 0 || lastTs < res.EndMs {
 				res.EndMs, res.Rounds = lastTs, rounds
 			}
+			res.RoundsMax = max(res.RoundsMax, rounds)
 		})
 	}
 	wg.Wait()
-	res.Wall = time.Since(start)
+	end := time.Now()
+	res.Wall = end.Sub(start)
+	res.WarmSamples, res.WarmWall = warmPart(firstDone, warmReqs, end)
 	slices.Sort(res.Latencies)
 	return res
 }

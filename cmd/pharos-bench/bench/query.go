@@ -27,6 +27,22 @@ type Query struct {
 	Name  string
 	Expr  string
 	Range bool
+	// Uncached asks the query frontend to evaluate the query rather than
+	// answer it from its results cache: the frontend caches only range
+	// queries without a timeout parameter, so this one carries the
+	// querier's default timeout (2m), which changes nothing else.
+	Uncached bool
+}
+
+// RangeQueries are the range queries of Queries.
+func RangeQueries() []Query {
+	var out []Query
+	for _, q := range Queries {
+		if q.Range {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // Queries are the kinds dashboards and rules run over the generated
@@ -82,16 +98,23 @@ func answerLine(metric string, ts []int64, vs []float64) string {
 	return b.String()
 }
 
-// Querier runs one query ending at end (ms).
+// Querier runs one query ending at end (ms). It returns the answer and
+// how long the query took until the answer was in hand (the engine's
+// result, the last byte of an HTTP body), not counting the harness's own
+// decoding of it.
 type Querier interface {
-	Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, error)
+	Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, time.Duration, error)
 }
 
-// RunQueries runs each query repeatedly for cfg.QueryDuration (at least
-// three times) with cfg.QueryConcurrency callers.
+// RunQueries runs each of Queries repeatedly for cfg.QueryDuration (at
+// least three times) with cfg.QueryConcurrency callers.
 func RunQueries(ctx context.Context, cfg Config, qr Querier, end int64) []QueryResult {
+	return runQueries(ctx, cfg, qr, end, Queries)
+}
+
+func runQueries(ctx context.Context, cfg Config, qr Querier, end int64, queries []Query) []QueryResult {
 	var out []QueryResult
-	for _, q := range Queries {
+	for _, q := range queries {
 		res := QueryResult{Query: q, Series: -1}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -99,9 +122,7 @@ func RunQueries(ctx context.Context, cfg Config, qr Querier, end int64) []QueryR
 		for range cfg.QueryConcurrency {
 			wg.Go(func() {
 				for n := 0; ctx.Err() == nil && (n < 3 || time.Now().Before(deadline)); n++ {
-					t := time.Now()
-					ans, err := qr.Run(ctx, q, end, cfg)
-					d := time.Since(t)
+					ans, d, err := qr.Run(ctx, q, end, cfg)
 					mu.Lock()
 					if err != nil {
 						res.Errors++
@@ -142,25 +163,27 @@ func NewLocalQuerier(q storage.Queryable) *LocalQuerier {
 	}
 }
 
-// Run executes q and counts the series of the answer.
-func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, error) {
+// Run executes q; the time is the engine's, up to its result.
+func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, time.Duration, error) {
 	var (
 		qry promql.Query
 		err error
 		te  = time.UnixMilli(end)
 	)
+	t := time.Now()
 	if q.Range {
 		qry, err = l.Engine.NewRangeQuery(ctx, l.Queryable, nil, q.Expr, te.Add(-cfg.QueryRange), te, cfg.QueryStep)
 	} else {
 		qry, err = l.Engine.NewInstantQuery(ctx, l.Queryable, nil, q.Expr, te)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer qry.Close()
 	res := qry.Exec(ctx)
+	took := time.Since(t)
 	if res.Err != nil {
-		return nil, res.Err
+		return nil, 0, res.Err
 	}
 	var out Answer
 	switch v := res.Value.(type) {
@@ -177,7 +200,7 @@ func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) 
 			out = append(out, answerLine(s.Metric.String(), []int64{s.T}, []float64{s.F}))
 		}
 	}
-	return out, nil
+	return out, took, nil
 }
 
 // HTTPQuerier runs queries through a Prometheus HTTP API at Base.
@@ -186,8 +209,11 @@ type HTTPQuerier struct {
 	Client *http.Client
 }
 
-// Run executes q over HTTP and counts the series of the answer.
-func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, error) {
+// Run executes q over HTTP. The time runs until the last byte of the
+// answer is read (gunzipped, as any client accepting gzip reads it); the
+// JSON is decoded after the clock stops, as that cost is the harness's,
+// not the server's.
+func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (Answer, time.Duration, error) {
 	te := time.UnixMilli(end)
 	v := url.Values{"query": {q.Expr}}
 	path := "/api/v1/query"
@@ -199,19 +225,30 @@ func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (
 	} else {
 		v.Set("time", formatTime(te))
 	}
+	if q.Uncached {
+		v.Set("timeout", "2m")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Base+path+"?"+v.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	t := time.Now()
 	resp, err := h.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, 0, fmt.Errorf("query: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	took := time.Since(t)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, 0, fmt.Errorf("query: %w", err)
 	}
+	ans, err := decodeAnswer(resp.Status, body)
+	return ans, took, err
+}
+
+// decodeAnswer reads a Prometheus API answer into one line per series.
+func decodeAnswer(status string, body []byte) (Answer, error) {
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -224,10 +261,10 @@ func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("query: %s: %w", resp.Status, err)
+		return nil, fmt.Errorf("query: %s: %w", status, err)
 	}
 	if r.Status != "success" {
-		return nil, errors.New("query: " + resp.Status + ": " + r.Error)
+		return nil, errors.New("query: " + status + ": " + r.Error)
 	}
 	var out Answer
 	for _, s := range r.Data.Result {

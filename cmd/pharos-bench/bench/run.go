@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,19 +18,37 @@ type Result struct {
 	Replicas int
 	Write    WriteResult
 	Queries  []QueryResult
+	// QueryNote says how the target's query frontend was set during
+	// Queries ("" for the local tsdb).
+	QueryNote string
 	// ServerCPU is the target's CPU during the write phase (for the local
-	// tsdb: this process, generator included).
+	// tsdb: this process, the generator's per-round work included; on
+	// both sides the series are labelled before the clock starts).
 	ServerCPU float64
-	// ClientCPU is this process's CPU during the write phase (generator,
-	// encoding, HTTP); 0 for the local tsdb, where it is in ServerCPU.
+	// ClientCPU is this process's CPU during the write phase (samples,
+	// encoding, compression, HTTP); 0 for the local tsdb, where it is in
+	// ServerCPU.
 	ClientCPU float64
-	// RSSBefore/RSSAfter are resident bytes before and after the writes.
-	RSSBefore, RSSAfter float64
+	// Memory before and after the writes, read the same way on both
+	// sides: RSS and heap in use as they are (no GC, nothing returned to
+	// the OS first), and the live heap right after a forced GC. The local
+	// tsdb's "before" follows a debug.FreeOSMemory, so that it starts as
+	// clean as a fresh Pharos process.
+	RSSBefore, RSSAfter             float64
+	HeapInuseBefore, HeapInuseAfter float64
+	LiveHeapBefore, LiveHeapAfter   float64
+	// RSSAfterFreed is the local tsdb's RSS after debug.FreeOSMemory (what
+	// earlier versions reported as its RSS); 0 for a target, which cannot
+	// be made to return its free memory.
+	RSSAfterFreed float64
 	// T0 is the data time of the first round, ms.
 	T0 int64
 	// Disk is measured once the side has stopped; nil when it was not
 	// (a remote target).
 	Disk *DiskUsage
+	// Shards and Cache are the query frontend's runs (RunFrontend).
+	Shards []ShardRun
+	Cache  *CacheRun
 }
 
 // CPUPerMSamples is server CPU-seconds per million samples.
@@ -44,11 +61,14 @@ func (r *Result) CPUPerMSamples() float64 {
 
 // RSSPerSeries is the growth of resident memory per head series per
 // replica, in bytes.
-func (r *Result) RSSPerSeries() float64 {
+func (r *Result) RSSPerSeries() float64 { return r.perSeries(r.RSSBefore, r.RSSAfter) }
+
+// perSeries is a growth from before to after per head series per replica.
+func (r *Result) perSeries(before, after float64) float64 {
 	if r.Write.SeriesCreated == 0 {
 		return 0
 	}
-	return (r.RSSAfter - r.RSSBefore) / float64(r.Write.SeriesCreated*max(1, r.Replicas))
+	return (after - before) / float64(r.Write.SeriesCreated*max(1, r.Replicas))
 }
 
 // StartMs is the data time of the first round of a load started now.
@@ -63,8 +83,17 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 	if t0 == 0 {
 		t0 = StartMs(cfg)
 	}
+	// Whatever the harness did before (a target's write phase) is garbage:
+	// start from what a fresh process holds. Twice, as sync.Pools keep
+	// what they hold through one GC (the tsdb's pools from measuring the
+	// target's disk were 25 MiB at 20k series). Memory is counted from
+	// before the series are labelled, since the head keeps those label
+	// sets, CPU and time from after, as for a target.
+	debug.FreeOSMemory()
 	debug.FreeOSMemory()
 	before := selfUsage()
+	load := NewLoad(cfg, t0, 0)
+	cpu0 := selfUsage().CPUSeconds
 	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
@@ -75,13 +104,17 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 			_ = db.Close()
 		}
 	}()
-	res := &Result{Name: "local tsdb", Replicas: 1, RSSBefore: before.RSSBytes, T0: t0}
-	res.Write = RunWrites(ctx, cfg, TSDBSink{DB: db}, t0)
+	res := &Result{
+		Name: "local tsdb", Replicas: 1, T0: t0,
+		RSSBefore: before.RSSBytes, HeapInuseBefore: before.HeapInuseBytes, LiveHeapBefore: before.HeapAllocBytes,
+	}
+	res.Write = load.Run(ctx, TSDBSink{DB: db})
 	after := selfUsage()
-	res.ServerCPU = after.CPUSeconds - before.CPUSeconds
-	// Drop the generator's garbage so RSS shows what the head holds.
+	res.ServerCPU = after.CPUSeconds - cpu0
+	res.RSSAfter, res.HeapInuseAfter = after.RSSBytes, after.HeapInuseBytes
+	res.LiveHeapAfter = selfLiveHeap()
 	debug.FreeOSMemory()
-	res.RSSAfter = selfUsage().RSSBytes
+	res.RSSAfterFreed = selfUsage().RSSBytes
 	if res.Write.EndMs >= 0 {
 		res.Queries = RunQueries(ctx, cfg, NewLocalQuerier(db), res.Write.EndMs)
 	}
@@ -104,24 +137,55 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 
 // RunTarget writes to and queries a running Pharos.
 func RunTarget(ctx context.Context, cfg Config, t *Target, client *http.Client) (*Result, error) {
+	res := &Result{Name: t.Name, Replicas: max(1, t.Replicas), T0: StartMs(cfg)}
+	// The series and the first requests are made before the clock starts:
+	// the harness shares the cores with the target, and that work is not
+	// the target's.
+	sink := NewHTTPSink(t.Base+"/api/v1/write", cfg.Protocol == "v2", cfg.Concurrency, client)
+	load := NewLoad(cfg, res.T0, 0)
+	if err := load.Prepare(sink); err != nil {
+		return nil, err
+	}
+	live0, err := t.LiveHeap(ctx, client)
+	if err != nil {
+		return nil, err
+	}
 	before, err := t.Sample(ctx, client)
 	if err != nil {
 		return nil, err
 	}
 	self0 := selfUsage()
-	res := &Result{Name: t.Name, Replicas: max(1, t.Replicas), RSSBefore: before.RSSBytes, T0: StartMs(cfg)}
-	sink := NewHTTPSink(t.Base+"/api/v1/write", cfg.Protocol == "v2", cfg.Concurrency, client)
-	res.Write = RunWrites(ctx, cfg, sink, res.T0)
+	res.RSSBefore, res.HeapInuseBefore, res.LiveHeapBefore = before.RSSBytes, before.HeapInuseBytes, live0
+	profiled := t.Profile(ctx, client, cfg.ProfileDir, "write")
+	stopSelf, err := profileSelf(cfg.ProfileDir, t.Name, "write")
+	if err != nil {
+		return nil, err
+	}
+	res.Write = load.Run(ctx, sink)
 	self1 := selfUsage()
+	if err := stopSelf(); err != nil {
+		return nil, fmt.Errorf("profile the harness: %w", err)
+	}
 	after, err := t.Sample(ctx, client)
 	if err != nil {
 		return nil, err
 	}
 	res.ServerCPU = after.CPUSeconds - before.CPUSeconds
 	res.ClientCPU = self1.CPUSeconds - self0.CPUSeconds
-	res.RSSAfter = after.RSSBytes
+	res.RSSAfter, res.HeapInuseAfter = after.RSSBytes, after.HeapInuseBytes
+	if res.LiveHeapAfter, err = t.LiveHeap(ctx, client); err != nil {
+		return nil, err
+	}
+	// A profile outlasting the write phase must not overlap the queries.
+	if err := profiled(); err != nil {
+		return nil, err
+	}
 	if res.Write.EndMs >= 0 {
+		profiled = t.Profile(ctx, client, cfg.ProfileDir, "query")
 		res.Queries = RunQueries(ctx, cfg, &HTTPQuerier{Base: t.Base, Client: client}, res.Write.EndMs)
+		if err := profiled(); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
@@ -129,103 +193,4 @@ func RunTarget(ctx context.Context, cfg Config, t *Target, client *http.Client) 
 // Pair is a target's result and the local tsdb's on the same samples.
 type Pair struct {
 	Target, Local *Result
-}
-
-// Report prints every target's numbers beside the local tsdb's on the same
-// samples, with their ratios.
-func Report(w io.Writer, cfg Config, pairs []Pair) {
-	fmt.Fprintf(w, "# pharos-bench: %d active series, churn %g/interval, %d sample(s)/series/interval, %d writers × %d series/request, remote write %s\n",
-		cfg.Series, cfg.Churn, cfg.SamplesPerSeries, cfg.Concurrency, cfg.BatchSeries, cfg.Protocol)
-	fmt.Fprintf(w, "\n## ingest\n| side | samples | head series | samples/s | vs tsdb | write p50 | write p99 | errors/requests | server CPU-s/M samples | client CPU-s/M | samples per server CPU-s | RSS after | RSS growth/series/replica | vs tsdb |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, p := range pairs {
-		for _, r := range []*Result{p.Local, p.Target} {
-			if r == nil {
-				continue
-			}
-			ratio, memRatio := "1", "1"
-			if r == p.Target && p.Local != nil {
-				ratio = fmtRatio(r.Write.SamplesPerSec(), p.Local.Write.SamplesPerSec())
-				memRatio = fmtRatio(r.RSSPerSeries(), p.Local.RSSPerSeries())
-			}
-			perCPU, clientPerM := 0.0, 0.0
-			if r.ServerCPU > 0 {
-				perCPU = float64(r.Write.Samples) / r.ServerCPU
-			}
-			if r.Write.Samples > 0 {
-				clientPerM = r.ClientCPU / (float64(r.Write.Samples) / 1e6)
-			}
-			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %d/%d | %.2f | %.2f | %.0f | %.0f MiB | %.0f B | %s |\n",
-				r.Name, r.Write.Samples, r.Write.SeriesCreated, r.Write.SamplesPerSec(), ratio,
-				fmtDur(Quantile(r.Write.Latencies, 0.5)), fmtDur(Quantile(r.Write.Latencies, 0.99)),
-				r.Write.Errors, r.Write.Requests, r.CPUPerMSamples(), clientPerM, perCPU, r.RSSAfter/(1<<20), r.RSSPerSeries(), memRatio)
-		}
-	}
-	for _, p := range pairs {
-		for _, r := range []*Result{p.Local, p.Target} {
-			if r != nil && r.Write.FirstErr != nil {
-				fmt.Fprintf(w, "\n%s: first write error: %v\n", r.Name, r.Write.FirstErr)
-			}
-		}
-	}
-	fmt.Fprintf(w, "\n## disk (closed tsdb: WAL and head chunks as ingested; blocks after compacting the head)\n| side | WAL | head chunks | blocks | samples in blocks | bytes/sample | vs tsdb |\n|---|---|---|---|---|---|---|\n")
-	for _, p := range pairs {
-		for _, r := range []*Result{p.Local, p.Target} {
-			if r == nil || r.Disk == nil {
-				continue
-			}
-			ratio := "1"
-			if r == p.Target && p.Local != nil && p.Local.Disk != nil {
-				ratio = fmtRatio(r.Disk.BytesPerSample(), p.Local.Disk.BytesPerSample())
-			}
-			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %.1f MiB | %d | %.2f | %s |\n", r.Name,
-				float64(r.Disk.WALBytes)/(1<<20), float64(r.Disk.HeadChunkBytes)/(1<<20), float64(r.Disk.BlockBytes)/(1<<20),
-				r.Disk.BlockSamples, r.Disk.BytesPerSample(), ratio)
-		}
-	}
-	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step; series = series in the answer; same = the answer equals the local tsdb's)\n| side | query | p50 | p99 | runs | series | same | p50 vs tsdb |\n|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
-	for qi := range Queries {
-		for _, p := range pairs {
-			for _, r := range []*Result{p.Local, p.Target} {
-				if r == nil || qi >= len(r.Queries) {
-					continue
-				}
-				q := r.Queries[qi]
-				ratio, same := "1", ""
-				if r == p.Target && p.Local != nil && qi < len(p.Local.Queries) {
-					lq := p.Local.Queries[qi]
-					ratio = fmtRatio(Quantile(q.Latencies, 0.5).Seconds(), Quantile(lq.Latencies, 0.5).Seconds())
-					switch {
-					case p.Local.T0 != r.T0 || p.Local.Write.EndMs != r.Write.EndMs:
-						same = "n/a"
-					case q.Digest == lq.Digest && q.Series >= 0:
-						same = "yes"
-					default:
-						same = "**no**"
-					}
-				}
-				fmt.Fprintf(w, "| %s | `%s` | %s | %s | %d | %d | %s | %s |\n", r.Name, q.Query.Name,
-					fmtDur(Quantile(q.Latencies, 0.5)), fmtDur(Quantile(q.Latencies, 0.99)), len(q.Latencies), q.Series, same, ratio)
-				if q.FirstErr != nil {
-					fmt.Fprintf(w, "|  | %d errors: %v |||||\n", q.Errors, q.FirstErr)
-				}
-			}
-		}
-	}
-}
-
-func fmtRatio(a, b float64) string {
-	if b == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f×", a/b)
-}
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d >= time.Second:
-		return fmt.Sprintf("%.2fs", d.Seconds())
-	case d >= time.Millisecond:
-		return fmt.Sprintf("%.1fms", float64(d)/1e6)
-	}
-	return fmt.Sprintf("%dµs", d.Microseconds())
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -24,6 +25,11 @@ func NewHTTPSink(url string, v2 bool, writers int, client *http.Client) *HTTPSin
 		s.enc = append(s.enc, NewEncoder(v2))
 	}
 	return s
+}
+
+// Prepare encodes b's first two requests ahead of time (Encoder.Prepare).
+func (s *HTTPSink) Prepare(sender int, b *Batch, next []prompb.Sample) error {
+	return s.enc[sender].Prepare(b, next)
 }
 
 // Write encodes b and posts it; any non-2xx answer is an error.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,25 +27,46 @@ type Cluster struct {
 	Target Target
 	// TSDBDirs are the tsdb directories of the processes that ingest.
 	TSDBDirs []string
-	procs    []*exec.Cmd
-	exited   []chan error
-	logs     []string
+	binary   string
+	procs    []*proc
+	running  bool
+}
+
+// proc is one process of a cluster: how to start it, and its run.
+type proc struct {
+	name, log string
+	args      []string
+	// front serves the cluster's HTTP API (through the query frontend):
+	// the process the frontend flags go to.
+	front  bool
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// FrontendArgs are the query-frontend flags of a spawned cluster's API
+// process: query sharding over shards (0: off) and the results cache.
+func FrontendArgs(shards int, cache bool) []string {
+	return []string{
+		"-query-frontend.query-sharding-total-shards=" + strconv.Itoa(shards),
+		"-query-frontend.cache-results=" + strconv.FormatBool(cache),
+	}
 }
 
 // Spawn starts layout from the pharos binary, with data and logs under
 // dir, every port on 127.0.0.1, and waits until it takes writes.
 // "allinone" is one process (RF 1) with the write and read roles; "rf3" is three ingesters at RF 3 and
-// one distributor+querier process. The probe write carries one sample at
-// probeMs: make it no later than the load's first samples, or the head
+// one distributor+querier process. front are extra flags of the process
+// that serves the API (FrontendArgs). The probe write carries one sample
+// at probeMs: make it no later than the load's first samples, or the head
 // would refuse them as too old.
-func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client, probeMs int64) (_ *Cluster, err error) {
-	c := &Cluster{Target: Target{Name: layout}}
+func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client, probeMs int64, front []string) (_ *Cluster, err error) {
+	c := &Cluster{Target: Target{Name: layout}, binary: binary}
 	defer func() {
 		if err != nil {
-			c.Stop()
+			_ = c.Stop()
 		}
 	}()
-	start := func(name string, args ...string) (string, error) {
+	add := func(name string, isFront bool, args ...string) (string, error) {
 		http, err := freePort()
 		if err != nil {
 			return "", err
@@ -53,28 +75,11 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return "", err
 		}
-		args = append([]string{
-			"-server.http-listen=" + http,
-			"-storage.path=" + filepath.Join(data, "data"),
-		}, args...)
-		logPath := filepath.Join(dir, name+".log")
-		logf, err := os.Create(logPath)
-		if err != nil {
-			return "", err
-		}
-		cmd := exec.Command(binary, args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return "", fmt.Errorf("start %s: %w", name, err)
-		}
-		logf.Close()
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		c.exited = append(c.exited, exited)
-		c.procs = append(c.procs, cmd)
-		c.logs = append(c.logs, logPath)
-		c.Target.PIDs = append(c.Target.PIDs, cmd.Process.Pid)
+		c.procs = append(c.procs, &proc{
+			name: name, log: filepath.Join(dir, name+".log"), front: isFront,
+			args: append([]string{"-server.http-listen=" + http, "-storage.path=" + filepath.Join(data, "data")}, args...),
+		})
+		c.Target.Procs = append(c.Target.Procs, name)
 		c.Target.Metrics = append(c.Target.Metrics, "http://"+http+"/metrics")
 		if name != "front" {
 			c.TSDBDirs = append(c.TSDBDirs, filepath.Join(data, "data", "tsdb"))
@@ -90,7 +95,7 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 		// Every role that holds or serves data, without the scraper: its
 		// self-scrape at wall time would push the head past the load's
 		// back-filled samples.
-		h, err := start("allinone", "-target=distributor,ingester,querier", "-server.grpc-listen="+grpc, "-memberlist.bind="+gossip)
+		h, err := add("allinone", true, "-target=distributor,ingester,querier", "-server.grpc-listen="+grpc, "-memberlist.bind="+gossip)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +116,7 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 			} else {
 				seed = gossip
 			}
-			if _, err := start("ing-"+strconv.Itoa(i), args...); err != nil {
+			if _, err := add("ing-"+strconv.Itoa(i), false, args...); err != nil {
 				return nil, err
 			}
 		}
@@ -119,7 +124,7 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 		if err != nil {
 			return nil, err
 		}
-		h, err := start("front", append([]string{"-target=distributor,querier", "-server.grpc-listen=" + grpc,
+		h, err := add("front", true, append([]string{"-target=distributor,querier", "-server.grpc-listen=" + grpc,
 			"-memberlist.bind=" + gossip, "-memberlist.join=" + seed}, common...)...)
 		if err != nil {
 			return nil, err
@@ -128,10 +133,59 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 	default:
 		return nil, fmt.Errorf("layout %q: want one of %v", layout, Layouts)
 	}
+	if err := c.start(front); err != nil {
+		return nil, err
+	}
 	if err := c.waitReady(ctx, client, 60*time.Second, probeMs); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Restart stops every process and starts them again on the same ports and
+// data directories, the API process with the flags front, and returns the
+// time from start to ready: the heads' WAL replay, mostly. The probe write
+// carries one sample at probeMs, which must not be older than an hour
+// before the newest sample written (the head's appendable window).
+func (c *Cluster) Restart(ctx context.Context, client *http.Client, front []string, probeMs int64) (time.Duration, error) {
+	if err := c.Stop(); err != nil {
+		return 0, err
+	}
+	t := time.Now()
+	if err := c.start(front); err != nil {
+		return 0, err
+	}
+	if err := c.waitReady(ctx, client, 10*time.Minute, probeMs); err != nil {
+		return 0, err
+	}
+	return time.Since(t), nil
+}
+
+// start starts every process, logging to its file (appended on restarts).
+func (c *Cluster) start(front []string) error {
+	c.Target.PIDs = c.Target.PIDs[:0]
+	c.running = true
+	for _, p := range c.procs {
+		args := p.args
+		if p.front {
+			args = append(slices.Clip(args), front...)
+		}
+		logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(c.binary, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		err = cmd.Start()
+		logf.Close()
+		if err != nil {
+			return fmt.Errorf("start %s: %w", p.name, err)
+		}
+		p.cmd, p.exited = cmd, make(chan error, 1)
+		go func() { p.exited <- cmd.Wait() }()
+		c.Target.PIDs = append(c.Target.PIDs, cmd.Process.Pid)
+	}
+	return nil
 }
 
 // waitReady polls until every process answers /ready and a probe write of
@@ -144,11 +198,14 @@ func (c *Cluster) waitReady(ctx context.Context, client *http.Client, timeout ti
 	b := &Batch{Labels: []labels.Labels{sb.Labels()}, Counter: []bool{false}, Samples: []prompb.Sample{{Timestamp: probeMs, Value: 1}}}
 	var last error
 	for time.Now().Before(deadline) {
-		for i := range c.procs {
+		for _, p := range c.procs {
+			if p.cmd == nil {
+				continue
+			}
 			select {
-			case err := <-c.exited[i]:
-				c.exited[i] <- err
-				return fmt.Errorf("%s exited (%v): %s", c.logs[i], err, c.tail(i))
+			case err := <-p.exited:
+				p.exited <- err
+				return fmt.Errorf("%s exited (%v): %s", p.log, err, p.tail())
 			default:
 			}
 		}
@@ -180,32 +237,43 @@ func (c *Cluster) waitReady(ctx context.Context, client *http.Client, timeout ti
 	return fmt.Errorf("%s not ready after %s: %w", c.Target.Name, timeout, last)
 }
 
-func (c *Cluster) tail(i int) string {
-	b, _ := os.ReadFile(c.logs[i])
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
 	if len(b) > 2000 {
 		b = b[len(b)-2000:]
 	}
 	return string(bytes.TrimSpace(b))
 }
 
-// Stop interrupts every process and waits for it (killing it after 20s).
+// Stop interrupts every process and waits for it (killing it after a
+// minute: a head of a million series takes a while to close). Stopping a
+// stopped cluster does nothing.
 func (c *Cluster) Stop() error {
-	var errs []error
-	for _, cmd := range c.procs {
-		_ = cmd.Process.Signal(os.Interrupt)
+	if !c.running {
+		return nil
 	}
-	for i, cmd := range c.procs {
-		done := c.exited[i]
-		select {
-		case err := <-done:
-			if err != nil {
-				errs = append(errs, err)
-			}
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			errs = append(errs, fmt.Errorf("pid %d: killed after 20s", cmd.Process.Pid))
-			<-done
+	c.running = false
+	var errs []error
+	for _, p := range c.procs {
+		if p.cmd != nil {
+			_ = p.cmd.Process.Signal(os.Interrupt)
 		}
+	}
+	for _, p := range c.procs {
+		if p.cmd == nil {
+			continue
+		}
+		select {
+		case err := <-p.exited:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			}
+		case <-time.After(time.Minute):
+			_ = p.cmd.Process.Kill()
+			errs = append(errs, fmt.Errorf("%s (pid %d): killed after a minute", p.name, p.cmd.Process.Pid))
+			<-p.exited
+		}
+		p.cmd = nil
 	}
 	return errors.Join(errs...)
 }
