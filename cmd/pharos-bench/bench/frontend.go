@@ -41,6 +41,32 @@ type CacheRun struct {
 	// CachedBefore is the data time up to which the frontend may cache
 	// (now − max_cache_freshness at the cold run; 1m by default).
 	CachedBefore int64
+
+	// Live is the case a dashboard is in: the same query over a range
+	// ending now, run cached (LiveBefore), then two more rounds written at
+	// wall-clock time (LiveRound, the last at LiveRoundMs), then cached
+	// (LiveAfter) and uncached (LiveAfterReference). New samples land in
+	// the part newer than max_cache_freshness, which is never cached.
+	LiveStartMs, LiveEndMs                    int64
+	LiveBefore, LiveAfter, LiveAfterReference OneQuery
+	LiveRound                                 WriteResult
+	LiveRoundMs                               int64
+}
+
+// LiveVerdict says whether the cached query over a range ending now
+// answered the rounds written at now, as the uncached one does.
+func (c *CacheRun) LiveVerdict() string {
+	switch {
+	case c.LiveRound.Samples == 0:
+		return "n/a: the live rounds were not written"
+	case c.LiveAfterReference.Digest == c.LiveBefore.Digest:
+		return "n/a: the live rounds did not change the uncached answer"
+	case c.LiveAfter.Digest == c.LiveAfterReference.Digest:
+		return "fresh"
+	case c.LiveAfter.Digest == c.LiveBefore.Digest:
+		return "stale"
+	}
+	return "wrong: neither the answer before the rounds nor after them"
 }
 
 // OneQuery is one run of a query: its time, its answer and the steps the
@@ -134,12 +160,12 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 	qr := &HTTPQuerier{Base: t.Base, Client: client}
 	uncached := c.Query
 	uncached.Uncached = true
-	run := func(q Query) (OneQuery, error) {
+	run := func(q Query, end int64) (OneQuery, error) {
 		h0, m0, err := cacheSteps(ctx, t, client)
 		if err != nil {
 			return OneQuery{}, err
 		}
-		ans, took, err := qr.Run(ctx, q, c.EndMs, qcfg)
+		ans, took, err := qr.Run(ctx, q, end, qcfg)
 		if err != nil {
 			return OneQuery{}, fmt.Errorf("%s: %w", q.Name, err)
 		}
@@ -147,17 +173,17 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 		return OneQuery{Took: took, Series: len(ans), Digest: ans.digest(), Hits: h1 - h0, Misses: m1 - m0}, err
 	}
 	var err error
-	if c.Reference, err = run(uncached); err != nil {
+	if c.Reference, err = run(uncached, c.EndMs); err != nil {
 		return nil, err
 	}
 	c.CachedBefore = time.Now().Add(-MaxCacheFreshness).UnixMilli()
-	if c.Cold, err = run(c.Query); err != nil {
+	if c.Cold, err = run(c.Query, c.EndMs); err != nil {
 		return nil, err
 	}
 	c.WarmSame = true
 	deadline := time.Now().Add(cfg.QueryDuration)
 	for n := 0; ctx.Err() == nil && (n < 3 || time.Now().Before(deadline)); n++ {
-		w, err := run(c.Query)
+		w, err := run(c.Query, c.EndMs)
 		if err != nil {
 			c.WarmError = err
 			break
@@ -179,13 +205,46 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 	if c.Round.FirstErr != nil {
 		return nil, fmt.Errorf("write the extra round: %w", c.Round.FirstErr)
 	}
-	if c.After, err = run(c.Query); err != nil {
+	if c.After, err = run(c.Query, c.EndMs); err != nil {
 		return nil, err
 	}
-	if c.AfterReference, err = run(uncached); err != nil {
+	if c.AfterReference, err = run(uncached, c.EndMs); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c, c.liveCheck(ctx, cfg, qcfg, sink, round+1, run, uncached)
+}
+
+// liveCheck is CacheRun.Live: two rounds, from round first on, written
+// at now − 2 intervals and now − 1 interval (later than every sample
+// so far, so the head takes them in order), and a query range that ends
+// at the first step after now. rate() needs both rounds inside its
+// window to give a value there.
+func (c *CacheRun) liveCheck(ctx context.Context, cfg, qcfg Config, sink Sink, first int,
+	run func(Query, int64) (OneQuery, error), uncached Query,
+) error {
+	step, interval := qcfg.QueryStep.Milliseconds(), cfg.Interval.Milliseconds()
+	now := time.Now().UnixMilli()
+	c.LiveEndMs = (now/step + 1) * step
+	c.LiveStartMs = c.LiveEndMs - qcfg.QueryRange.Milliseconds()
+	var err error
+	if c.LiveBefore, err = run(c.Query, c.LiveEndMs); err != nil {
+		return err
+	}
+	// Round k is written at t0' + k*interval: shift t0 so that round first
+	// lands two intervals before now.
+	shifted := now - 2*interval - int64(first)*interval
+	wcfg := cfg
+	wcfg.MaxRounds, wcfg.Duration = first+2, time.Hour
+	c.LiveRound = RunWrites(ctx, wcfg, sink, shifted, first)
+	if c.LiveRound.FirstErr != nil {
+		return fmt.Errorf("write the live rounds: %w", c.LiveRound.FirstErr)
+	}
+	c.LiveRoundMs = shifted + int64(first+1)*interval
+	if c.LiveAfter, err = run(c.Query, c.LiveEndMs); err != nil {
+		return err
+	}
+	c.LiveAfterReference, err = run(uncached, c.LiveEndMs)
+	return err
 }
 
 // cacheSteps sums the frontend's pharos_frontend_results_cache_steps_total

@@ -170,5 +170,10 @@ func shardedAndCached(t *testing.T, cfg Config, r, l *Result, client *http.Clien
 	require.Equal(t, cfg.Series, c.Round.Samples/cfg.SamplesPerSeries, "one more sample per active series")
 	require.Contains(t, []string{"fresh", "stale"}, c.Verdict(), "the check is conclusive")
 	t.Logf("results cache after one more round: %s", c.Verdict())
+	// New samples at wall-clock time are what a dashboard waits for: the
+	// cached query over a range ending now must show them.
+	require.Positive(t, c.LiveRound.Samples)
+	require.Equal(t, "fresh", c.LiveVerdict(), "the cached query over a range ending now sees samples written now")
+	require.Positive(t, c.LiveAfter.Hits, "the live query's older steps still come from the cache")
 	r.Cache = c
 }
