@@ -419,25 +419,6 @@ func BenchmarkValidateLabels(b *testing.B) {
 	reportPerSeries(b, c0, len(req.Series))
 }
 
-// BenchmarkShardKey measures the ring key of 2000 Prometheus-shaped series.
-func BenchmarkShardKey(b *testing.B) {
-	req := promRequest(2000, 0)
-	for _, id := range []string{tenant.DefaultTenant, "team-a"} {
-		b.Run("tenant="+id, func(b *testing.B) {
-			var sink uint32
-			b.ReportAllocs()
-			c0 := cpuTime()
-			for b.Loop() {
-				for _, ts := range req.Series {
-					sink ^= shardKey(id, ts.Labels)
-				}
-			}
-			reportPerSeries(b, c0, len(req.Series))
-			_ = sink
-		})
-	}
-}
-
 // reportPerSeries reports wall and CPU time per series of n-series
 // iterations, CPU time counted from c0 (cpuTime before the loop). On a
 // machine shared with other work CPU time is the steadier of the two.

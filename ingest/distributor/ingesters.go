@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/pharos-tsdb/pharos/cluster"
 	"github.com/pharos-tsdb/pharos/cluster/ring"
-	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -86,31 +83,3 @@ func (s StaticIngesters) Client(addr string) (ingesterpb.IngesterClient, error) 
 }
 
 func staticAddr(i int) string { return "static-" + strconv.Itoa(i) }
-
-// sep is ring.ShardKey's separator.
-var sep = []byte{0xff}
-
-// shardKey is ring.ShardKey over wire labels, so the distributor does not
-// build a labels.Labels per series. The labels must be sorted and free of
-// empty values, as validation leaves them; a test pins it to ring.ShardKey.
-//
-// A series of a tenant other than the default one hashes its tenant first,
-// so that the same series of two tenants lands on different ingesters in
-// general. The default tenant's keys are ring.ShardKey's unchanged: a
-// single-tenant cluster keeps its placement.
-func shardKey(tenantID string, ls []*ingesterpb.LabelPair) uint32 {
-	var d xxhash.Digest
-	d.Reset()
-	if tenantID != tenant.DefaultTenant {
-		_, _ = d.WriteString(tenantID)
-		_, _ = d.Write(sep)
-	}
-	for _, l := range ls {
-		_, _ = d.Write(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.Write(l.Value)
-		_, _ = d.Write(sep)
-	}
-	h := d.Sum64()
-	return uint32(h) ^ uint32(h>>32)
-}

@@ -194,8 +194,10 @@ func TestUniformRoutingMatchesPerSeries(t *testing.T) {
 	require.Less(t, uniform, total*4/5, "too few non-uniform rings for the test to mean something")
 }
 
-// BenchmarkShardKeyAppend is BenchmarkShardKey for shardKeyAppend, which
-// routing uses: one xxhash.Sum64 over a reused buffer.
+// BenchmarkShardKeyAppend measures the ring key of 2000 Prometheus-shaped
+// series as routing computes it: one xxhash.Sum64 over a reused buffer
+// (44 small Digest.Writes per series before: 563 against 240 CPU-ns per
+// series in one binary).
 func BenchmarkShardKeyAppend(b *testing.B) {
 	req := promRequest(2000, 0)
 	for _, id := range []string{tenant.DefaultTenant, "team-a"} {

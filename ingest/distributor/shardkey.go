@@ -20,6 +20,20 @@ func appendTenantKey(buf []byte, tenantID string) []byte {
 	return append(append(buf, tenantID...), keySep)
 }
 
+// shardKey is ring.ShardKey over wire labels, so the distributor does not
+// build a labels.Labels per series. The labels must be sorted and free of
+// empty values, as validation leaves them; a test pins it to ring.ShardKey.
+//
+// A series of a tenant other than the default one hashes its tenant first,
+// so that the same series of two tenants lands on different ingesters in
+// general. The default tenant's keys are ring.ShardKey's unchanged: a
+// single-tenant cluster keeps its placement. The routing loop uses
+// shardKeyAppend with a buffer it keeps; this is the one-off form.
+func shardKey(tenantID string, ls []*ingesterpb.LabelPair) uint32 {
+	k, _ := shardKeyAppend(appendTenantKey(nil, tenantID), ls)
+	return k
+}
+
 // shardKeyAppend is shardKey of the series with labels ls, buf holding
 // appendTenantKey's prefix. It lays the key out in buf and hashes it in one
 // xxhash.Sum64, which is the same hash as shardKey's digest written a
