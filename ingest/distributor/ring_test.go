@@ -187,38 +187,3 @@ func TestRingRoutingTooFewHealthy(t *testing.T) {
 	require.ErrorIs(t, err, ring.ErrEmptyRing)
 	require.Equal(t, 503, httpStatus(err))
 }
-
-// BenchmarkRingRoute measures placing one request's series on a 6-ingester
-// RF=3 ring and batching them per ingester, without sending.
-func BenchmarkRingRoute(b *testing.B) {
-	kv := cluster.NewMemKV()
-	rng := rand.New(rand.NewPCG(1, 2))
-	taken := map[uint32]struct{}{}
-	for i := range 6 {
-		id := "ing-" + strconv.Itoa(i)
-		tokens := ring.GenerateTokens(128, taken, rng)
-		for _, tk := range tokens {
-			taken[tk] = struct{}{}
-		}
-		kv.Merge(&ring.Desc{Instances: map[string]ring.Instance{id: {
-			ID: id, Addr: "127.0.0.1:" + strconv.Itoa(20000+i), State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
-		}}})
-	}
-	r, err := cluster.NewRing(cluster.Config{ReplicationFactor: 3, Tokens: 128, Heartbeat: time.Second, HeartbeatTimeout: 2 * time.Hour}, kv, nil)
-	require.NoError(b, err)
-	pool := ingesterclient.NewPool(clientConfig(), nil, nil)
-	defer pool.Close()
-	d, err := New(defaultConfig(), NewRingIngesters(r, pool), nil, prometheus.NewRegistry())
-	require.NoError(b, err)
-	req := ringRequest(2000, time.Now().UnixMilli(), 1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		rt := d.getRouting(len(req.Series))
-		if err := d.route(tenant.DefaultTenant, req, rt); err != nil {
-			b.Fatal(err)
-		}
-		d.putRouting(rt)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(req.Series)), "ns/series")
-}
