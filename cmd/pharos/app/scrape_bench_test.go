@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,8 +45,9 @@ func scrapeBenchSize(tb testing.TB) (targets, series int, interval time.Duration
 }
 
 // benchExporters starts n exporters serving series node-exporter-shaped
-// series each, and returns their addresses.
-func benchExporters(tb testing.TB, n, series int) []string {
+// series each, and returns their addresses and a count of the scrapes
+// they served, all together.
+func benchExporters(tb testing.TB, n, series int) ([]string, *atomic.Int64) {
 	var b strings.Builder
 	b.WriteString("# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n# TYPE node_cpu_seconds_total counter\n")
 	for i := range series {
@@ -53,15 +55,17 @@ func benchExporters(tb testing.TB, n, series int) []string {
 	}
 	body := []byte(b.String())
 	addrs := make([]string, n)
+	scrapes := new(atomic.Int64)
 	for i := range addrs {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			scrapes.Add(1)
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			_, _ = w.Write(body)
 		}))
 		tb.Cleanup(srv.Close)
 		addrs[i] = strings.TrimPrefix(srv.URL, "http://")
 	}
-	return addrs
+	return addrs, scrapes
 }
 
 func benchScrapeYAML(addrs []string, interval time.Duration) string {
@@ -69,9 +73,11 @@ func benchScrapeYAML(addrs []string, interval time.Duration) string {
 		interval, min(interval, 10*time.Second), `"`+strings.Join(addrs, `","`)+`"`)
 }
 
-// measureScrape waits for the first full round of scrapes, then reports
-// the samples scraped over rounds intervals and the process CPU they took.
-func measureScrape(b *testing.B, reg prometheus.Gatherer, interval time.Duration, rounds int) {
+// measureScrape waits until each of the targets has been scraped about
+// once (their loops have started), then reports the samples appended while
+// the exporters serve rounds more scrapes of every target, and the process
+// CPU that took. scrapes counts the exporters' answers.
+func measureScrape(b *testing.B, reg prometheus.Gatherer, scrapes *atomic.Int64, targets int, interval time.Duration, rounds int) {
 	scraped := func() float64 {
 		mfs, err := reg.Gather()
 		require.NoError(b, err)
@@ -85,9 +91,10 @@ func measureScrape(b *testing.B, reg prometheus.Gatherer, interval time.Duration
 		}
 		return total
 	}
-	time.Sleep(interval + interval/2) // every target has started its loop
-	s0, c0, t0 := scraped(), cpuTime(b), time.Now()
-	time.Sleep(time.Duration(rounds) * interval)
+	served := func(n int64) func() bool { return func() bool { return scrapes.Load() >= n } }
+	require.Eventually(b, served(scrapes.Load()+int64(targets)), 10*interval, interval/100, "every target has started its loop")
+	s0, c0, t0, n0 := scraped(), cpuTime(b), time.Now(), scrapes.Load()
+	require.Eventually(b, served(n0+int64(rounds*targets)), time.Duration(4*rounds)*interval, interval/100, "the rounds of scrapes to measure")
 	s1, c1, el := scraped(), cpuTime(b), time.Since(t0)
 	samples := s1 - s0
 	require.Positive(b, samples)
@@ -103,7 +110,7 @@ func measureScrape(b *testing.B, reg prometheus.Gatherer, interval time.Duration
 // -benchtime 1x.
 func BenchmarkScrapeIngest(b *testing.B) {
 	targets, series, interval := scrapeBenchSize(b)
-	addrs := benchExporters(b, targets, series)
+	addrs, scrapes := benchExporters(b, targets, series)
 	const rounds = 5
 	b.Run("upstream", func(b *testing.B) {
 		for range b.N {
@@ -122,7 +129,7 @@ func BenchmarkScrapeIngest(b *testing.B) {
 				g.Targets = append(g.Targets, model.LabelSet{model.AddressLabel: model.LabelValue(a)})
 			}
 			tsets <- map[string][]*targetgroup.Group{"node": {g}}
-			measureScrape(b, reg, interval, rounds)
+			measureScrape(b, reg, scrapes, targets, interval, rounds)
 			m.Stop()
 			require.NoError(b, db.Close())
 		}
@@ -148,7 +155,7 @@ func BenchmarkScrapeIngest(b *testing.B) {
 			done := make(chan error, 1)
 			go func() { done <- a.Run(ctx) }()
 			require.Eventually(b, func() bool { return httpStatusOf("http://"+a.HTTPAddr()+"/-/ready") == http.StatusOK }, time.Minute, 10*time.Millisecond)
-			measureScrape(b, a.Registry(), interval, rounds)
+			measureScrape(b, a.Registry(), scrapes, targets, interval, rounds)
 			cancel()
 			require.NoError(b, <-done)
 		}

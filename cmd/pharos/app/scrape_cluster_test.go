@@ -302,7 +302,18 @@ scrape:
 	}
 	t.Logf("the stopped scraper's targets were all scraped again %v after it stopped", slowest)
 	c.settled(t, n, "scraper-1", "scraper-3", "scraper-4")
-	time.Sleep(3 * interval) // let every series show its samples after the hand-offs
+	// Every series shows samples after the hand-offs: each exporter has
+	// been scraped three more times by its new owner.
+	handedOff := time.Now()
+	require.Eventually(t, func() bool {
+		now := time.Now()
+		for _, e := range all {
+			if e.scrapesIn(handedOff, now) < 3 {
+				return false
+			}
+		}
+		return true
+	}, 10*interval, 50*time.Millisecond)
 	end = time.Now()
 
 	// No series has a gap over two intervals; count(kube_node_info) is 3
