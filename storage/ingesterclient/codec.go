@@ -36,25 +36,41 @@ var _ encoding.CodecV2 = Codec{}
 
 // Marshal implements encoding.CodecV2.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(vtMessage)
-	if !ok {
-		return nil, fmt.Errorf("ingesterclient codec: cannot marshal %T: not a vtprotobuf message", v)
-	}
-	size := m.SizeVT()
 	pool := mem.DefaultBufferPool()
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
-	}
-	bufp := pool.Get(size)
-	if _, err := m.MarshalToSizedBufferVT(*bufp); err != nil {
-		pool.Put(bufp)
+	small, pooled, err := marshalVT(v, pool)
+	if err != nil {
 		return nil, err
 	}
-	return mem.BufferSlice{mem.NewBuffer(bufp, pool)}, nil
+	if pooled == nil {
+		return mem.BufferSlice{mem.SliceBuffer(small)}, nil
+	}
+	return mem.BufferSlice{mem.NewBuffer(pooled, pool)}, nil
+}
+
+// marshalVT marshals v, a vtprotobuf message, into a plain slice when it is
+// below gRPC's pooling threshold (small), else into a buffer from pool
+// (pooled), which the caller owns and must return to pool.
+func marshalVT(v any, pool mem.BufferPool) (small []byte, pooled *[]byte, err error) {
+	m, ok := v.(vtMessage)
+	if !ok {
+		return nil, nil, fmt.Errorf("ingesterclient codec: cannot marshal %T: not a vtprotobuf message", v)
+	}
+	size := m.SizeVT()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		// mem.NewBuffer would not pool (nor count references to) so small
+		// a slice anyway: it returns it as a SliceBuffer.
+		small = make([]byte, size)
+		if _, err := m.MarshalToSizedBufferVT(small); err != nil {
+			return nil, nil, fmt.Errorf("ingesterclient codec: marshal %T: %w", v, err)
+		}
+		return small, nil, nil
+	}
+	pooled = pool.Get(size)
+	if _, err := m.MarshalToSizedBufferVT(*pooled); err != nil {
+		pool.Put(pooled)
+		return nil, nil, fmt.Errorf("ingesterclient codec: marshal %T: %w", v, err)
+	}
+	return nil, pooled, nil
 }
 
 // Unmarshal implements encoding.CodecV2. The message copies what it keeps, so
@@ -153,26 +169,11 @@ func (s *Shared) marshal() (mem.BufferSlice, error) {
 }
 
 func (s *Shared) marshalOnce() ([]byte, *sharedBytes, error) {
-	m, ok := s.msg.(vtMessage)
-	if !ok {
-		return nil, nil, fmt.Errorf("ingesterclient codec: cannot marshal %T: not a vtprotobuf message", s.msg)
+	small, pooled, err := marshalVT(s.msg, s.pool)
+	if err != nil || pooled == nil {
+		return small, nil, err
 	}
-	size := m.SizeVT()
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		// mem.NewBuffer would not count references to so small a slice
-		// (it returns it as a SliceBuffer), so it is not pooled at all.
-		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
-			return nil, nil, fmt.Errorf("ingesterclient codec: marshal shared %T: %w", s.msg, err)
-		}
-		return buf, nil, nil
-	}
-	bufp := s.pool.Get(size)
-	if _, err := m.MarshalToSizedBufferVT(*bufp); err != nil {
-		s.pool.Put(bufp)
-		return nil, nil, fmt.Errorf("ingesterclient codec: marshal shared %T: %w", s.msg, err)
-	}
-	b := &sharedBytes{data: bufp, pool: s.pool}
+	b := &sharedBytes{data: pooled, pool: s.pool}
 	b.refs.Store(1) // Release's
 	return nil, b, nil
 }
