@@ -472,17 +472,12 @@ func (st *pushState) seriesLabels(getRef storage.GetRef) (storage.SeriesRef, lab
 			return ref, ls
 		}
 	}
-	return 0, st.ownedLabels(st.ls)
+	return 0, ownLabels(&st.ownSB, st.ls)
 }
 
-// ownedLabels copies ls into memory of its own. Labels.Copy is not enough:
-// with the slicelabels build tag it keeps the strings, which here alias the
-// request. One allocation holds every name and value.
-func (st *pushState) ownedLabels(ls labels.Labels) labels.Labels {
-	return ownLabels(&st.ownSB, ls)
-}
-
-// ownLabels is ownedLabels with sb as the scratch builder.
+// ownLabels copies ls into memory of its own, built with sb. Labels.Copy
+// is not enough: with the slicelabels build tag it keeps the strings, which
+// here alias the request. One allocation holds every name and value.
 func ownLabels(sb *labels.ScratchBuilder, ls labels.Labels) labels.Labels {
 	n := 0
 	ls.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
@@ -556,7 +551,7 @@ func reasonOf(err error) ingesterpb.SeriesError_Reason {
 }
 
 // yoloString views b as a string without copying. Only for strings that no
-// one keeps past the request: labels for the tsdb go through ownedLabels.
+// one keeps past the request: labels for the tsdb go through ownLabels.
 func yoloString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }

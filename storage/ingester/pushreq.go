@@ -23,7 +23,7 @@ import (
 // into ordinary (copying) messages.
 //
 // Nothing handed to the tsdb may alias buf: the request is reused as soon as
-// the Push returns (see seriesLabels and ownedLabels).
+// the Push returns (see seriesLabels and ownLabels).
 type pushRequest struct {
 	buf        []byte
 	series     []seriesView
