@@ -32,12 +32,7 @@ func (v *View) UniformReplicationSet(rf int, op Operation, now time.Time, buf []
 	rf = v.effectiveRF(rf)
 	perZone := (rf + len(v.zones) - 1) / len(v.zones)
 	var zoneCount [8]int
-	var zc []int
-	if len(v.zones) <= len(zoneCount) {
-		zc = zoneCount[:len(v.zones)]
-	} else {
-		zc = make([]int, len(v.zones))
-	}
+	zc := v.zoneCounts(&zoneCount)
 	nowMs := now.UnixMilli()
 	picked := buf[:0]
 	for i := range v.instances {

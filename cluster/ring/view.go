@@ -189,13 +189,8 @@ func (v *View) ReplicationSet(key uint32, rf int, op Operation, now time.Time, b
 	}
 	rf = v.effectiveRF(rf)
 	perZone := (rf + len(v.zones) - 1) / len(v.zones)
-	var zoneCount [8]int // enough for any sane zone count; larger falls back to a map-free slice
-	var zc []int
-	if len(v.zones) <= len(zoneCount) {
-		zc = zoneCount[:len(v.zones)]
-	} else {
-		zc = make([]int, len(v.zones))
-	}
+	var zoneCount [8]int
+	zc := v.zoneCounts(&zoneCount)
 	nowMs := now.UnixMilli()
 	picked := buf[:0]
 	start := sort.Search(len(v.tokens), func(i int) bool { return v.tokens[i] >= key })
@@ -225,6 +220,15 @@ func (v *View) ReplicationSet(key uint32, rf int, op Operation, now time.Time, b
 		return rs, fmt.Errorf("%w: %d of %d replicas healthy for %s, quorum %d", ErrTooFewHealthy, len(picked), rf, op, q)
 	}
 	return rs, nil
+}
+
+// zoneCounts returns a zeroed counter per zone, in stack when the zones
+// fit (any sane zone count does), so that placing a key allocates nothing.
+func (v *View) zoneCounts(stack *[8]int) []int {
+	if len(v.zones) <= len(stack) {
+		return stack[:len(v.zones)]
+	}
+	return make([]int, len(v.zones))
 }
 
 func containsInstance(s []*Instance, in *Instance) bool {
