@@ -332,6 +332,13 @@ func startStubIngester(tb testing.TB) string {
 // stubRing registers n ACTIVE stub ingesters in a ring of replication
 // factor rf.
 func stubRing(tb testing.TB, n, rf int) (*cluster.Ring, *ingesterclient.Pool) {
+	return activeRing(tb, n, rf, func(int) string { return startStubIngester(tb) })
+}
+
+// activeRing registers n ACTIVE instances with 128 tokens each, the i-th
+// at addr(i), in a ring of replication factor rf, and returns it with a
+// client pool closed at the end of the test.
+func activeRing(tb testing.TB, n, rf int, addr func(i int) string) (*cluster.Ring, *ingesterclient.Pool) {
 	kv := cluster.NewMemKV()
 	rng := rand.New(rand.NewPCG(1, 2))
 	taken := map[uint32]struct{}{}
@@ -342,7 +349,7 @@ func stubRing(tb testing.TB, n, rf int) (*cluster.Ring, *ingesterclient.Pool) {
 			taken[tk] = struct{}{}
 		}
 		kv.Merge(&ring.Desc{Instances: map[string]ring.Instance{id: {
-			ID: id, Addr: startStubIngester(tb), State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
+			ID: id, Addr: addr(i), State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
 		}}})
 	}
 	r, err := cluster.NewRing(cluster.Config{ReplicationFactor: rf, Tokens: 128, Heartbeat: time.Second, HeartbeatTimeout: 2 * time.Hour}, kv, nil)
@@ -433,23 +440,7 @@ func reportPerSeries(b *testing.B, c0 time.Duration, n int) {
 func BenchmarkRoute(b *testing.B) {
 	for _, n := range []int{3, 6} {
 		b.Run(fmt.Sprintf("ring-%d-rf3", n), func(b *testing.B) {
-			kv := cluster.NewMemKV()
-			rng := rand.New(rand.NewPCG(1, 2))
-			taken := map[uint32]struct{}{}
-			for i := range n {
-				id := "ing-" + strconv.Itoa(i)
-				tokens := ring.GenerateTokens(128, taken, rng)
-				for _, tk := range tokens {
-					taken[tk] = struct{}{}
-				}
-				kv.Merge(&ring.Desc{Instances: map[string]ring.Instance{id: {
-					ID: id, Addr: "127.0.0.1:" + strconv.Itoa(20000+i), State: ring.StateActive, Tokens: tokens, Timestamp: time.Now().Add(time.Hour).UnixMilli(),
-				}}})
-			}
-			r, err := cluster.NewRing(cluster.Config{ReplicationFactor: 3, Tokens: 128, Heartbeat: time.Second, HeartbeatTimeout: 2 * time.Hour}, kv, nil)
-			require.NoError(b, err)
-			pool := ingesterclient.NewPool(clientConfig(), nil, nil)
-			defer pool.Close()
+			r, pool := activeRing(b, n, 3, func(i int) string { return "127.0.0.1:" + strconv.Itoa(20000+i) })
 			d, err := New(defaultConfig(), NewRingIngesters(r, pool), nil, prometheus.NewRegistry())
 			require.NoError(b, err)
 			req := promRequest(2000, time.Now().UnixMilli())
