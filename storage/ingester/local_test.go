@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -495,24 +494,7 @@ func TestLocalPushKeepsNoAliasOfRequest(t *testing.T) {
 
 	got := queryAs(t, lc, "team-a", eq("__name__", "alias_test"))
 	require.Len(t, got, 50)
-	for s := range 50 {
-		ls := labels.FromStrings("__name__", "alias_test", "instance", fmt.Sprintf("host-%d", s), "job", "node")
-		require.Equal(t, []sample{{T: 0, F: float64(s)}, {T: 1000, F: float64(s)}}, got[ls.String()], ls.String())
-	}
-
-	q, err := h.ing.DB().ExemplarQuerier(ctx)
-	require.NoError(t, err)
-	res, err := q.Select(0, 2000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "alias_test")})
-	require.NoError(t, err)
-	require.Len(t, res, 50)
-	for _, r := range res {
-		require.Equal(t, "alias_test", r.SeriesLabels.Get("__name__"))
-		require.Equal(t, "team-a", r.SeriesLabels.Get(tenant.Label))
-		require.Len(t, r.Exemplars, 2)
-		for _, e := range r.Exemplars {
-			require.Regexp(t, `^t\d+$`, e.Labels.Get("trace_id"))
-		}
-	}
+	requireAliasTestStored(t, h.ing, got, "team-a")
 }
 
 // TestLocalPushAllocations: a local push of known series allocates a few

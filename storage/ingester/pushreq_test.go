@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/storage/ingesterclient"
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
@@ -249,18 +250,28 @@ func TestPushKeepsNoAliasOfRequest(t *testing.T) {
 
 	got, order := queryAll(t, h.client, math.MinInt64, math.MaxInt64, eq("__name__", "alias_test"))
 	require.Len(t, order, 50)
+	requireAliasTestStored(t, h.ing, got, "")
+}
+
+// requireAliasTestStored checks what the alias tests push (50 series
+// alias_test{instance="host-<s>", job="node"}, two samples of value s and
+// two exemplars each) against got, the series read back by labels, and the
+// ingester's exemplar storage. tenantValue is the tenant label the stored
+// series carry ("" for the default tenant's, which have none).
+func requireAliasTestStored(t *testing.T, ing *Ingester, got map[string][]sample, tenantValue string) {
+	t.Helper()
 	for s := range 50 {
 		ls := labels.FromStrings("__name__", "alias_test", "instance", fmt.Sprintf("host-%d", s), "job", "node")
 		require.Equal(t, []sample{{T: 0, F: float64(s)}, {T: 1000, F: float64(s)}}, got[ls.String()], ls.String())
 	}
-
-	q, err := h.ing.DB().ExemplarQuerier(ctx)
+	q, err := ing.DB().ExemplarQuerier(context.Background())
 	require.NoError(t, err)
 	res, err := q.Select(0, 2000, []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "alias_test")})
 	require.NoError(t, err)
 	require.Len(t, res, 50)
 	for _, r := range res {
 		require.Equal(t, "alias_test", r.SeriesLabels.Get("__name__"))
+		require.Equal(t, tenantValue, r.SeriesLabels.Get(tenant.Label))
 		require.Len(t, r.Exemplars, 2)
 		for _, e := range r.Exemplars {
 			require.Regexp(t, `^t\d+$`, e.Labels.Get("trace_id"))
