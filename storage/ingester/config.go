@@ -48,6 +48,10 @@ type Config struct {
 	// map (a power of two). Large values favour many concurrent appends of
 	// millions of series; small ones make opening a tsdb cheap.
 	HeadStripeSize int `yaml:"head_stripe_size"`
+	// SeriesRefCache keeps each head series' reference under a hash of its
+	// labels (about 40 bytes per series), so that pushes of known series
+	// skip building their labels and the head's lookup (refcache.go).
+	SeriesRefCache bool `yaml:"series_ref_cache"`
 }
 
 // RegisterFlags registers the storage.* flags and their defaults.
@@ -66,6 +70,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.StartTimestampZeroIngestion, "storage.start-timestamp-zero-ingestion", false, "Write a zero sample at each series' start timestamp when pushes carry one.")
 	fs.IntVar(&c.MetadataMaxFamilies, "storage.metadata-max-families", 100000, "Metric families whose metadata is kept in memory.")
 	fs.IntVar(&c.HeadStripeSize, "storage.head-stripe-size", tsdb.DefaultStripeSize, "Lock stripes of the head's series map; a power of two.")
+	fs.BoolVar(&c.SeriesRefCache, "storage.series-ref-cache", true, "Cache each head series' reference by its pushed labels (about 40 bytes per series) so that pushes of known series skip the head's label lookup.")
 }
 
 // Validate reports the first invalid field.

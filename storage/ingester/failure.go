@@ -113,8 +113,11 @@ func (i *Ingester) reopen() error {
 	}
 	rec := i.tsdbMets.next()
 	opts := i.cfg.tsdbOptions()
-	opts.SeriesLifecycleCallback = i.series
+	opts.SeriesLifecycleCallback = lifecycle{seriesTracker: i.series, refs: i.refs}
 	i.series.reset() // the replay counts every series again
+	if i.refs != nil {
+		i.refs.reset() // refs of the closed tsdb
+	}
 	db, err := tsdb.Open(i.cfg.TSDBDir(), i.logger.With("component", "tsdb"), rec, opts, nil)
 	i.series.opened()
 	if err != nil {

@@ -37,6 +37,8 @@ type Ingester struct {
 	pushReqs *pushRequests
 	// series counts each tenant's head series and enforces their limits.
 	series *seriesTracker
+	// refs caches pushed series' head refs (refcache.go); nil when off.
+	refs *refCache
 	// otherTenants is set once the DB holds series of a tenant other than
 	// the default one (see tenant.go); it is never cleared.
 	otherTenants atomic.Bool
@@ -76,8 +78,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 	tc := &tsdbCollectors{}
 	rec := tc.next()
 	series := newSeriesTracker()
+	var refs *refCache
+	if cfg.SeriesRefCache {
+		refs = newRefCache()
+	}
 	opts := cfg.tsdbOptions()
-	opts.SeriesLifecycleCallback = series
+	opts.SeriesLifecycleCallback = lifecycle{seriesTracker: series, refs: refs}
 	db, err := tsdb.Open(cfg.TSDBDir(), logger.With("component", "tsdb"), rec, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb %s: %w", cfg.TSDBDir(), err)
@@ -98,6 +104,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Ingester,
 		meta:     newMetadataStore(cfg.MetadataMaxFamilies),
 		pushReqs: newPushRequests(),
 		series:   series,
+		refs:     refs,
 		closed:   make(chan struct{}),
 	}
 	if err := m.registerMetadata(reg, i.meta); err != nil {

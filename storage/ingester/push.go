@@ -26,7 +26,13 @@ import (
 type pushState struct {
 	// tenant is the value of tenant.Label in the request's series, "" for
 	// none (the default tenant).
-	tenant     string
+	tenant string
+	// key holds the series' labels as stored (client's tenant label and
+	// empty values dropped, st.tenant in place), encoded by appendKeyLabel:
+	// what the ref cache hashes, and on a miss what the labels are built
+	// from. Copying the bytes costs less than keeping pairs of strings,
+	// whose pointers the GC's write barrier would see.
+	key        []byte
 	sb         labels.ScratchBuilder // series labels, written with Overwrite
 	ls         labels.Labels         // may alias sb or the request: never handed to the tsdb
 	ownSB      labels.ScratchBuilder // builds the copies of new series' labels
@@ -38,10 +44,9 @@ type pushState struct {
 	samples []sampleView
 
 	// The labels of the series being read (beginLabels, addLabel): how
-	// many of the client's own, the previous name, whether st.tenant is
-	// added yet, and whether the names came out of order.
+	// many of the client's own, and whether st.tenant is added yet; once
+	// seriesLabels has built them, whether they came out of order.
 	nLabels    int
-	prevName   string
 	tenantDone bool
 	unsorted   bool
 }
@@ -60,9 +65,14 @@ func (st *pushState) release() {
 		st.samples = nil
 	}
 	st.samples = st.samples[:0]
-	st.prevName = ""
+	if cap(st.key) > maxPooledKey {
+		st.key = nil
+	}
 	pushStatePool.Put(st)
 }
+
+// maxPooledKey bounds the label bytes a pooled pushState keeps.
+const maxPooledKey = 64 << 10
 
 // maxPooledSamples bounds the samples scratch a pooled pushState keeps
 // (16 bytes each): a series with more samples than that is rare.
@@ -254,7 +264,7 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 ) seriesResult {
 	var res seriesResult
 	samples, hists, exemplars := s.samples, s.histograms, s.exemplars
-	ref, ls := st.seriesLabels(getRef)
+	ref, cached, ls := st.seriesLabels(i.refs, getRef)
 	if ls.IsEmpty() {
 		return seriesResult{err: &ingesterpb.SeriesError{
 			Index:              idx,
@@ -292,6 +302,11 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		}
 		ref = newRef
 		res.histograms++
+	}
+	if ref != 0 && ref != cached && i.refs != nil && !st.unsorted {
+		// New to the cache, or its cached ref had gone stale and the
+		// appender made the series anew.
+		i.refs.put(i.refs.key(st.key), ref, ls)
 	}
 	if len(st.rejections) > 0 {
 		res.err = i.seriesError(ctx, st.tenant, idx, ls, st.rejections, &res)
@@ -417,62 +432,71 @@ func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, tenantValue stri
 
 // beginLabels starts the labels of the next series; addLabel adds them.
 func (st *pushState) beginLabels() {
-	st.sb.Reset()
-	st.nLabels, st.prevName = 0, ""
+	st.key = st.key[:0]
+	st.nLabels = 0
 	st.tenantDone, st.unsorted = st.tenant == "", false
 }
 
 // addLabel adds one label of the client's to the series. Both strings may
 // alias the request. A client's tenant.Label is dropped; st.tenant, if set,
 // takes its place, inserted in order so that sorted input stays sorted
-// without a sort.
+// without a sort. Order is not checked here: a series sent out of order
+// misses the cache, whose keys are all sorted, and is sorted on the way to
+// the head's lookup.
 func (st *pushState) addLabel(name, value string) {
-	if value == "" {
+	if value == "" || name == tenant.Label {
 		// Prometheus treats an empty value as an absent label.
 		return
 	}
-	if name < st.prevName {
-		st.unsorted = true
-	}
-	st.prevName = name
-	if name == tenant.Label {
-		return
-	}
 	if !st.tenantDone && name > tenant.Label {
-		st.sb.Add(tenant.Label, st.tenant)
+		st.key = appendKeyLabel(st.key, tenant.Label, st.tenant)
 		st.tenantDone = true
 	}
-	st.sb.Add(name, value)
+	st.key = appendKeyLabel(st.key, name, value)
 	st.nLabels++
 }
 
 // seriesLabels returns the ref of the series whose labels addLabel built
-// (0 if the tsdb does not know it yet) and labels safe to hand to the
-// tsdb, which keeps them. Known series cost no allocation: the lookup uses
-// a scratch buffer and the tsdb's own copy of the labels comes back. Only
-// new series pay for a copy, which the head keeps.
-func (st *pushState) seriesLabels(getRef storage.GetRef) (storage.SeriesRef, labels.Labels) {
+// (0 if the tsdb does not know it yet), labels safe to hand to the tsdb,
+// which keeps them, and the ref the cache gave (0 on a miss). A series in
+// refs costs two hashes of its labels' bytes. Others cost no allocation
+// either while the head knows them: the lookup uses a scratch buffer and
+// the tsdb's own copy of the labels comes back. Only new series pay for a
+// copy, which the head keeps.
+func (st *pushState) seriesLabels(refs *refCache, getRef storage.GetRef) (ref, cached storage.SeriesRef, ls labels.Labels) {
 	if st.nLabels == 0 {
 		// No labels of the client's own: the series is invalid, tenant or not.
 		st.ls = labels.EmptyLabels()
-		return 0, st.ls
+		return 0, 0, st.ls
 	}
 	if !st.tenantDone {
-		st.sb.Add(tenant.Label, st.tenant)
+		st.key = appendKeyLabel(st.key, tenant.Label, st.tenant)
+		st.tenantDone = true
 	}
+	if refs != nil {
+		if ref, ls, ok := refs.get(refs.key(st.key)); ok {
+			return ref, ref, ls
+		}
+	}
+	st.sb.Reset()
+	prev := ""
+	rangeKey(st.key, func(name, value string) {
+		if name < prev {
+			st.unsorted = true
+		}
+		prev = name
+		st.sb.Add(name, value)
+	})
 	if st.unsorted {
 		st.sb.Sort()
 	}
 	st.sb.Overwrite(&st.ls)
-	if st.ls.IsEmpty() {
-		return 0, st.ls
-	}
 	if getRef != nil {
 		if ref, ls := getRef.GetRef(st.ls, st.ls.Hash()); ref != 0 {
-			return ref, ls
+			return ref, 0, ls
 		}
 	}
-	return 0, ownLabels(&st.ownSB, st.ls)
+	return 0, 0, ownLabels(&st.ownSB, st.ls)
 }
 
 // ownLabels copies ls into memory of its own, built with sb. Labels.Copy

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,8 +42,9 @@ func viewOf(in pushInput) ([]decodedSeries, []*ingesterpb.MetricMetadata) {
 	for k := range in.numSeries() {
 		s := in.readSeries(k, st)
 		d := decodedSeries{StartMs: s.startMs}
-		st.sb.Labels().Range(func(l labels.Label) {
-			d.Labels = append(d.Labels, [2]string{l.Name, l.Value})
+		rangeKey(st.key, func(name, value string) {
+			// Copies: the strings alias st.key, which the next series reuses.
+			d.Labels = append(d.Labels, [2]string{strings.Clone(name), strings.Clone(value)})
 		})
 		d.Samples = append(d.Samples, s.samples...)
 		d.Histograms = append(d.Histograms, s.histograms...)

@@ -162,7 +162,8 @@ func TestCallsWithoutTenant(t *testing.T) {
 
 // BenchmarkSeriesLabels is the per-series cost of Push's label handling for
 // a known series: no allocation, with or without a tenant label to insert,
-// from a request decoded off the wire or read in place (the local client).
+// from a request decoded off the wire or read in place (the local client),
+// through the ref cache or the head's lookup.
 func BenchmarkSeriesLabels(b *testing.B) {
 	for _, form := range []string{"wire", "proto"} {
 		for _, id := range []string{tenant.DefaultTenant, "team-a"} {
@@ -195,17 +196,24 @@ func BenchmarkSeriesLabels(b *testing.B) {
 				if id == tenant.DefaultTenant {
 					st.tenant = ""
 				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					for k := range in.numSeries() {
-						in.readSeries(k, st)
-						if ref, ls := st.seriesLabels(getRef); ref == 0 || ls.Len() == 0 {
-							b.Fatalf("series %v unknown", ls)
+				for _, refs := range []*refCache{nil, h.ing.refs} {
+					b.Run(fmt.Sprintf("ref_cache=%t", refs != nil), func(b *testing.B) {
+						b.ReportAllocs()
+						for b.Loop() {
+							for k := range in.numSeries() {
+								in.readSeries(k, st)
+								ref, cached, ls := st.seriesLabels(refs, getRef)
+								if ref == 0 || ls.Len() == 0 {
+									b.Fatalf("series %v unknown", ls)
+								}
+								if (cached != 0) != (refs != nil) {
+									b.Fatalf("series %v: cached ref %d with the cache on=%t", ls, cached, refs != nil)
+								}
+							}
 						}
-					}
+						b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
+					})
 				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
 			})
 		}
 	}

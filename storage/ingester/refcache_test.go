@@ -1,0 +1,134 @@
+package ingester
+
+import (
+	"math"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
+)
+
+// cacheKey is the ref cache's key of a stored series.
+func cacheKey(c *refCache, ls labels.Labels) refKey { return c.key(appendKey(nil, ls)) }
+
+// cachedRef is what the ref cache holds for ls, 0 if nothing.
+func cachedRef(c *refCache, ls labels.Labels) storage.SeriesRef {
+	ref, _, ok := c.get(cacheKey(c, ls))
+	if !ok {
+		return 0
+	}
+	return ref
+}
+
+// headRef is the head's ref of ls, 0 if the head does not hold it.
+func headRef(t *testing.T, ing *Ingester, ls labels.Labels) storage.SeriesRef {
+	t.Helper()
+	app := ing.db.Appender(t.Context())
+	defer app.Rollback() //nolint:errcheck
+	ref, _ := app.(storage.GetRef).GetRef(ls, ls.Hash())
+	return ref
+}
+
+func TestRefCacheFollowsTheHead(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	refs := h.ing.refs
+	require.NotNil(t, refs, "the cache is on by default")
+	up := labels.FromStrings("__name__", "up", "job", "node")
+	teamUp := labels.FromStrings("__name__", "up", tenant.Label, "team-a", "job", "node")
+
+	pushUpAs(t, h.client, tenant.DefaultTenant, 1000, 1)
+	pushUpAs(t, h.client, "team-a", 1000, 2)
+	require.Equal(t, 2, refs.len())
+	require.Equal(t, headRef(t, h.ing, up), cachedRef(refs, up))
+	require.Equal(t, headRef(t, h.ing, teamUp), cachedRef(refs, teamUp))
+	require.NotEqual(t, cachedRef(refs, up), cachedRef(refs, teamUp), "one series per tenant")
+
+	// Pushes of known series go through the cache to the same series.
+	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 3)
+	pushUpAs(t, h.client, "team-a", 2000, 4)
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 1000, F: 1}, {T: 2000, F: 3}}},
+		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 1000, F: 2}, {T: 2000, F: 4}}},
+		queryAs(t, h.client, "team-a", eq("__name__", "up")))
+
+	// The head drops both series (as after a compaction): so does the
+	// cache, and the next push makes them anew.
+	require.NoError(t, h.ing.db.Head().Truncate(3000))
+	require.Zero(t, headRef(t, h.ing, up))
+	require.Zero(t, refs.len())
+	pushUpAs(t, h.client, tenant.DefaultTenant, 4000, 5)
+	require.Equal(t, headRef(t, h.ing, up), cachedRef(refs, up))
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 4000, F: 5}}},
+		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+}
+
+// A cached ref whose series the head no longer has (the push raced the
+// head's GC) still lands the sample: the appender makes the series anew
+// from the cached labels, and the cache takes the new ref.
+func TestRefCacheStaleRef(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	refs := h.ing.refs
+	up := labels.FromStrings("__name__", "up", "job", "node")
+	refs.put(cacheKey(refs, up), storage.SeriesRef(math.MaxInt32), up)
+
+	pushUpAs(t, h.client, tenant.DefaultTenant, 1000, 1)
+	ref := headRef(t, h.ing, up)
+	require.NotZero(t, ref)
+	require.Equal(t, ref, cachedRef(refs, up))
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 1000, F: 1}}},
+		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+}
+
+// An entry whose first 64 bits match but whose check does not is another
+// series: the push must not write to it, and must not evict it either.
+func TestRefCacheCollision(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	refs := h.ing.refs
+	pushUpAs(t, h.client, tenant.DefaultTenant, 1000, 1, "zone", "a")
+	a := labels.FromStrings("__name__", "up", "job", "node", "zone", "a")
+	aRef := cachedRef(refs, a)
+	require.NotZero(t, aRef)
+
+	b := labels.FromStrings("__name__", "up", "job", "node", "zone", "b")
+	bKey := cacheKey(refs, b)
+	s := &refs.stripes[bKey.h%refCacheStripes]
+	s.m[bKey.h] = refEntry{check: bKey.check ^ 1, ref: aRef, ls: a} // a, as if under b's hash
+
+	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 2, "zone", "b")
+	require.Equal(t, map[string][]sample{
+		`{__name__="up", job="node", zone="a"}`: {{T: 1000, F: 1}},
+		`{__name__="up", job="node", zone="b"}`: {{T: 2000, F: 2}},
+	}, queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+	require.Equal(t, aRef, s.m[bKey.h].ref, "the colliding entry keeps its slot")
+}
+
+// Labels sent out of order are sorted before the lookup, and skip the
+// cache, whose keys are built from sorted labels only.
+func TestRefCacheUnsortedLabels(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	for _, ts := range []float64{1000, 2000} {
+		resp, err := h.client.Push(asTenant(tenant.DefaultTenant), &ingesterpb.PushRequest{Series: []*ingesterpb.TimeSeries{{
+			Labels: lbls("job", "node", "__name__", "up"), Samples: floats(ts, ts),
+		}}})
+		require.NoError(t, err)
+		require.Empty(t, resp.Errors)
+	}
+	require.Zero(t, h.ing.refs.len())
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 1000, F: 1000}, {T: 2000, F: 2000}}},
+		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+}
+
+func TestRefCacheOff(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.SeriesRefCache = false
+	h := startIngester(t, cfg)
+	require.Nil(t, h.ing.refs)
+	pushUpAs(t, h.client, tenant.DefaultTenant, 1000, 1)
+	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 2)
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 1000, F: 1}, {T: 2000, F: 2}}},
+		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+}
