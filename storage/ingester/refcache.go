@@ -29,8 +29,8 @@ import (
 // compaction, or a deletion): the tsdb then calls forget, and a push in
 // between finds no series for the ref and has the appender create it again
 // from the cached labels, which are the head's, so nothing is lost either
-// way. Entries therefore live as long as their series, at about 40 bytes
-// each.
+// way. Entries therefore live as long as their series, at 40 bytes
+// a slot, 53 to 80 bytes a series with the table's free slots.
 type refCache struct {
 	seeds   [2]maphash.Seed
 	stripes [refCacheStripes]refStripe
@@ -40,41 +40,59 @@ type refCache struct {
 type refKey struct{ h, check uint64 }
 
 // refCacheStripes spreads concurrent pushes over locks; a power of two.
+// The low bits of a key's h pick the stripe, the others its slot.
 const refCacheStripes = 256
 
+// refStripe is an open-addressing hash table with linear probing. A Go map
+// of the same entries cost twice the lookup time: at hundreds of entries
+// a map is a directory, tables and groups, each a cache miss away, where
+// this is one slot (and the stripe's header, which stays cached).
 type refStripe struct {
-	mu sync.RWMutex
-	m  map[uint64]refEntry
-	_  [32]byte // 64 bytes a stripe: neighbouring locks stay off one cache line
+	mu      sync.RWMutex
+	entries []refEntry // len a power of two; h == 0 marks a free slot
+	n       int
+	_       [8]byte // 64 bytes a stripe: neighbouring locks stay off one cache line
 }
 
 type refEntry struct {
-	check uint64
-	ref   storage.SeriesRef
-	ls    labels.Labels // the head's copy
+	h, check uint64
+	ref      storage.SeriesRef
+	ls       labels.Labels // the head's copy
 }
+
+// minStripeSlots is a stripe's table size when empty.
+const minStripeSlots = 16
 
 func newRefCache() *refCache {
 	c := &refCache{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	for k := range c.stripes {
-		c.stripes[k].m = map[uint64]refEntry{}
+		c.stripes[k].entries = make([]refEntry, minStripeSlots)
 	}
 	return c
 }
 
 // key returns the key of the series whose appendKey bytes are b.
 func (c *refCache) key(b []byte) refKey {
-	return refKey{h: maphash.Bytes(c.seeds[0], b), check: maphash.Bytes(c.seeds[1], b)}
+	k := refKey{h: maphash.Bytes(c.seeds[0], b), check: maphash.Bytes(c.seeds[1], b)}
+	if k.h == 0 {
+		k.h = 1 // 0 is a free slot
+	}
+	return k
 }
+
+func (c *refCache) stripe(k refKey) *refStripe { return &c.stripes[k.h%refCacheStripes] }
 
 // get returns the ref and the head's labels of the series with key k; ok
 // is false on a miss.
 func (c *refCache) get(k refKey) (storage.SeriesRef, labels.Labels, bool) {
-	s := &c.stripes[k.h%refCacheStripes]
+	s := c.stripe(k)
 	s.mu.RLock()
-	e, ok := s.m[k.h]
+	var e refEntry
+	if i := s.find(k.h); i >= 0 {
+		e = s.entries[i]
+	}
 	s.mu.RUnlock()
-	if !ok || e.check != k.check {
+	if e.h == 0 || e.check != k.check {
 		return 0, labels.EmptyLabels(), false
 	}
 	return e.ref, e.ls, true
@@ -84,12 +102,16 @@ func (c *refCache) get(k refKey) (storage.SeriesRef, labels.Labels, bool) {
 // the one cached keeps its slot, so they do not evict each other on every
 // push: the newcomer takes the slow path.
 func (c *refCache) put(k refKey, ref storage.SeriesRef, ls labels.Labels) {
-	s := &c.stripes[k.h%refCacheStripes]
+	s := c.stripe(k)
 	s.mu.Lock()
-	if e, ok := s.m[k.h]; !ok || e.check == k.check {
-		s.m[k.h] = refEntry{check: k.check, ref: ref, ls: ls}
+	defer s.mu.Unlock()
+	if i := s.find(k.h); i >= 0 {
+		if s.entries[i].check == k.check {
+			s.entries[i].ref, s.entries[i].ls = ref, ls
+		}
+		return
 	}
-	s.mu.Unlock()
+	s.insert(refEntry{h: k.h, check: k.check, ref: ref, ls: ls})
 }
 
 // forget drops the entries of series the head deleted. An entry already
@@ -99,12 +121,80 @@ func (c *refCache) forget(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	for ref, ls := range deleted {
 		buf = appendKey(buf[:0], ls)
 		k := c.key(buf)
-		s := &c.stripes[k.h%refCacheStripes]
+		s := c.stripe(k)
 		s.mu.Lock()
-		if e, ok := s.m[k.h]; ok && e.check == k.check && e.ref == storage.SeriesRef(ref) {
-			delete(s.m, k.h)
+		if i := s.find(k.h); i >= 0 && s.entries[i].check == k.check && s.entries[i].ref == storage.SeriesRef(ref) {
+			s.remove(i)
 		}
 		s.mu.Unlock()
+	}
+}
+
+// home is the slot where an entry with hash h belongs.
+func (s *refStripe) home(h uint64) int {
+	return int((h / refCacheStripes) & uint64(len(s.entries)-1))
+}
+
+// find returns the slot of the entry with hash h, or -1.
+func (s *refStripe) find(h uint64) int {
+	mask := len(s.entries) - 1
+	for i := s.home(h); ; i = (i + 1) & mask {
+		switch s.entries[i].h {
+		case h:
+			return i
+		case 0:
+			return -1
+		}
+	}
+}
+
+// insert adds e, whose hash is not in the table yet, growing the table to
+// keep it at most three quarters full.
+func (s *refStripe) insert(e refEntry) {
+	if (s.n+1)*4 > len(s.entries)*3 {
+		old := s.entries
+		s.entries = make([]refEntry, 2*len(old))
+		for _, o := range old {
+			if o.h != 0 {
+				s.place(o)
+			}
+		}
+	}
+	s.place(e)
+	s.n++
+}
+
+func (s *refStripe) place(e refEntry) {
+	mask := len(s.entries) - 1
+	i := s.home(e.h)
+	for s.entries[i].h != 0 {
+		i = (i + 1) & mask
+	}
+	s.entries[i] = e
+}
+
+// remove empties slot i and shifts later entries of its probe run back,
+// so that lookups need no tombstones.
+func (s *refStripe) remove(i int) {
+	mask := len(s.entries) - 1
+	for {
+		s.entries[i] = refEntry{}
+		j := i
+		for {
+			j = (j + 1) & mask
+			if s.entries[j].h == 0 {
+				s.n--
+				return
+			}
+			// The entry at j may stay if its home lies cyclically in (i, j].
+			k := s.home(s.entries[j].h)
+			if (i < j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
+				continue
+			}
+			s.entries[i] = s.entries[j]
+			i = j
+			break
+		}
 	}
 }
 
@@ -113,7 +203,7 @@ func (c *refCache) reset() {
 	for k := range c.stripes {
 		s := &c.stripes[k]
 		s.mu.Lock()
-		s.m = map[uint64]refEntry{}
+		s.entries, s.n = make([]refEntry, minStripeSlots), 0
 		s.mu.Unlock()
 	}
 }
@@ -124,7 +214,7 @@ func (c *refCache) len() int {
 	for k := range c.stripes {
 		s := &c.stripes[k]
 		s.mu.RLock()
-		n += len(s.m)
+		n += s.n
 		s.mu.RUnlock()
 	}
 	return n

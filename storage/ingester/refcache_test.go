@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -95,15 +96,15 @@ func TestRefCacheCollision(t *testing.T) {
 
 	b := labels.FromStrings("__name__", "up", "job", "node", "zone", "b")
 	bKey := cacheKey(refs, b)
-	s := &refs.stripes[bKey.h%refCacheStripes]
-	s.m[bKey.h] = refEntry{check: bKey.check ^ 1, ref: aRef, ls: a} // a, as if under b's hash
+	s := refs.stripe(bKey)
+	s.insert(refEntry{h: bKey.h, check: bKey.check ^ 1, ref: aRef, ls: a}) // a, as if under b's hash
 
 	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 2, "zone", "b")
 	require.Equal(t, map[string][]sample{
 		`{__name__="up", job="node", zone="a"}`: {{T: 1000, F: 1}},
 		`{__name__="up", job="node", zone="b"}`: {{T: 2000, F: 2}},
 	}, queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
-	require.Equal(t, aRef, s.m[bKey.h].ref, "the colliding entry keeps its slot")
+	require.Equal(t, aRef, s.entries[s.find(bKey.h)].ref, "the colliding entry keeps its slot")
 }
 
 // Labels sent out of order are sorted before the lookup, and skip the
@@ -131,4 +132,40 @@ func TestRefCacheOff(t *testing.T) {
 	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 2)
 	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {{T: 1000, F: 1}, {T: 2000, F: 2}}},
 		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "up")))
+}
+
+// TestRefStripeTable checks the open-addressing table against a map under
+// random inserts and removals, with hashes crowded onto few home slots so
+// that probe runs wrap around and removals shift entries back.
+func TestRefStripeTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s refStripe
+	s.entries = make([]refEntry, minStripeSlots)
+	model := map[uint64]storage.SeriesRef{}
+	var keys []uint64
+	for step := range 20000 {
+		// Homes in a narrow band: h/refCacheStripes is small.
+		h := (uint64(rng.IntN(64)) + 1) * refCacheStripes
+		if rng.IntN(3) == 0 {
+			h = rng.Uint64() | 1
+		}
+		switch i := s.find(h); {
+		case rng.IntN(2) == 0 && i >= 0:
+			s.remove(i)
+			delete(model, h)
+		case i < 0:
+			s.insert(refEntry{h: h, ref: storage.SeriesRef(step + 1)})
+			model[h] = storage.SeriesRef(step + 1)
+			keys = append(keys, h)
+		}
+		require.Equal(t, len(model), s.n, "step %d", step)
+	}
+	for _, h := range keys {
+		i := s.find(h)
+		ref, ok := model[h]
+		require.Equal(t, ok, i >= 0, "hash %x", h)
+		if ok {
+			require.Equal(t, ref, s.entries[i].ref, "hash %x", h)
+		}
+	}
 }
