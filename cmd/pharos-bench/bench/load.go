@@ -53,7 +53,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.QueryConcurrency, "query.concurrency", 1, "Concurrent queries.")
 	fs.DurationVar(&c.QueryRange, "query.range", time.Hour, "Range of the range queries.")
 	fs.DurationVar(&c.QueryStep, "query.step", 15*time.Second, "Step of the range queries.")
-	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile and a heap profile of each Pharos process, in the write phase and the query phase, into this directory.")
+	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile, a heap profile and a 2s execution trace of each Pharos process, in the write phase and the query phase, into this directory.")
 }
 
 // Validate names the field at fault.

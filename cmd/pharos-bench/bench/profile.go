@@ -16,11 +16,14 @@ import (
 // ProfileSeconds is the length of the CPU profile Target.Profile takes.
 const ProfileSeconds = 10
 
-// Profile starts fetching a CPU profile (ProfileSeconds long) and then a
-// heap profile of every process of t into dir, as
-// <target>-<process>-<phase>.cpu.pb.gz and .heap.pb.gz, and returns a
-// function that waits for them and reports the first failure. Without dir
-// it does nothing.
+// TraceSeconds is the length of the execution trace taken after it.
+const TraceSeconds = 2
+
+// Profile starts fetching a CPU profile (ProfileSeconds long), then a
+// heap profile and an execution trace (TraceSeconds) of every process of t
+// into dir, as <target>-<process>-<phase>.cpu.pb.gz, .heap.pb.gz and
+// .trace, and returns a function that waits for them and reports the
+// first failure. Without dir it does nothing.
 func (t *Target) Profile(ctx context.Context, client *http.Client, dir, phase string) (wait func() error) {
 	if dir == "" {
 		return func() error { return nil }
@@ -41,6 +44,11 @@ func (t *Target) Profile(ctx context.Context, client *http.Client, dir, phase st
 			err := fetchFile(ctx, client, base+"/debug/pprof/profile?seconds="+strconv.Itoa(ProfileSeconds), prefix+".cpu.pb.gz")
 			if err == nil {
 				err = fetchFile(ctx, client, base+"/debug/pprof/heap", prefix+".heap.pb.gz")
+			}
+			if err == nil {
+				// Where the process waits rather than works: `go tool trace
+				// -pprof=sync` (or net, syscall, sched) on it.
+				err = fetchFile(ctx, client, base+"/debug/pprof/trace?seconds="+strconv.Itoa(TraceSeconds), prefix+".trace")
 			}
 			if err != nil {
 				mu.Lock()
