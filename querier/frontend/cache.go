@@ -3,6 +3,7 @@ package frontend
 import (
 	"container/list"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -14,6 +15,10 @@ type extent struct {
 	start, end int64
 	streams    []stream
 	size       int64
+	// cachedAt is when its oldest points were evaluated: an extent grown
+	// from a cached one keeps that one's time, so results_cache_ttl
+	// bounds the age of every point served.
+	cachedAt time.Time
 }
 
 func (e *extent) bytes() int64 {

@@ -38,6 +38,8 @@ type Frontend struct {
 	queries     *prometheus.CounterVec
 	evaluated   prometheus.Counter
 	cachePoints *prometheus.CounterVec
+	// cacheExpired counts extents older than results_cache_ttl.
+	cacheExpired prometheus.Counter
 
 	shardedQueries prometheus.Counter
 }
@@ -62,6 +64,10 @@ func New(cfg Config, next http.Handler, logger *slog.Logger, reg prometheus.Regi
 			Name: "pharos_frontend_results_cache_steps_total",
 			Help: "Steps of range queries answered from the results cache (hit) or evaluated (miss).",
 		}, []string{"result"}),
+		cacheExpired: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "pharos_frontend_results_cache_expired_total",
+			Help: "Cached extents found older than results_cache_ttl and evaluated again.",
+		}),
 	}
 	f.shardedQueries = promauto.With(reg).NewCounter(prometheus.CounterOpts{
 		Name: "pharos_frontend_sharded_queries_total",
@@ -282,7 +288,12 @@ func (f *Frontend) runPart(ctx context.Context, r *http.Request, q *rangeQuery, 
 		return f.eval(ctx, r, q, p.start, p.end)
 	}
 	key := q.tenant + "\x00" + q.cacheBase + "\x00" + strconv.FormatInt(p.bucket, 10)
+	now := f.now()
 	ext := f.cache.get(key)
+	if ext != nil && f.cfg.CacheTTL > 0 && now.Sub(ext.cachedAt) > f.cfg.CacheTTL {
+		f.cacheExpired.Inc()
+		ext = nil // evaluated again, and replaced below
+	}
 	var cached []stream
 	from := p.start
 	if ext != nil && ext.start <= p.start && ext.end >= p.start {
@@ -308,15 +319,20 @@ func (f *Frontend) runPart(ctx context.Context, r *http.Request, q *rangeQuery, 
 	// Keep what is old enough to be final; results with warnings (a
 	// replica missing, say) are not kept.
 	if len(res.Warnings) == 0 {
-		limit := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
+		limit := now.Add(-f.cfg.MaxCacheFreshness).UnixMilli()
 		last := p.start + ((min(p.end, limit)-p.start)/q.step)*q.step
 		if limit >= p.start {
 			start, streams := p.start, trim(res.Data.Result, p.start, last)
+			cachedAt := now
+			if cached != nil {
+				cachedAt = ext.cachedAt
+			}
 			if ext != nil && ext.start < p.start && ext.end >= p.start-q.step {
 				start, streams = ext.start, mergeStreams(trim(ext.streams, ext.start, p.start-q.step), streams)
+				cachedAt = ext.cachedAt
 			}
 			if ext == nil || start < ext.start || last > ext.end {
-				f.cache.put(key, &extent{start: start, end: last, streams: streams})
+				f.cache.put(key, &extent{start: start, end: last, streams: streams, cachedAt: cachedAt})
 			}
 		}
 	}

@@ -270,3 +270,40 @@ func TestCacheIsPerTenant(t *testing.T) {
 		}
 	}
 }
+
+// A backfill older than max_cache_freshness is not seen in a cached range
+// until results_cache_ttl has passed since its points were evaluated; an
+// extent grown by refreshes keeps the age of its oldest points.
+func TestCacheTTLBoundsStaleness(t *testing.T) {
+	now := t0.Add(48*time.Hour + 30*time.Minute)
+	f := newFixture(t, frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 2, CacheResults: true, CacheMaxBytes: 64 << 20,
+		MaxCacheFreshness: time.Minute, CacheTTL: 10 * time.Minute})
+	f.front.SetClock(func() time.Time { return now })
+	f.load(t, t0, now)
+	query := func() (got, want string) {
+		v := rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
+		_, got = get(t, f.front, "/api/v1/query_range", v)
+		_, want = get(t, f.upstream, "/api/v1/query_range", v)
+		return strings.TrimSpace(got), strings.TrimSpace(want)
+	}
+	got, want := query()
+	require.Equal(t, want, got)
+
+	// A backfill an hour back: the cache does not see it...
+	app := f.db.AppenderV2(context.Background())
+	_, err := app.Append(0, labels.FromStrings("__name__", "temperature", "job", "backfill"), 0, now.Add(-time.Hour).UnixMilli(), 1, nil, nil, storage.AOptions{})
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+	// ...through refreshes within the TTL, which grow the extent,
+	for range 3 {
+		now = now.Add(3 * time.Minute)
+		got, want = query()
+		require.NotEqual(t, want, got, "the cached range hides the backfill until the TTL")
+	}
+	// ...until its oldest points are older than the TTL.
+	expired := metric(t, f.reg, "pharos_frontend_results_cache_expired_total", "")
+	now = now.Add(2 * time.Minute)
+	got, want = query()
+	require.Equal(t, want, got)
+	require.Greater(t, metric(t, f.reg, "pharos_frontend_results_cache_expired_total", ""), expired)
+}
