@@ -86,35 +86,42 @@ func BenchmarkLocalPush(b *testing.B) {
 
 func benchPush(b *testing.B, client func(*harness) ingesterpb.IngesterClient) {
 	for _, c := range []int{1, 4} {
-		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
-			h := startIngester(b, testConfig(b, b.TempDir()))
-			ic := client(h)
-			ctx := tenant.With(context.Background(), tenant.DefaultTenant)
-			reqs := benchRequests()
-			push := func(req *ingesterpb.PushRequest) error {
-				resp, err := ic.Push(ctx, req)
-				if err != nil {
-					return err
-				}
-				if len(resp.Errors) > 0 || resp.SamplesWritten != benchPerRequest*benchSamples {
-					return fmt.Errorf("push: %d written, errors %v", resp.SamplesWritten, resp.Errors)
-				}
-				return nil
-			}
-			setRound(reqs, 0)
-			require.NoError(b, forEachConcurrently(reqs, c, push))
-
-			b.ReportAllocs()
-			b.ResetTimer()
-			for n := range b.N {
-				b.StopTimer()
-				setRound(reqs, n+1)
-				b.StartTimer()
-				require.NoError(b, forEachConcurrently(reqs, c, push))
-			}
-			b.ReportMetric(float64(b.N)*benchSeries*benchSamples/b.Elapsed().Seconds(), "samples/s")
-		})
+		for _, refCache := range []bool{false, true} {
+			b.Run(fmt.Sprintf("concurrency=%d/ref_cache=%t", c, refCache), func(b *testing.B) {
+				cfg := testConfig(b, b.TempDir())
+				cfg.SeriesRefCache = refCache
+				benchPushWith(b, startIngester(b, cfg), client, c)
+			})
+		}
 	}
+}
+
+func benchPushWith(b *testing.B, h *harness, client func(*harness) ingesterpb.IngesterClient, c int) {
+	ic := client(h)
+	ctx := tenant.With(context.Background(), tenant.DefaultTenant)
+	reqs := benchRequests()
+	push := func(req *ingesterpb.PushRequest) error {
+		resp, err := ic.Push(ctx, req)
+		if err != nil {
+			return err
+		}
+		if len(resp.Errors) > 0 || resp.SamplesWritten != benchPerRequest*benchSamples {
+			return fmt.Errorf("push: %d written, errors %v", resp.SamplesWritten, resp.Errors)
+		}
+		return nil
+	}
+	setRound(reqs, 0)
+	require.NoError(b, forEachConcurrently(reqs, c, push))
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := range b.N {
+		b.StopTimer()
+		setRound(reqs, n+1)
+		b.StartTimer()
+		require.NoError(b, forEachConcurrently(reqs, c, push))
+	}
+	b.ReportMetric(float64(b.N)*benchSeries*benchSamples/b.Elapsed().Seconds(), "samples/s")
 }
 
 // BenchmarkTSDBAppend is BenchmarkPush's baseline: the same samples appended
