@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -264,8 +265,8 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 ) seriesResult {
 	var res seriesResult
 	samples, hists, exemplars := s.samples, s.histograms, s.exemplars
-	ref, cached, ls := st.seriesLabels(i.refs, getRef)
-	if ls.IsEmpty() {
+	sr := st.seriesRef(i.refs, getRef)
+	if sr.ref == 0 && sr.ls.IsEmpty() {
 		return seriesResult{err: &ingesterpb.SeriesError{
 			Index:              idx,
 			Reason:             ingesterpb.SeriesError_INVALID,
@@ -280,12 +281,10 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		if len(hists) == 0 || (len(samples) > 0 && samples[0].t <= hists[0].GetTimestampMs()) {
 			smp := samples[0]
 			samples = samples[1:]
-			newRef, err := app.Append(ref, ls, s.startMs, smp.t, smp.v, nil, nil, storage.AOptions{})
-			if err != nil {
+			if err := sr.append(st, app, getRef, s.startMs, smp.t, smp.v, nil, nil); err != nil {
 				st.rejections = append(st.rejections, rejection{t: smp.t, err: err, v: smp.v})
 				continue
 			}
-			ref = newRef
 			res.samples++
 			continue
 		}
@@ -295,19 +294,22 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 			hp = &ingesterpb.Histogram{} // as a nil message reads: an empty one
 		}
 		h, fh := hp.ToHistograms()
-		newRef, err := app.Append(ref, ls, s.startMs, hp.TimestampMs, 0, h, fh, storage.AOptions{})
-		if err != nil {
+		if err := sr.append(st, app, getRef, s.startMs, hp.TimestampMs, 0, h, fh); err != nil {
 			st.rejections = append(st.rejections, rejection{t: hp.TimestampMs, err: err, h: h, fh: fh, hist: true})
 			continue
 		}
-		ref = newRef
 		res.histograms++
 	}
-	if ref != 0 && ref != cached && i.refs != nil && !st.unsorted {
+	if sr.ref != 0 && sr.ref != sr.cached && i.refs != nil && !st.unsorted {
 		// New to the cache, or its cached ref had gone stale and the
 		// appender made the series anew.
-		i.refs.put(i.refs.key(st.key), ref, ls)
+		i.refs.put(i.refs.key(st.key), sr.ref)
 	}
+	ref := sr.ref
+	if len(st.rejections) > 0 || len(exemplars) > 0 {
+		sr.resolve(st, getRef) // for messages, and exemplars of a stale ref
+	}
+	ls := sr.ls
 	if len(st.rejections) > 0 {
 		res.err = i.seriesError(ctx, st.tenant, idx, ls, st.rejections, &res)
 	}
@@ -456,26 +458,35 @@ func (st *pushState) addLabel(name, value string) {
 	st.nLabels++
 }
 
-// seriesLabels returns the ref of the series whose labels addLabel built
-// (0 if the tsdb does not know it yet), labels safe to hand to the tsdb,
-// which keeps them, and the ref the cache gave (0 on a miss). A series in
-// refs costs two hashes of its labels' bytes. Others cost no allocation
-// either while the head knows them: the lookup uses a scratch buffer and
-// the tsdb's own copy of the labels comes back. Only new series pay for a
-// copy, which the head keeps.
-func (st *pushState) seriesLabels(refs *refCache, getRef storage.GetRef) (ref, cached storage.SeriesRef, ls labels.Labels) {
+// pushedSeries is the series of a push as the appender needs it: its ref,
+// and its labels, which a series found in the ref cache comes without.
+type pushedSeries struct {
+	ref    storage.SeriesRef
+	cached storage.SeriesRef // the ref the cache gave, 0 on a miss
+	// ls is safe to hand to the tsdb, which keeps them; empty for a
+	// series from the cache until resolve.
+	ls labels.Labels
+}
+
+// seriesRef looks up the series whose labels addLabel built. A series in
+// refs costs two hashes of its labels' bytes and comes without labels:
+// the appender only needs them if the ref has gone stale. Others cost no
+// allocation either while the head knows them: the lookup uses a scratch
+// buffer and the tsdb's own copy of the labels comes back. Only new series
+// pay for a copy, which the head keeps. An invalid series (no labels of
+// the client's own) has neither ref nor labels.
+func (st *pushState) seriesRef(refs *refCache, getRef storage.GetRef) pushedSeries {
 	if st.nLabels == 0 {
 		// No labels of the client's own: the series is invalid, tenant or not.
-		st.ls = labels.EmptyLabels()
-		return 0, 0, st.ls
+		return pushedSeries{ls: labels.EmptyLabels()}
 	}
 	if !st.tenantDone {
 		st.key = appendKeyLabel(st.key, tenant.Label, st.tenant)
 		st.tenantDone = true
 	}
 	if refs != nil {
-		if ref, ls, ok := refs.get(refs.key(st.key)); ok {
-			return ref, ref, ls
+		if ref, ok := refs.get(refs.key(st.key)); ok {
+			return pushedSeries{ref: ref, cached: ref, ls: labels.EmptyLabels()}
 		}
 	}
 	st.sb.Reset()
@@ -493,10 +504,38 @@ func (st *pushState) seriesLabels(refs *refCache, getRef storage.GetRef) (ref, c
 	st.sb.Overwrite(&st.ls)
 	if getRef != nil {
 		if ref, ls := getRef.GetRef(st.ls, st.ls.Hash()); ref != 0 {
-			return ref, 0, ls
+			return pushedSeries{ref: ref, ls: ls}
 		}
 	}
-	return 0, 0, ownLabels(&st.ownSB, st.ls)
+	return pushedSeries{ls: ownLabels(&st.ownSB, st.ls)}
+}
+
+// resolve gives a series from the cache its labels, looking it up the slow
+// way: a stale cached ref is replaced by what the head has now (0 if it no
+// longer has the series).
+func (sr *pushedSeries) resolve(st *pushState, getRef storage.GetRef) {
+	if !sr.ls.IsEmpty() {
+		return
+	}
+	*sr = st.seriesRef(nil, getRef)
+}
+
+// append appends one sample to the series. A series from the cache is
+// appended to by ref alone; if the head no longer has it, the appender
+// finds no labels to create it from and says so with ErrInvalidSample (no
+// other error of the appender's comes without a metric counted), and the
+// sample is appended again with the labels resolved.
+func (sr *pushedSeries) append(st *pushState, app storage.AppenderV2, getRef storage.GetRef, startMs, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
+	ref, err := app.Append(sr.ref, sr.ls, startMs, t, v, h, fh, storage.AOptions{})
+	if err != nil && sr.ls.IsEmpty() && errors.Is(err, tsdb.ErrInvalidSample) {
+		sr.resolve(st, getRef)
+		ref, err = app.Append(sr.ref, sr.ls, startMs, t, v, h, fh, storage.AOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	sr.ref = ref
+	return nil
 }
 
 // ownLabels copies ls into memory of its own, built with sb. Labels.Copy

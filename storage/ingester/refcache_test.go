@@ -18,7 +18,7 @@ func cacheKey(c *refCache, ls labels.Labels) refKey { return c.key(appendKey(nil
 
 // cachedRef is what the ref cache holds for ls, 0 if nothing.
 func cachedRef(c *refCache, ls labels.Labels) storage.SeriesRef {
-	ref, _, ok := c.get(cacheKey(c, ls))
+	ref, ok := c.get(cacheKey(c, ls))
 	if !ok {
 		return 0
 	}
@@ -68,13 +68,13 @@ func TestRefCacheFollowsTheHead(t *testing.T) {
 }
 
 // A cached ref whose series the head no longer has (the push raced the
-// head's GC) still lands the sample: the appender makes the series anew
-// from the cached labels, and the cache takes the new ref.
+// head's GC) still lands the sample: the push builds the labels, the
+// appender makes the series anew, and the cache takes the new ref.
 func TestRefCacheStaleRef(t *testing.T) {
 	h := startIngester(t, testConfig(t, t.TempDir()))
 	refs := h.ing.refs
 	up := labels.FromStrings("__name__", "up", "job", "node")
-	refs.put(cacheKey(refs, up), storage.SeriesRef(math.MaxInt32), up)
+	refs.put(cacheKey(refs, up), storage.SeriesRef(math.MaxInt32))
 
 	pushUpAs(t, h.client, tenant.DefaultTenant, 1000, 1)
 	ref := headRef(t, h.ing, up)
@@ -97,7 +97,7 @@ func TestRefCacheCollision(t *testing.T) {
 	b := labels.FromStrings("__name__", "up", "job", "node", "zone", "b")
 	bKey := cacheKey(refs, b)
 	s := refs.stripe(bKey)
-	s.insert(refEntry{h: bKey.h, check: bKey.check ^ 1, ref: aRef, ls: a}) // a, as if under b's hash
+	s.insert(refEntry{h: bKey.h, check: bKey.check ^ 1, ref: aRef}) // a, as if under b's hash
 
 	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 2, "zone", "b")
 	require.Equal(t, map[string][]sample{
@@ -168,4 +168,22 @@ func TestRefStripeTable(t *testing.T) {
 			require.Equal(t, ref, s.entries[i].ref, "hash %x", h)
 		}
 	}
+}
+
+// A rejected sample of a series found in the cache is reported with the
+// series' labels, which the cache does not hold: they are built for the
+// message.
+func TestRefCacheRejectionNamesTheSeries(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	pushUpAs(t, h.client, tenant.DefaultTenant, 2000, 1)
+	up := labels.FromStrings("__name__", "up", "job", "node")
+	require.NotZero(t, cachedRef(h.ing.refs, up))
+
+	resp, err := h.client.Push(asTenant(tenant.DefaultTenant), &ingesterpb.PushRequest{Series: []*ingesterpb.TimeSeries{{
+		Labels: lbls("__name__", "up", "job", "node"), Samples: floats(1000, 2),
+	}}})
+	require.NoError(t, err)
+	require.Len(t, resp.Errors, 1)
+	require.Equal(t, ingesterpb.SeriesError_OUT_OF_ORDER, resp.Errors[0].Reason)
+	require.Contains(t, resp.Errors[0].Message, `{__name__="up", job="node"}`)
 }

@@ -202,12 +202,12 @@ func BenchmarkSeriesLabels(b *testing.B) {
 						for b.Loop() {
 							for k := range in.numSeries() {
 								in.readSeries(k, st)
-								ref, cached, ls := st.seriesLabels(refs, getRef)
-								if ref == 0 || ls.Len() == 0 {
-									b.Fatalf("series %v unknown", ls)
+								sr := st.seriesRef(refs, getRef)
+								if sr.ref == 0 {
+									b.Fatalf("series %d unknown", k)
 								}
-								if (cached != 0) != (refs != nil) {
-									b.Fatalf("series %v: cached ref %d with the cache on=%t", ls, cached, refs != nil)
+								if (sr.cached != 0) != (refs != nil) {
+									b.Fatalf("series %d: cached ref %d with the cache on=%t", k, sr.cached, refs != nil)
 								}
 							}
 						}
