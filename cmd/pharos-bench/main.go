@@ -33,6 +33,7 @@ func main() {
 		skipLocal  = flag.Bool("local.skip", false, "Do not measure the in-process tsdb.")
 		dataDir    = flag.String("data-dir", "", "Directory for the local tsdb and spawned clusters (default: a temporary one, removed after).")
 		shardsFlag = flag.String("query.shards", "2,4", "With -pharos: after the run, restart each layout on its data with query sharding at each of these shard counts (and 0) and time the range queries; empty skips.")
+		extraArgs  = flag.String("pharos.args", "", "With -pharos: extra flags for every spawned process, space-separated (e.g. -ingester.client.grpc-compression=s2).")
 		cacheCheck = flag.Bool("query.cache-check", true, "Time a step-aligned dashboard query through the results cache cold and warm, then write one more round and check the cached answer sees it (with -pharos: after a restart with the cache on).")
 	)
 	cfg.RegisterFlags(flag.CommandLine)
@@ -109,7 +110,7 @@ func main() {
 		pairs = append(pairs, p)
 	case *binary != "":
 		for _, layout := range strings.Split(*layouts, ",") {
-			p, err := runLayout(ctx, cfg, *binary, layout, filepath.Join(dir, layout), client, local, shards, *cacheCheck)
+			p, err := runLayout(ctx, cfg, *binary, layout, filepath.Join(dir, layout), client, local, shards, *cacheCheck, strings.Fields(*extraArgs))
 			if err != nil {
 				fatal(fmt.Errorf("%s: %w", layout, err))
 			}
@@ -117,6 +118,9 @@ func main() {
 		}
 	default:
 		fatal(fmt.Errorf("give -pharos or -target"))
+	}
+	if *extraArgs != "" {
+		fmt.Printf("# pharos processes started with: %s\n", *extraArgs)
 	}
 	bench.Report(os.Stdout, cfg, pairs)
 }
@@ -126,9 +130,9 @@ func main() {
 // tsdb on the same rounds while it is stopped (so the two never share the
 // cores), then restarts it on the same data for the query frontend's runs.
 func runLayout(ctx context.Context, cfg bench.Config, binary, layout, dir string, client *http.Client,
-	local func(*bench.Result) (*bench.Result, error), shards []int, cache bool) (_ bench.Pair, err error) {
+	local func(*bench.Result) (*bench.Result, error), shards []int, cache bool, extra []string) (_ bench.Pair, err error) {
 	fmt.Fprintln(os.Stderr, "pharos-bench:", layout)
-	c, err := bench.Spawn(ctx, binary, layout, dir, client, bench.StartMs(cfg)-1, bench.FrontendArgs(0, false))
+	c, err := bench.Spawn(ctx, binary, layout, dir, client, bench.StartMs(cfg)-1, bench.FrontendArgs(0, false), extra)
 	if err != nil {
 		return bench.Pair{}, err
 	}

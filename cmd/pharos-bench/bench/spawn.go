@@ -56,10 +56,11 @@ func FrontendArgs(shards int, cache bool) []string {
 // dir, every port on 127.0.0.1, and waits until it takes writes.
 // "allinone" is one process (RF 1) with the write and read roles; "rf3" is three ingesters at RF 3 and
 // one distributor+querier process. front are extra flags of the process
-// that serves the API (FrontendArgs). The probe write carries one sample
+// that serves the API (FrontendArgs); extra go to every process (e.g.
+// -ingester.client.grpc-compression=s2). The probe write carries one sample
 // at probeMs: make it no later than the load's first samples, or the head
 // would refuse them as too old.
-func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client, probeMs int64, front []string) (_ *Cluster, err error) {
+func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client, probeMs int64, front, extra []string) (_ *Cluster, err error) {
 	c := &Cluster{Target: Target{Name: layout}, binary: binary}
 	defer func() {
 		if err != nil {
@@ -77,7 +78,7 @@ func Spawn(ctx context.Context, binary, layout, dir string, client *http.Client,
 		}
 		c.procs = append(c.procs, &proc{
 			name: name, log: filepath.Join(dir, name+".log"), front: isFront,
-			args: append([]string{"-server.http-listen=" + http, "-storage.path=" + filepath.Join(data, "data")}, args...),
+			args: slices.Concat([]string{"-server.http-listen=" + http, "-storage.path=" + filepath.Join(data, "data")}, args, extra),
 		})
 		c.Target.Procs = append(c.Target.Procs, name)
 		c.Target.Metrics = append(c.Target.Metrics, "http://"+http+"/metrics")
