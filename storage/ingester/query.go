@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -141,13 +142,13 @@ type encodedSender interface {
 
 // queryStreamOut hands encoded batches to a QueryStream's stream. Each
 // batch is given away with its buffer (gRPC writes it after Send returns),
-// so every batch is encoded into a new one: over gRPC from gRPC's buffer
-// pool, which gets it back once written; in process a plain slice the
-// reader keeps, as the decoded series point into it.
+// so every batch is encoded into a new one: over gRPC from the call's own
+// pool, which gRPC puts it back to once written; in process a plain slice
+// the reader keeps, as the decoded series point into it.
 type queryStreamOut struct {
 	stream ingesterpb.Ingester_QueryStreamServer
 	local  encodedSender // nil over gRPC
-	pool   mem.BufferPool
+	pool   *sendBuffers
 	buf    *[]byte // the pooled buffer of the batch being encoded
 	// size is the capacity to start a batch with: the largest batch so
 	// far, so that a batch rarely outgrows its buffer.
@@ -159,9 +160,45 @@ func newQueryStreamOut(stream ingesterpb.Ingester_QueryStreamServer) *queryStrea
 	if l, ok := stream.(encodedSender); ok {
 		o.local = l
 	} else {
-		o.pool = mem.DefaultBufferPool()
+		o.pool = &sendBuffers{}
 	}
 	return o
+}
+
+// sendBuffers is the buffer pool of one QueryStream call. gRPC's own pool
+// would do, but it hands out a batch of tens of KB from its 1 MB tier and
+// zeroes all of it on every Get; buffers of the call's own batch sizes are
+// not zeroed (each is overwritten by the next batch), and only the few
+// that gRPC's flow control keeps in flight at once are ever allocated.
+type sendBuffers struct {
+	mu   sync.Mutex
+	free []*[]byte
+}
+
+var _ mem.BufferPool = (*sendBuffers)(nil)
+
+// Get implements mem.BufferPool.
+func (p *sendBuffers) Get(n int) *[]byte {
+	p.mu.Lock()
+	var b *[]byte
+	if k := len(p.free); k > 0 {
+		b = p.free[k-1]
+		p.free = p.free[:k-1]
+	}
+	p.mu.Unlock()
+	if b == nil || cap(*b) < n {
+		nb := make([]byte, n)
+		return &nb
+	}
+	*b = (*b)[:n]
+	return b
+}
+
+// Put implements mem.BufferPool; gRPC calls it once it wrote a batch.
+func (p *sendBuffers) Put(b *[]byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
 }
 
 // next returns an empty buffer for the next batch.
