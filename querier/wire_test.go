@@ -98,7 +98,7 @@ func TestWireDecoderSkipsUnknownFields(t *testing.T) {
 	require.NoError(t, err)
 	// Field 9 of every wire type the decoder must skip, at the top level.
 	extra := []byte{
-		9<<3 | 0, 0x96, 0x01,
+		9 << 3, 0x96, 0x01, // wire type 0, varint
 		9<<3 | 1, 1, 2, 3, 4, 5, 6, 7, 8,
 		9<<3 | 2, 2, 'x', 'y',
 		9<<3 | 5, 1, 2, 3, 4,

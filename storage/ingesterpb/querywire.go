@@ -7,9 +7,10 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// Protobuf tags (field number << 3 | wire type) of the QueryStreamResponse
-// family of messages, which QueryStreamEncoder writes and queriers read
-// without going through the generated structs.
+// Protobuf tags (field number << 3 | wire type: 0 varint, 2 length
+// delimited) of the QueryStreamResponse family of messages, which
+// QueryStreamEncoder writes and queriers read without going through the
+// generated structs.
 const (
 	TagQueryStreamSeries   = 1<<3 | 2 // QueryStreamResponse.series
 	TagQueryStreamWarnings = 2<<3 | 2 // QueryStreamResponse.warnings
@@ -17,9 +18,9 @@ const (
 	TagChunkSeriesChunks   = 2<<3 | 2 // ChunkSeries.chunks
 	TagLabelPairName       = 1<<3 | 2
 	TagLabelPairValue      = 2<<3 | 2
-	TagChunkMinTime        = 1<<3 | 0
-	TagChunkMaxTime        = 2<<3 | 0
-	TagChunkEncoding       = 3<<3 | 0
+	TagChunkMinTime        = 1 << 3
+	TagChunkMaxTime        = 2 << 3
+	TagChunkEncoding       = 3 << 3
 	TagChunkData           = 4<<3 | 2
 )
 
