@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/pharos-tsdb/pharos/internal/tenant"
-	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
 // TenantLimits are the per-query limits of each tenant; 0 means no limit.
@@ -129,16 +128,9 @@ func (u *usage) over(n *atomic.Int64, add, max int64, what, limit string) error 
 }
 
 // received counts one QueryStream message.
-func (u *usage) received(m *ingesterpb.QueryStreamResponse) error {
+func (u *usage) received(chunks, bytes int64) error {
 	if u == nil || (u.limits.maxChunks <= 0 && u.limits.maxChunkByte <= 0) {
 		return nil
-	}
-	var chunks, bytes int64
-	for _, s := range m.Series {
-		chunks += int64(len(s.Chunks))
-		for _, c := range s.Chunks {
-			bytes += int64(len(c.Data))
-		}
 	}
 	if err := u.over(&u.chunks, chunks, u.limits.maxChunks, "chunks", "limits.max_fetched_chunks_per_query"); err != nil {
 		return err

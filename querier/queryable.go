@@ -134,7 +134,7 @@ func (b *baseQuerier) Close() error {
 // selectSets starts one stream per ingester and returns their sets, not yet
 // received: the engine calls Select for every selector before it reads any,
 // so the ingesters work on all selectors at once.
-func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *storage.SelectHints, matchers []*labels.Matcher) ([]*streamSet, int, error) {
+func (b *baseQuerier) selectSets(ctx context.Context, samples, sortSeries bool, hints *storage.SelectHints, matchers []*labels.Matcher) ([]*streamSet, int, error) {
 	mint, maxt := b.mint, b.maxt
 	limit := 0
 	if hints != nil {
@@ -183,6 +183,10 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples bool, hints *stora
 		return sets, limit, nil
 	}
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: pms}
+	// One ingester's series go to the caller as they come (mergeSets), so
+	// they need the order only if the caller asked for it; several sets are
+	// merged, which needs every set sorted, and so does a limit.
+	req.UnsortedSeries = !sortSeries && len(b.set.Ingesters) == 1 && limit <= 0
 	if hints != nil || shardCount > 0 {
 		if hints == nil {
 			hints = &storage.SelectHints{}
@@ -302,8 +306,8 @@ type sampleQuerier struct{ baseQuerier }
 // Select fans out and merges. Replicas' duplicate chunks are dropped by
 // mergeReplicas, and what still overlaps by the chained merge, which keeps
 // one sample per timestamp.
-func (q *sampleQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
-	sets, limit, err := q.selectSets(ctx, true, hints, matchers)
+func (q *sampleQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+	sets, limit, err := q.selectSets(ctx, true, sortSeries, hints, matchers)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -336,8 +340,8 @@ type chunkQuerier struct{ baseQuerier }
 
 // Select fans out and merges; overlapping chunks of replicas are decoded and
 // re-encoded into one chunk sequence without duplicate samples.
-func (q *chunkQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
-	sets, limit, err := q.selectSets(ctx, false, hints, matchers)
+func (q *chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	sets, limit, err := q.selectSets(ctx, false, sortSeries, hints, matchers)
 	if err != nil {
 		return storage.ErrChunkSeriesSet(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -23,10 +25,10 @@ import (
 // ingester: enough to keep the network busy while the engine decodes.
 const streamBuffer = 4
 
-// batch is one received message: series in order, and the ingester's
-// warnings (sent with the last batch).
+// batch is one received message, decoded: series in order, and the
+// ingester's warnings (sent with the last batch).
 type batch struct {
-	series   []*ingesterpb.ChunkSeries
+	series   []series
 	warnings []string
 }
 
@@ -47,10 +49,9 @@ type streamSet struct {
 	err, skipped error
 	holding      bool // whether the producer holds a concurrency slot
 
-	pending  []*ingesterpb.ChunkSeries
+	pending  []series
 	cur      *series
 	warnings annotations.Annotations
-	builder  labels.ScratchBuilder
 	done     bool
 }
 
@@ -118,12 +119,22 @@ func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, req *inges
 		if err != nil {
 			return err
 		}
+		// Batches are decoded here, on the stream's goroutine, so that
+		// decoding overlaps with the engine's work.
+		var dec wireDecoder
+		recv := func() (batch, error) {
+			var m wireMessage
+			if err := stream.RecvMsg(&m); err != nil {
+				return batch{}, err
+			}
+			return dec.decode(m.data, s.mint, s.maxt)
+		}
 		var limitErr error
-		err = recvAll(stream.Recv, func(m *ingesterpb.QueryStreamResponse) bool {
-			if limitErr = s.f.use.received(m); limitErr != nil {
+		err = recvAll(recv, func(b batch) bool {
+			if limitErr = s.f.use.received(dec.chunks, dec.bytes); limitErr != nil {
 				return false
 			}
-			return s.send(ctx, batch{series: m.Series, warnings: m.Warnings})
+			return s.send(ctx, b)
 		})
 		if limitErr != nil {
 			return limitErr
@@ -138,12 +149,16 @@ func (s *streamSet) runSeries(ctx context.Context, q *Queryable, req *ingesterpb
 		if err != nil {
 			return err
 		}
+		var lb labels.ScratchBuilder
 		return recvAll(stream.Recv, func(m *ingesterpb.SeriesResponse) bool {
-			cs := make([]ingesterpb.ChunkSeries, len(m.Series))
-			b := batch{series: make([]*ingesterpb.ChunkSeries, len(m.Series))}
+			b := batch{series: make([]series, len(m.Series))}
 			for i, sl := range m.Series {
-				cs[i].Labels = sl.Labels
-				b.series[i] = &cs[i]
+				lb.Reset()
+				for _, l := range sl.Labels {
+					// Labels copies the strings; the views do not escape.
+					lb.Add(bytesToString(l.Name), bytesToString(l.Value))
+				}
+				b.series[i] = series{lset: lb.Labels(), mint: s.mint, maxt: s.maxt}
 			}
 			return s.send(ctx, b)
 		})
@@ -169,16 +184,8 @@ func (s *streamSet) Next() bool {
 		}
 		s.pending = b.series
 	}
-	cs := s.pending[0]
-	s.pending[0] = nil // let the batch's memory go as the engine moves on
+	s.cur = &s.pending[0]
 	s.pending = s.pending[1:]
-	s.builder.Reset()
-	for _, l := range cs.Labels {
-		s.builder.Add(bytesToString(l.Name), bytesToString(l.Value))
-	}
-	// Labels copies the strings into one allocation; the unsafe views into
-	// the message do not escape.
-	s.cur = &series{lset: s.builder.Labels(), chunks: cs.Chunks, mint: s.mint, maxt: s.maxt}
 	return true
 }
 
@@ -214,8 +221,15 @@ func bytesToString(b []byte) string {
 // skips them.
 type series struct {
 	lset       labels.Labels
-	chunks     []*ingesterpb.Chunk
+	chunks     []chunk
 	mint, maxt int64
+}
+
+// chunk is one encoded chunk; data points into the received message.
+type chunk struct {
+	minTime, maxTime int64
+	encoding         uint32 // a chunkenc.Encoding, unchecked
+	data             []byte
 }
 
 func (s *series) Labels() labels.Labels { return s.lset }
@@ -224,7 +238,7 @@ func (s *series) Labels() labels.Labels { return s.lset }
 // case, are read one after the other; overlapping ones are merged.
 func (s *series) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	for i := 1; i < len(s.chunks); i++ {
-		if s.chunks[i].MinTimeMs <= s.chunks[i-1].MaxTimeMs {
+		if s.chunks[i].minTime <= s.chunks[i-1].maxTime {
 			return s.mergedIterator(it)
 		}
 	}
@@ -238,8 +252,8 @@ func (s *series) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 
 func (s *series) mergedIterator(it chunkenc.Iterator) chunkenc.Iterator {
 	parts := make([]storage.Series, len(s.chunks))
-	for i, c := range s.chunks {
-		parts[i] = &series{lset: s.lset, chunks: []*ingesterpb.Chunk{c}, mint: s.mint, maxt: s.maxt}
+	for i := range s.chunks {
+		parts[i] = &series{lset: s.lset, chunks: s.chunks[i : i+1], mint: s.mint, maxt: s.maxt}
 	}
 	return storage.ChainedSeriesMerge(parts...).Iterator(it)
 }
@@ -266,24 +280,24 @@ func mergeReplicas(ss ...storage.Series) storage.Series {
 		}
 		n += len(sr.chunks)
 	}
-	all := make([]*ingesterpb.Chunk, 0, n)
+	all := make([]chunk, 0, n)
 	for _, s := range ss {
 		all = append(all, s.(*series).chunks...)
 	}
-	slices.SortStableFunc(all, func(a, b *ingesterpb.Chunk) int {
-		if c := cmp.Compare(a.MinTimeMs, b.MinTimeMs); c != 0 {
+	slices.SortStableFunc(all, func(a, b chunk) int {
+		if c := cmp.Compare(a.minTime, b.minTime); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.MaxTimeMs, b.MaxTimeMs)
+		return cmp.Compare(a.maxTime, b.maxTime)
 	})
 	kept := all[:0]
 	run := 0 // start in kept of the chunks with the current chunk's time range
 	for _, c := range all {
-		if run < len(kept) && (kept[run].MinTimeMs != c.MinTimeMs || kept[run].MaxTimeMs != c.MaxTimeMs) {
+		if run < len(kept) && (kept[run].minTime != c.minTime || kept[run].maxTime != c.maxTime) {
 			run = len(kept)
 		}
-		if !slices.ContainsFunc(kept[run:], func(k *ingesterpb.Chunk) bool {
-			return k.Encoding == c.Encoding && bytes.Equal(k.Data, c.Data)
+		if !slices.ContainsFunc(kept[run:], func(k chunk) bool {
+			return k.encoding == c.encoding && bytes.Equal(k.data, c.data)
 		}) {
 			kept = append(kept, c)
 		}
@@ -302,7 +316,7 @@ func (s chunkSeries) Iterator(chunks.Iterator) chunks.Iterator {
 // metaIterator yields the chunks of a series as chunks.Meta, decoding each
 // only as far as chunkenc.FromData does (not at all).
 type metaIterator struct {
-	chunks []*ingesterpb.Chunk
+	chunks []chunk
 	i      int
 	cur    chunks.Meta
 	err    error
@@ -313,13 +327,17 @@ func (m *metaIterator) Next() bool {
 		return false
 	}
 	m.i++
-	c := m.chunks[m.i]
-	chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+	c := &m.chunks[m.i]
+	if c.encoding > math.MaxUint8 {
+		m.err = fmt.Errorf("unknown chunk encoding %d", c.encoding)
+		return false
+	}
+	chk, err := chunkenc.FromData(chunkenc.Encoding(c.encoding), c.data)
 	if err != nil {
 		m.err = err
 		return false
 	}
-	m.cur = chunks.Meta{Chunk: chk, MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs}
+	m.cur = chunks.Meta{Chunk: chk, MinTime: c.minTime, MaxTime: c.maxTime}
 	return true
 }
 
@@ -330,7 +348,7 @@ func (m *metaIterator) Err() error      { return m.err }
 // chunks in order. It keeps one chunk object per encoding and resets it onto
 // each chunk's bytes, so moving to the next chunk allocates nothing.
 type chunksIterator struct {
-	chunks     []*ingesterpb.Chunk
+	chunks     []chunk
 	mint, maxt int64
 	next       int // index of the chunk to open next
 	cur        chunkenc.Iterator
@@ -341,7 +359,7 @@ type chunksIterator struct {
 	iters    [chunkenc.EncFloatHistogramST + 1]chunkenc.Iterator
 }
 
-func (c *chunksIterator) reset(chks []*ingesterpb.Chunk, mint, maxt int64) {
+func (c *chunksIterator) reset(chks []chunk, mint, maxt int64) {
 	c.chunks = chks
 	c.mint, c.maxt = mint, maxt
 	c.next = 0
@@ -355,29 +373,29 @@ func (c *chunksIterator) open() bool {
 		c.cur = nil
 		return false
 	}
-	pc := c.chunks[c.next]
+	pc := &c.chunks[c.next]
 	c.next++
-	enc := chunkenc.Encoding(pc.Encoding)
-	if int(enc) >= len(c.decoders) {
-		c.err = errors.New("unknown chunk encoding " + enc.String())
+	if int(pc.encoding) >= len(c.decoders) {
+		c.err = fmt.Errorf("unknown chunk encoding %d", pc.encoding)
 		c.cur = nil
 		return false
 	}
+	enc := chunkenc.Encoding(pc.encoding)
 	d := c.decoders[enc]
 	if d == nil {
 		var err error
-		if d, err = chunkenc.FromData(enc, pc.Data); err != nil {
+		if d, err = chunkenc.FromData(enc, pc.data); err != nil {
 			c.err = err
 			c.cur = nil
 			return false
 		}
 		c.decoders[enc] = d
 	} else {
-		d.Reset(pc.Data)
+		d.Reset(pc.data)
 	}
 	c.iters[enc] = d.Iterator(c.iters[enc])
 	c.cur = c.iters[enc]
-	c.curMax = pc.MaxTimeMs
+	c.curMax = pc.maxTime
 	return true
 }
 
@@ -414,7 +432,7 @@ func (c *chunksIterator) Seek(t int64) chunkenc.ValueType {
 			return c.exhaust()
 		}
 	}
-	for c.next < len(c.chunks) && c.chunks[c.next].MaxTimeMs < t {
+	for c.next < len(c.chunks) && c.chunks[c.next].maxTime < t {
 		c.next++
 	}
 	for c.open() {

@@ -47,7 +47,11 @@ func (c localClient) Push(ctx context.Context, req *ingesterpb.PushRequest, _ ..
 
 // QueryStream implements ingesterpb.IngesterClient.
 func (c localClient) QueryStream(ctx context.Context, req *ingesterpb.QueryRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.QueryStreamResponse], error) {
-	return serverStream(ctx, ingesterpb.Ingester_QueryStream_FullMethodName, req.CloneVT(), (*ingesterpb.QueryStreamResponse).CloneVT, c.ing.QueryStream)
+	return serverStream(ctx, ingesterpb.Ingester_QueryStream_FullMethodName, req.CloneVT(), streamCodec[ingesterpb.QueryStreamResponse]{
+		clone:  (*ingesterpb.QueryStreamResponse).CloneVT,
+		decode: decodeQueryStreamResponse,
+		encode: (*ingesterpb.QueryStreamResponse).MarshalVT,
+	}, c.ing.QueryStream)
 }
 
 // LabelNames implements ingesterpb.IngesterClient.
@@ -62,7 +66,9 @@ func (c localClient) LabelValues(ctx context.Context, req *ingesterpb.LabelValue
 
 // Series implements ingesterpb.IngesterClient.
 func (c localClient) Series(ctx context.Context, req *ingesterpb.SeriesRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.SeriesResponse], error) {
-	return serverStream(ctx, ingesterpb.Ingester_Series_FullMethodName, req.CloneVT(), (*ingesterpb.SeriesResponse).CloneVT, c.ing.Series)
+	return serverStream(ctx, ingesterpb.Ingester_Series_FullMethodName, req.CloneVT(), streamCodec[ingesterpb.SeriesResponse]{
+		clone: (*ingesterpb.SeriesResponse).CloneVT,
+	}, c.ing.Series)
 }
 
 // MetricsMetadata implements ingesterpb.IngesterClient.
@@ -129,12 +135,35 @@ func wireError(err error) error {
 // caller works on the last one, as gRPC's flow control window lets it.
 const localStreamBuffer = 1
 
+// decodeQueryStreamResponse decodes an encoded batch for a reader that
+// asked for the generated struct (Recv). b is the reader's alone, so the
+// message may alias it.
+func decodeQueryStreamResponse(b []byte) (*ingesterpb.QueryStreamResponse, error) {
+	m := &ingesterpb.QueryStreamResponse{}
+	if err := m.UnmarshalVTUnsafe(b); err != nil {
+		return nil, status.Errorf(codes.Internal, "local ingester stream: decode query stream response: %v", err)
+	}
+	return m, nil
+}
+
+// streamCodec is how a local stream hands over a method's messages. clone
+// copies a message the method sent as a struct, which it reuses between
+// sends (see Series). A method may send encoded messages instead
+// (QueryStream, through sendEncoded); decode turns those into a struct for
+// Recv, and encode turns a struct into bytes for a reader that receives
+// wire bytes (RecvMsg into an ingesterpb.WireUnmarshaler). Either may be
+// nil for a method that does not need it.
+type streamCodec[T any] struct {
+	clone  func(*T) *T
+	decode func([]byte) (*T, error)
+	encode func(*T) ([]byte, error)
+}
+
 // serverStream runs a server-streaming method of the ingester in a
 // goroutine of its own and hands its messages to the caller's Recv over a
-// channel. The ingester reuses its message between sends (see QueryStream),
-// so each is cloned on Send: what the caller receives is its own. req must
+// channel; what the caller receives is its own (see streamCodec). req must
 // be the method's alone, as the method reads it after serverStream returns.
-func serverStream[Req, Resp any](ctx context.Context, method string, req *Req, clone func(*Resp) *Resp,
+func serverStream[Req, Resp any](ctx context.Context, method string, req *Req, codec streamCodec[Resp],
 	serve func(*Req, grpc.ServerStreamingServer[Resp]) error,
 ) (grpc.ServerStreamingClient[Resp], error) {
 	sctx, err := serverContext(ctx, method)
@@ -147,8 +176,8 @@ func serverStream[Req, Resp any](ctx context.Context, method string, req *Req, c
 	s := &localStream[Resp]{
 		cctx:  ctx,
 		sctx:  sctx,
-		clone: clone,
-		msgs:  make(chan *Resp, localStreamBuffer),
+		codec: codec,
+		msgs:  make(chan localMsg[Resp], localStreamBuffer),
 		done:  make(chan struct{}),
 	}
 	go func() {
@@ -162,12 +191,19 @@ func serverStream[Req, Resp any](ctx context.Context, method string, req *Req, c
 // is the method's side of it, localClientStream the caller's.
 type localStream[T any] struct {
 	cctx, sctx context.Context // the caller's context and the method's
-	clone      func(*T) *T
-	msgs       chan *T
+	codec      streamCodec[T]
+	msgs       chan localMsg[T]
 	// done is closed once the method has returned, with its error in err.
 	// Every Send has completed by then.
 	done chan struct{}
 	err  error
+}
+
+// localMsg is one sent message: a struct of the reader's own, or encoded
+// bytes of the reader's own.
+type localMsg[T any] struct {
+	m   *T
+	raw []byte
 }
 
 // localClientStream implements grpc.ServerStreamingClient.
@@ -179,20 +215,40 @@ type localServerStream[T any] struct{ s *localStream[T] }
 var (
 	_ grpc.ServerStreamingClient[ingesterpb.QueryStreamResponse] = localClientStream[ingesterpb.QueryStreamResponse]{}
 	_ grpc.ServerStreamingServer[ingesterpb.QueryStreamResponse] = localServerStream[ingesterpb.QueryStreamResponse]{}
+	_ encodedSender                                              = localServerStream[ingesterpb.QueryStreamResponse]{}
 )
 
 // Recv returns the next message; io.EOF once the method has returned
 // without error, its error if it failed, or at once the context's error
 // (as a status) once the caller's context is done.
 func (c localClientStream[T]) Recv() (*T, error) {
+	msg, err := c.next()
+	if err != nil {
+		return nil, err
+	}
+	if msg.m != nil {
+		return msg.m, nil
+	}
+	if c.s.codec.decode == nil {
+		return nil, status.Errorf(codes.Internal, "local ingester stream: cannot decode a %T", msg.m)
+	}
+	return c.s.codec.decode(msg.raw)
+}
+
+func (c localClientStream[T]) next() (localMsg[T], error) {
 	s := c.s
+	// A canceled call fails even with a message waiting, as a gRPC stream
+	// does; select alone would pick either at random.
+	if err := s.sctx.Err(); err != nil {
+		return localMsg[T]{}, status.FromContextError(err).Err()
+	}
 	select {
 	case m := <-s.msgs:
 		return m, nil
 	case <-s.done:
 	case <-s.sctx.Done():
 		// The method sees the same cancellation and stops on its own.
-		return nil, status.FromContextError(s.sctx.Err()).Err()
+		return localMsg[T]{}, status.FromContextError(s.sctx.Err()).Err()
 	}
 	// The last message may still wait in the buffer.
 	select {
@@ -201,9 +257,9 @@ func (c localClientStream[T]) Recv() (*T, error) {
 	default:
 	}
 	if s.err != nil {
-		return nil, s.err
+		return localMsg[T]{}, s.err
 	}
-	return nil, io.EOF
+	return localMsg[T]{}, io.EOF
 }
 
 // Header implements grpc.ClientStream: the ingester sets no headers.
@@ -224,10 +280,30 @@ func (localClientStream[T]) SendMsg(any) error {
 	return status.Error(codes.Internal, "local ingester stream: SendMsg after the request was sent")
 }
 
-// RecvMsg implements grpc.ClientStream. Only Recv receives: copying a
-// message into the caller's would need reflection, and no caller asks.
-func (localClientStream[T]) RecvMsg(any) error {
-	return status.Error(codes.Unimplemented, "local ingester stream: use Recv, not RecvMsg")
+// RecvMsg implements grpc.ClientStream for messages that take wire bytes
+// (ingesterpb.WireUnmarshaler), as the querier's QueryStream reader does:
+// an encoded message's bytes are handed over without a copy. Other
+// messages are received with Recv: copying a struct into the caller's
+// would need reflection, and no caller asks.
+func (c localClientStream[T]) RecvMsg(dst any) error {
+	wu, ok := dst.(ingesterpb.WireUnmarshaler)
+	if !ok {
+		return status.Errorf(codes.Unimplemented, "local ingester stream: cannot receive into %T, use Recv", dst)
+	}
+	msg, err := c.next()
+	if err != nil {
+		return err
+	}
+	raw := msg.raw
+	if msg.m != nil {
+		if c.s.codec.encode == nil {
+			return status.Errorf(codes.Internal, "local ingester stream: cannot encode a %T", msg.m)
+		}
+		if raw, err = c.s.codec.encode(msg.m); err != nil {
+			return status.Errorf(codes.Internal, "local ingester stream: encode %T: %v", msg.m, err)
+		}
+	}
+	return wu.UnmarshalWire(raw)
 }
 
 // Send hands a copy of m to the reader, waiting while the buffer is full;
@@ -238,9 +314,22 @@ func (v localServerStream[T]) Send(m *T) error {
 	if err := s.sctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	c := s.clone(m)
+	return v.put(localMsg[T]{m: s.codec.clone(m)})
+}
+
+// sendEncoded implements encodedSender: b, a message in wire form, becomes
+// the reader's.
+func (v localServerStream[T]) sendEncoded(b []byte) error {
+	if err := v.s.sctx.Err(); err != nil {
+		return status.FromContextError(err).Err()
+	}
+	return v.put(localMsg[T]{raw: b})
+}
+
+func (v localServerStream[T]) put(m localMsg[T]) error {
+	s := v.s
 	select {
-	case s.msgs <- c:
+	case s.msgs <- m:
 		return nil
 	case <-s.sctx.Done():
 		return status.FromContextError(s.sctx.Err()).Err()
@@ -263,6 +352,13 @@ func (v localServerStream[T]) Context() context.Context { return v.s.sctx }
 
 // SendMsg implements grpc.ServerStream.
 func (v localServerStream[T]) SendMsg(m any) error {
+	if e, ok := m.(*ingesterpb.EncodedQueryStreamResponse); ok {
+		// Not pooled buffers only: the reader keeps what it is given.
+		if e.Pool != nil {
+			return status.Error(codes.Internal, "local ingester stream: cannot hand over a pooled buffer")
+		}
+		return v.sendEncoded(*e.Buf)
+	}
 	msg, ok := m.(*T)
 	if !ok {
 		return status.Errorf(codes.Internal, "local ingester stream: cannot send %T", m)

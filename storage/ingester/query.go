@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-tsdb/pharos/internal/tenant"
@@ -25,7 +27,9 @@ const (
 )
 
 // QueryStream implements ingesterpb.IngesterServer: the matching series with
-// their encoded chunks, sorted by labels, in batches; warnings come last.
+// their encoded chunks, in batches, sorted by labels unless the request says
+// the querier does not need it; warnings come last. Batches are encoded
+// straight into wire form (ingesterpb.EncodedQueryStreamResponse).
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) (err error) {
 	if err := i.enter(); err != nil {
 		return err
@@ -75,79 +79,148 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			hints.ShardIndex, hints.ShardCount = h.ShardIndex, h.ShardCount
 		}
 	}
-	ss := q.Select(ctx, true, hints, matchers...)
+	ss := q.Select(ctx, !req.UnsortedSeries, hints, matchers...)
 
-	// One response is reused for every batch: Send marshals it before it
-	// returns, so its series, chunks and byte slices can be overwritten.
-	resp := &ingesterpb.QueryStreamResponse{}
+	out := newQueryStreamOut(stream)
 	var (
-		n, size int
-		it      chunks.Iterator
+		enc  ingesterpb.QueryStreamEncoder
+		it   chunks.Iterator
+		chks []ingesterpb.WireChunk
 	)
+	enc.Reset(out.next())
 	for ss.Next() {
 		s := ss.At()
-		cs := nextChunkSeries(resp, n)
-		n++
-		size += setLabels(&cs.Labels, s.Labels())
 		it = s.Iterator(it)
-		nc := 0
+		chks = chks[:0]
 		for it.Next() {
 			meta := it.At()
-			if nc == len(cs.Chunks) {
-				cs.Chunks = append(cs.Chunks, &ingesterpb.Chunk{})
-			}
-			c := cs.Chunks[nc]
-			nc++
-			c.MinTimeMs, c.MaxTimeMs = meta.MinTime, meta.MaxTime
-			c.Encoding = uint32(meta.Chunk.Encoding())
-			// Copy: the head's open chunk keeps growing under us, and the
-			// chunk may live in a memory-mapped file that compaction drops.
-			c.Data = append(c.Data[:0], meta.Chunk.Bytes()...)
-			size += len(c.Data) + 24
+			// The bytes are copied into the message before the next series:
+			// the head's open chunk keeps growing, and a memory-mapped chunk
+			// may be dropped by compaction once the querier is closed.
+			chks = append(chks, ingesterpb.WireChunk{
+				MinTimeMs: meta.MinTime, MaxTimeMs: meta.MaxTime,
+				Encoding: uint32(meta.Chunk.Encoding()), Data: meta.Chunk.Bytes(),
+			})
 		}
-		cs.Chunks = cs.Chunks[:nc]
 		if err := it.Err(); err != nil {
 			return status.Errorf(codes.Internal, "iterate chunks of %s: %v", s.Labels(), err)
 		}
-		if n >= maxSeriesPerBatch || size >= maxBytesPerBatch {
+		enc.AddSeries(s.Labels(), tenant.Label, chks)
+		if enc.Series() >= maxSeriesPerBatch || enc.Len() >= maxBytesPerBatch {
 			// A querier that gave up cancels the stream: stop reading.
 			if err := ctx.Err(); err != nil {
 				return status.FromContextError(err).Err()
 			}
-			resp.Series = resp.Series[:n]
-			if err := stream.Send(resp); err != nil {
+			n := enc.Series()
+			if err := out.send(enc.Bytes()); err != nil {
 				return err
 			}
 			i.metrics.seriesStreamed.Add(float64(n))
-			n, size = 0, 0
+			enc.Reset(out.next())
 		}
 	}
 	if err := ss.Err(); err != nil {
 		return selectError(ctx, err)
 	}
-	resp.Series = resp.Series[:n]
-	resp.Warnings = warningStrings(ss.Warnings())
-	if n == 0 && len(resp.Warnings) == 0 {
+	n := enc.Series()
+	enc.AddWarnings(warningStrings(ss.Warnings()))
+	if enc.Len() == 0 {
 		return nil
 	}
-	if err := stream.Send(resp); err != nil {
+	if err := out.send(enc.Bytes()); err != nil {
 		return err
 	}
 	i.metrics.seriesStreamed.Add(float64(n))
 	return nil
 }
 
-// nextChunkSeries returns resp's n-th series, reusing an earlier allocation.
-func nextChunkSeries(resp *ingesterpb.QueryStreamResponse, n int) *ingesterpb.ChunkSeries {
-	if n < cap(resp.Series) {
-		resp.Series = resp.Series[:n+1]
-		if resp.Series[n] == nil {
-			resp.Series[n] = &ingesterpb.ChunkSeries{}
-		}
+// encodedSender is a stream that takes encoded messages whose buffer its
+// reader keeps: the in-process client's.
+type encodedSender interface {
+	sendEncoded(b []byte) error
+}
+
+// queryStreamOut hands encoded batches to a QueryStream's stream. Each
+// batch is given away with its buffer (gRPC writes it after Send returns),
+// so every batch is encoded into a new one: over gRPC from the call's own
+// pool, which gRPC puts it back to once written; in process a plain slice
+// the reader keeps, as the decoded series point into it.
+type queryStreamOut struct {
+	stream ingesterpb.Ingester_QueryStreamServer
+	local  encodedSender // nil over gRPC
+	pool   *sendBuffers
+	buf    *[]byte // the pooled buffer of the batch being encoded
+	// size is the capacity to start a batch with: the largest batch so
+	// far, so that a batch rarely outgrows its buffer.
+	size int
+}
+
+func newQueryStreamOut(stream ingesterpb.Ingester_QueryStreamServer) *queryStreamOut {
+	o := &queryStreamOut{stream: stream, size: 16 << 10}
+	if l, ok := stream.(encodedSender); ok {
+		o.local = l
 	} else {
-		resp.Series = append(resp.Series, &ingesterpb.ChunkSeries{})
+		o.pool = &sendBuffers{}
 	}
-	return resp.Series[n]
+	return o
+}
+
+// sendBuffers is the buffer pool of one QueryStream call. gRPC's own pool
+// would do, but it hands out a batch of tens of KB from its 1 MB tier and
+// zeroes all of it on every Get; buffers of the call's own batch sizes are
+// not zeroed (each is overwritten by the next batch), and only the few
+// that gRPC's flow control keeps in flight at once are ever allocated.
+type sendBuffers struct {
+	mu   sync.Mutex
+	free []*[]byte
+}
+
+var _ mem.BufferPool = (*sendBuffers)(nil)
+
+// Get implements mem.BufferPool.
+func (p *sendBuffers) Get(n int) *[]byte {
+	p.mu.Lock()
+	var b *[]byte
+	if k := len(p.free); k > 0 {
+		b = p.free[k-1]
+		p.free = p.free[:k-1]
+	}
+	p.mu.Unlock()
+	if b == nil || cap(*b) < n {
+		nb := make([]byte, n)
+		return &nb
+	}
+	*b = (*b)[:n]
+	return b
+}
+
+// Put implements mem.BufferPool; gRPC calls it once it wrote a batch.
+func (p *sendBuffers) Put(b *[]byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+}
+
+// next returns an empty buffer for the next batch.
+func (o *queryStreamOut) next() []byte {
+	if o.local != nil {
+		return make([]byte, 0, o.size)
+	}
+	o.buf = o.pool.Get(o.size)
+	return (*o.buf)[:0]
+}
+
+// send sends b, the batch encoded into the buffer of the last next (or,
+// when it outgrew that, a larger one).
+func (o *queryStreamOut) send(b []byte) error {
+	o.size = max(o.size, len(b)+len(b)/8)
+	if o.local != nil {
+		return o.local.sendEncoded(b)
+	}
+	*o.buf = b
+	buf := o.buf
+	o.buf = nil
+	return o.stream.SendMsg(&ingesterpb.EncodedQueryStreamResponse{Buf: buf, Pool: o.pool})
 }
 
 // setLabels writes ls into *dst, reusing its pairs and their byte slices,

@@ -26,6 +26,14 @@ type BufferUnmarshaler interface {
 	UnmarshalBuffers(data mem.BufferSlice) error
 }
 
+// Encoded is implemented by messages that are already in wire form, such as
+// a query stream batch the ingester encodes straight from the tsdb. Codec
+// sends the Buffer as it is; gRPC frees it once written, so it must be the
+// message's to give away (a fresh Buffer each call).
+type Encoded interface {
+	EncodedBuffer() mem.Buffer
+}
+
 // Codec is a gRPC encoding.CodecV2 for vtprotobuf-generated messages. It
 // marshals straight into gRPC's pooled buffers and unmarshals without the
 // reflection that the default proto codec uses. It is named "proto" so that it
@@ -36,6 +44,9 @@ var _ encoding.CodecV2 = Codec{}
 
 // Marshal implements encoding.CodecV2.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(Encoded); ok {
+		return mem.BufferSlice{e.EncodedBuffer()}, nil
+	}
 	pool := mem.DefaultBufferPool()
 	small, pooled, err := marshalVT(v, pool)
 	if err != nil {

@@ -256,3 +256,22 @@ func BenchmarkMarshalReplicas(b *testing.B) {
 type marshaler interface {
 	Marshal(v any) (mem.BufferSlice, error)
 }
+
+// encodedMsg is a message in wire form already.
+type encodedMsg struct{ b mem.Buffer }
+
+func (m encodedMsg) EncodedBuffer() mem.Buffer { return m.b }
+
+// TestCodecSendsEncoded: an Encoded message goes out as its own bytes,
+// its Buffer handed to gRPC (which frees it once written) without a copy.
+func TestCodecSendsEncoded(t *testing.T) {
+	pool := &countingPool{}
+	data := pool.Get(64 << 10) // above gRPC's pooling threshold: a counted Buffer
+	buf := mem.NewBuffer(data, pool)
+	out, err := Codec{}.Marshal(encodedMsg{buf})
+	require.NoError(t, err)
+	require.Len(t, out, 1)
+	require.Same(t, &(*data)[0], &out[0].ReadOnlyData()[0])
+	out.Free()
+	require.Equal(t, int32(1), pool.puts.Load())
+}

@@ -1213,13 +1213,18 @@ func (x *SelectHints) GetShardCount() uint64 {
 }
 
 type QueryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
-	Hints         *SelectHints           `protobuf:"bytes,4,opt,name=hints,proto3" json:"hints,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StartMs  int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	Hints    *SelectHints           `protobuf:"bytes,4,opt,name=hints,proto3" json:"hints,omitempty"`
+	// The querier does not need the series sorted by labels (it reads them
+	// from this ingester alone and PromQL did not ask for order): sorting the
+	// head's postings is the largest part of a select over many series.
+	// Ingesters that do not know the field sort anyway, which is still right.
+	UnsortedSeries bool `protobuf:"varint,5,opt,name=unsorted_series,json=unsortedSeries,proto3" json:"unsorted_series,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *QueryRequest) Reset() {
@@ -1278,6 +1283,13 @@ func (x *QueryRequest) GetHints() *SelectHints {
 		return x.Hints
 	}
 	return nil
+}
+
+func (x *QueryRequest) GetUnsortedSeries() bool {
+	if x != nil {
+		return x.UnsortedSeries
+	}
+	return false
 }
 
 type Chunk struct {
@@ -2078,12 +2090,13 @@ const file_ingester_proto_rawDesc = "" +
 	"\vshard_index\x18\a \x01(\x04R\n" +
 	"shardIndex\x12\x1f\n" +
 	"\vshard_count\x18\b \x01(\x04R\n" +
-	"shardCount\"\xb5\x01\n" +
+	"shardCount\"\xde\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12<\n" +
 	"\bmatchers\x18\x03 \x03(\v2 .pharos.ingester.v1.LabelMatcherR\bmatchers\x125\n" +
-	"\x05hints\x18\x04 \x01(\v2\x1f.pharos.ingester.v1.SelectHintsR\x05hints\"w\n" +
+	"\x05hints\x18\x04 \x01(\v2\x1f.pharos.ingester.v1.SelectHintsR\x05hints\x12'\n" +
+	"\x0funsorted_series\x18\x05 \x01(\bR\x0eunsortedSeries\"w\n" +
 	"\x05Chunk\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
 	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +

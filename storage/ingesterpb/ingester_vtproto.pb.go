@@ -409,6 +409,7 @@ func (m *QueryRequest) CloneVT() *QueryRequest {
 	r.StartMs = m.StartMs
 	r.EndMs = m.EndMs
 	r.Hints = m.Hints.CloneVT()
+	r.UnsortedSeries = m.UnsortedSeries
 	if rhs := m.Matchers; rhs != nil {
 		tmpContainer := make([]*LabelMatcher, len(rhs))
 		for k, v := range rhs {
@@ -1372,6 +1373,9 @@ func (this *QueryRequest) EqualVT(that *QueryRequest) bool {
 		}
 	}
 	if !this.Hints.EqualVT(that.Hints) {
+		return false
+	}
+	if this.UnsortedSeries != that.UnsortedSeries {
 		return false
 	}
 	return string(this.unknownFields) == string(that.unknownFields)
@@ -2729,6 +2733,16 @@ func (m *QueryRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.UnsortedSeries {
+		i--
+		if m.UnsortedSeries {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x28
+	}
 	if m.Hints != nil {
 		size, err := m.Hints.MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -3992,6 +4006,9 @@ func (m *QueryRequest) SizeVT() (n int) {
 	if m.Hints != nil {
 		l = m.Hints.SizeVT()
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.UnsortedSeries {
+		n += 2
 	}
 	n += len(m.unknownFields)
 	return n
@@ -6576,6 +6593,26 @@ func (m *QueryRequest) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 5:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field UnsortedSeries", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.UnsortedSeries = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -10408,6 +10445,26 @@ func (m *QueryRequest) UnmarshalVTUnsafe(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 5:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field UnsortedSeries", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.UnsortedSeries = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
