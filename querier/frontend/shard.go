@@ -1,6 +1,8 @@
 package frontend
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -200,17 +202,63 @@ type shardResult struct {
 
 type shardSeries struct {
 	Metric     map[string]string `json:"metric"`
-	Value      *[2]any           `json:"value,omitempty"`
-	Values     [][2]any          `json:"values,omitempty"`
+	Value      *point            `json:"value,omitempty"`
+	Values     []point           `json:"values,omitempty"`
 	Histogram  json.RawMessage   `json:"histogram,omitempty"`
 	Histograms json.RawMessage   `json:"histograms,omitempty"`
+}
+
+// point is one [t, "v"] of an answer. It decodes itself: through any, a
+// range answer of a thousand series cost more to decode than the shards
+// took to evaluate.
+type point struct{ t, v float64 }
+
+func (p *point) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return fmt.Errorf("point %q: not an array", b)
+	}
+	ts, vs, ok := bytes.Cut(b[1:len(b)-1], []byte{','})
+	vs = bytes.TrimSpace(vs)
+	if !ok || len(vs) < 2 || vs[0] != '"' || vs[len(vs)-1] != '"' {
+		return fmt.Errorf("point %q: want [time, \"value\"]", b)
+	}
+	var err error
+	if p.t, err = strconv.ParseFloat(string(bytes.TrimSpace(ts)), 64); err != nil {
+		return fmt.Errorf("point %q: time: %w", b, err)
+	}
+	if p.v, err = strconv.ParseFloat(string(vs[1:len(vs)-1]), 64); err != nil {
+		return fmt.Errorf("point %q: value: %w", b, err)
+	}
+	return nil
+}
+
+// combinePoints merges b into a, both sorted by time, combining the values
+// of equal times.
+func combinePoints(a, b []point, combine func(a, b float64) float64) []point {
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]point, 0, max(len(a), len(b)))
+	for len(a) > 0 && len(b) > 0 {
+		switch {
+		case a[0].t < b[0].t:
+			out, a = append(out, a[0]), a[1:]
+		case b[0].t < a[0].t:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out = append(out, point{t: a[0].t, v: combine(a[0].v, b[0].v)})
+			a, b = a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*shardResult, bool) {
 	type acc struct {
 		metric map[string]string
 		lset   labels.Labels
-		points map[float64]float64 // by timestamp (seconds, as in JSON)
+		points []point // sorted by time
 	}
 	series := map[string]*acc{}
 	out := &shardResult{Status: "success"}
@@ -230,24 +278,17 @@ func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*s
 			if s.Value != nil {
 				pts = append(pts, *s.Value)
 			}
+			if !slices.IsSortedFunc(pts, func(a, b point) int { return cmp.Compare(a.t, b.t) }) {
+				return nil, false
+			}
 			ls := labels.FromMap(s.Metric)
-			a, ok := series[ls.String()]
+			key := ls.String()
+			a, ok := series[key]
 			if !ok {
-				a = &acc{metric: s.Metric, lset: ls, points: map[float64]float64{}}
-				series[ls.String()] = a
+				a = &acc{metric: s.Metric, lset: ls}
+				series[key] = a
 			}
-			for _, pt := range pts {
-				t, ok1 := pt[0].(float64)
-				vs, ok2 := pt[1].(string)
-				v, err := strconv.ParseFloat(vs, 64)
-				if !ok1 || !ok2 || err != nil {
-					return nil, false
-				}
-				if prev, ok := a.points[t]; ok {
-					v = combine(prev, v)
-				}
-				a.points[t] = v
-			}
+			a.points = combinePoints(a.points, pts, combine)
 		}
 	}
 	accs := make([]*acc, 0, len(series))
@@ -257,25 +298,20 @@ func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*s
 	slices.SortFunc(accs, func(a, b *acc) int { return labels.Compare(a.lset, b.lset) })
 	out.Data.Result = make([]json.RawMessage, 0, len(accs))
 	for _, a := range accs {
-		ts := make([]float64, 0, len(a.points))
-		for t := range a.points {
-			ts = append(ts, t)
-		}
-		slices.Sort(ts)
 		var b []byte
 		b = append(b, `{"metric":`...)
 		mb, _ := json.Marshal(a.metric)
 		b = append(b, mb...)
 		if out.Data.ResultType == "vector" {
 			b = append(b, `,"value":`...)
-			b = appendPoint(b, ts[0], a.points[ts[0]])
+			b = appendPoint(b, a.points[0].t, a.points[0].v)
 		} else {
 			b = append(b, `,"values":[`...)
-			for i, t := range ts {
+			for i, pt := range a.points {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = appendPoint(b, t, a.points[t])
+				b = appendPoint(b, pt.t, pt.v)
 			}
 			b = append(b, ']')
 		}
