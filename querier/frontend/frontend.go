@@ -104,7 +104,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case fail != nil:
 			fail.writeTo(w)
 		default:
-			writeJSON(w, r, res)
+			writeJSON(w, r, res.shardResult())
 		}
 		return
 	default:
@@ -348,11 +348,14 @@ func (f *Frontend) eval(ctx context.Context, r *http.Request, q *rangeQuery, sta
 	}
 	form.Set("start", formatTime(start))
 	form.Set("end", formatTime(end))
-	if sr, fail, ok := f.sharded(ctx, r, "/api/v1/query_range", form); ok {
+	if c, fail, ok := f.sharded(ctx, r, "/api/v1/query_range", form); ok {
 		if fail != nil {
 			return nil, fail
 		}
-		return toAPIResponse(sr)
+		if c.resultType != "matrix" {
+			return nil, &recorded{code: http.StatusInternalServerError, body: errorBody("internal", "query frontend: a sharded range query answered "+c.resultType)}
+		}
+		return c.apiResponse(), nil
 	}
 	sub := rebuild(r.WithContext(ctx), form)
 	rec := httptest.NewRecorder()
@@ -368,22 +371,6 @@ func (f *Frontend) eval(ctx context.Context, r *http.Request, q *rangeQuery, sta
 		if err := res.Data.Result[i].index(); err != nil {
 			return nil, &recorded{code: http.StatusInternalServerError, body: errorBody("internal", fmt.Sprintf("query frontend: %v", err))}
 		}
-	}
-	return &res, nil
-}
-
-// toAPIResponse re-reads a combined shard answer as a range answer.
-func toAPIResponse(sr *shardResult) (*apiResponse, *recorded) {
-	b, err := json.Marshal(sr)
-	var res apiResponse
-	if err == nil {
-		err = json.Unmarshal(b, &res)
-	}
-	for i := 0; err == nil && i < len(res.Data.Result); i++ {
-		err = res.Data.Result[i].index()
-	}
-	if err != nil {
-		return nil, &recorded{code: http.StatusInternalServerError, body: errorBody("internal", fmt.Sprintf("query frontend: %v", err))}
 	}
 	return &res, nil
 }

@@ -135,7 +135,7 @@ func (f *Frontend) shardQueries(query string, n int) ([]string, error) {
 // combines them. ok is false when the query cannot be sharded, or a shard's
 // answer holds something it cannot combine (native histograms): the caller
 // then runs it whole.
-func (f *Frontend) sharded(ctx context.Context, r *http.Request, path string, form url.Values) (res *shardResult, fail *recorded, ok bool) {
+func (f *Frontend) sharded(ctx context.Context, r *http.Request, path string, form url.Values) (res *combined, fail *recorded, ok bool) {
 	n := f.cfg.QueryShards
 	if n < 2 {
 		return nil, nil, false
@@ -254,21 +254,30 @@ func combinePoints(a, b []point, combine func(a, b float64) float64) []point {
 	return append(append(out, a...), b...)
 }
 
-func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*shardResult, bool) {
-	type acc struct {
-		metric map[string]string
-		lset   labels.Labels
-		points []point // sorted by time
-	}
-	series := map[string]*acc{}
-	out := &shardResult{Status: "success"}
-	out.Data.ResultType = parts[0].Data.ResultType
-	if rt := out.Data.ResultType; rt != "vector" && rt != "matrix" {
+// combined is the shards' answers merged: series sorted by labels, each
+// with its points sorted by time.
+type combined struct {
+	resultType      string
+	warnings, infos []string
+	series          []*combinedSeries
+}
+
+type combinedSeries struct {
+	metric map[string]string
+	lset   labels.Labels
+	key    string
+	points []point
+}
+
+func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*combined, bool) {
+	out := &combined{resultType: parts[0].Data.ResultType}
+	if rt := out.resultType; rt != "vector" && rt != "matrix" {
 		return nil, false
 	}
+	series := map[string]*combinedSeries{}
 	for _, p := range parts {
-		out.Warnings = appendUnique(out.Warnings, p.Warnings...)
-		out.Infos = appendUnique(out.Infos, p.Infos...)
+		out.warnings = appendUnique(out.warnings, p.Warnings...)
+		out.infos = appendUnique(out.infos, p.Infos...)
 		for _, raw := range p.Data.Result {
 			var s shardSeries
 			if err := json.Unmarshal(raw, &s); err != nil || s.Histogram != nil || s.Histograms != nil {
@@ -285,24 +294,31 @@ func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*s
 			key := ls.String()
 			a, ok := series[key]
 			if !ok {
-				a = &acc{metric: s.Metric, lset: ls}
+				a = &combinedSeries{metric: s.Metric, lset: ls, key: key}
 				series[key] = a
 			}
 			a.points = combinePoints(a.points, pts, combine)
 		}
 	}
-	accs := make([]*acc, 0, len(series))
+	out.series = make([]*combinedSeries, 0, len(series))
 	for _, a := range series {
-		accs = append(accs, a)
+		out.series = append(out.series, a)
 	}
-	slices.SortFunc(accs, func(a, b *acc) int { return labels.Compare(a.lset, b.lset) })
-	out.Data.Result = make([]json.RawMessage, 0, len(accs))
-	for _, a := range accs {
+	slices.SortFunc(out.series, func(a, b *combinedSeries) int { return labels.Compare(a.lset, b.lset) })
+	return out, true
+}
+
+// shardResult renders c as the API's answer.
+func (c *combined) shardResult() *shardResult {
+	out := &shardResult{Status: "success", Warnings: c.warnings, Infos: c.infos}
+	out.Data.ResultType = c.resultType
+	out.Data.Result = make([]json.RawMessage, 0, len(c.series))
+	for _, a := range c.series {
 		var b []byte
 		b = append(b, `{"metric":`...)
 		mb, _ := json.Marshal(a.metric)
 		b = append(b, mb...)
-		if out.Data.ResultType == "vector" {
+		if c.resultType == "vector" {
 			b = append(b, `,"value":`...)
 			b = appendPoint(b, a.points[0].t, a.points[0].v)
 		} else {
@@ -318,7 +334,29 @@ func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*s
 		b = append(b, '}')
 		out.Data.Result = append(out.Data.Result, b)
 	}
-	return out, true
+	return out
+}
+
+// apiResponse renders a combined range answer as a part's answer, indexed
+// for merging, without a round trip through JSON.
+func (c *combined) apiResponse() *apiResponse {
+	res := &apiResponse{Status: "success", Warnings: c.warnings, Infos: c.infos}
+	res.Data.ResultType = c.resultType
+	res.Data.Result = make([]stream, len(c.series))
+	for i, a := range c.series {
+		st := stream{Metric: a.metric, key: a.key, lset: a.lset,
+			Values: make([]json.RawMessage, len(a.points)), valueT: make([]int64, len(a.points))}
+		// One buffer holds every point's JSON.
+		buf := make([]byte, 0, len(a.points)*32)
+		for k, pt := range a.points {
+			from := len(buf)
+			buf = appendPoint(buf, pt.t, pt.v)
+			st.Values[k] = buf[from:len(buf):len(buf)]
+			st.valueT[k] = int64(math.Round(pt.t * 1000))
+		}
+		res.Data.Result[i] = st
+	}
+	return res
 }
 
 // appendPoint writes [t,"v"] as the Prometheus API does.
