@@ -64,20 +64,31 @@ type QueryResult struct {
 	FirstErr  error
 	// Series is the number of series in the first answer, and Digest a
 	// hash of it (labels, timestamps, values to 10 significant digits), to
-	// show both sides computed the same thing.
+	// show both sides computed the same thing; First is that answer.
 	Series int
 	Digest uint64
+	First  Answer
 }
 
-// Answer is a query's result in a form both sides produce alike: one line
-// per series, sorted.
-type Answer []string
+// Answer is a query's result in a form both sides produce alike.
+type Answer []AnswerSeries
 
-// digest hashes the sorted lines.
+// AnswerSeries is one series of an answer.
+type AnswerSeries struct {
+	Metric string
+	T      []int64
+	V      []float64
+}
+
+// digest hashes the answer's lines, sorted.
 func (a Answer) digest() uint64 {
-	slices.Sort(a)
+	lines := make([]string, len(a))
+	for i, s := range a {
+		lines[i] = answerLine(s.Metric, s.T, s.V)
+	}
+	slices.Sort(lines)
 	h := fnv.New64a()
-	for _, l := range a {
+	for _, l := range lines {
 		h.Write([]byte(l))
 		h.Write([]byte{0})
 	}
@@ -85,7 +96,7 @@ func (a Answer) digest() uint64 {
 }
 
 // answerLine renders one series; values are rounded so that sums in a
-// different order (sharding, merging) compare equal.
+// different order (sharding, merging) mostly compare equal.
 func answerLine(metric string, ts []int64, vs []float64) string {
 	var b strings.Builder
 	b.WriteString(metric)
@@ -96,6 +107,37 @@ func answerLine(metric string, ts []int64, vs []float64) string {
 		b.WriteString(strconv.FormatFloat(vs[i], 'g', 10, 64))
 	}
 	return b.String()
+}
+
+// Same reports whether a and b hold the same series and timestamps, with
+// values within a relative 1e-9 of each other. Sums in another order
+// (query shards, replicas merged) differ in the last bits, which a
+// rounded digest sees whenever one straddles a rounding boundary: at
+// millions of points, a few do.
+func (a Answer) Same(b Answer) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	byMetric := func(x, y AnswerSeries) int { return strings.Compare(x.Metric, y.Metric) }
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, byMetric)
+	slices.SortFunc(b, byMetric)
+	for i := range a {
+		x, y := a[i], b[i]
+		if x.Metric != y.Metric || !slices.Equal(x.T, y.T) || len(x.V) != len(y.V) {
+			return false
+		}
+		for k := range x.V {
+			u, v := x.V[k], y.V[k]
+			switch {
+			case u == v, math.IsNaN(u) && math.IsNaN(v):
+			case math.Abs(u-v) <= 1e-9*max(math.Abs(u), math.Abs(v)):
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Querier runs one query ending at end (ms). It returns the answer and
@@ -132,7 +174,7 @@ func runQueries(ctx context.Context, cfg Config, qr Querier, end int64, queries 
 					} else {
 						res.Latencies = append(res.Latencies, d)
 						if res.Series < 0 {
-							res.Series, res.Digest = len(ans), ans.digest()
+							res.Series, res.Digest, res.First = len(ans), ans.digest(), ans
 						}
 					}
 					mu.Unlock()
@@ -193,11 +235,11 @@ func (l *LocalQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) 
 			for i, p := range s.Floats {
 				ts[i], vs[i] = p.T, p.F
 			}
-			out = append(out, answerLine(s.Metric.String(), ts, vs))
+			out = append(out, AnswerSeries{Metric: s.Metric.String(), T: ts, V: vs})
 		}
 	case promql.Vector:
 		for _, s := range v {
-			out = append(out, answerLine(s.Metric.String(), []int64{s.T}, []float64{s.F}))
+			out = append(out, AnswerSeries{Metric: s.Metric.String(), T: []int64{s.T}, V: []float64{s.F}})
 		}
 	}
 	return out, took, nil
@@ -247,7 +289,7 @@ func (h *HTTPQuerier) Run(ctx context.Context, q Query, end int64, cfg Config) (
 	return ans, took, err
 }
 
-// decodeAnswer reads a Prometheus API answer into one line per series.
+// decodeAnswer reads a Prometheus API answer.
 func decodeAnswer(status string, body []byte) (Answer, error) {
 	var r struct {
 		Status string `json:"status"`
@@ -285,7 +327,7 @@ func decodeAnswer(status string, body []byte) (Answer, error) {
 			}
 			ts, vs = append(ts, int64(math.Round(t*1000))), append(vs, v)
 		}
-		out = append(out, answerLine(labels.FromMap(s.Metric).String(), ts, vs))
+		out = append(out, AnswerSeries{Metric: labels.FromMap(s.Metric).String(), T: ts, V: vs})
 	}
 	return out, nil
 }

@@ -135,7 +135,7 @@ func sameAs(p Pair, q QueryResult, lq *QueryResult) string {
 	switch {
 	case p.Local.T0 != p.Target.T0 || p.Local.Write.EndMs != p.Target.Write.EndMs:
 		return "n/a"
-	case q.Digest == lq.Digest && q.Series >= 0:
+	case q.Series >= 0 && q.First.Same(lq.First):
 		return "yes"
 	}
 	return "**no**"
