@@ -110,8 +110,14 @@ func benchPushWith(b *testing.B, h *harness, client func(*harness) ingesterpb.In
 		}
 		return nil
 	}
+	runRounds(b, reqs, c, push)
+}
+
+// runRounds writes round 0 untimed, so that every series exists, then one
+// timed round per iteration, c requests at a time, and reports samples/s.
+func runRounds(b *testing.B, reqs []*ingesterpb.PushRequest, c int, write func(*ingesterpb.PushRequest) error) {
 	setRound(reqs, 0)
-	require.NoError(b, forEachConcurrently(reqs, c, push))
+	require.NoError(b, forEachConcurrently(reqs, c, write))
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -119,7 +125,7 @@ func benchPushWith(b *testing.B, h *harness, client func(*harness) ingesterpb.In
 		b.StopTimer()
 		setRound(reqs, n+1)
 		b.StartTimer()
-		require.NoError(b, forEachConcurrently(reqs, c, push))
+		require.NoError(b, forEachConcurrently(reqs, c, write))
 	}
 	b.ReportMetric(float64(b.N)*benchSeries*benchSamples/b.Elapsed().Seconds(), "samples/s")
 }
@@ -157,18 +163,7 @@ func BenchmarkTSDBAppend(b *testing.B) {
 				}
 				return app.Commit()
 			}
-			setRound(reqs, 0)
-			require.NoError(b, forEachConcurrently(reqs, c, appendReq))
-
-			b.ReportAllocs()
-			b.ResetTimer()
-			for n := range b.N {
-				b.StopTimer()
-				setRound(reqs, n+1)
-				b.StartTimer()
-				require.NoError(b, forEachConcurrently(reqs, c, appendReq))
-			}
-			b.ReportMetric(float64(b.N)*benchSeries*benchSamples/b.Elapsed().Seconds(), "samples/s")
+			runRounds(b, reqs, c, appendReq)
 		})
 	}
 }
