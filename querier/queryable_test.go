@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-tsdb/pharos/querier"
@@ -51,23 +50,12 @@ func selectAll(t *testing.T, q storage.Queryable, mint, maxt int64, hints *stora
 	require.NoError(t, err)
 	defer qr.Close()
 	ss := qr.Select(context.Background(), true, hints, ms...)
-	out := map[string][]sample{}
-	var it chunkenc.Iterator
+	order, out := readSeries(t, ss)
 	var prev labels.Labels
-	for ss.Next() {
-		s := ss.At()
-		require.Negative(t, labels.Compare(prev, s.Labels()), "series out of order")
-		prev = s.Labels()
-		it = s.Iterator(it)
-		got := []sample{}
-		for it.Next() == chunkenc.ValFloat {
-			ts, v := it.At()
-			got = append(got, sample{ts, v})
-		}
-		require.NoError(t, it.Err())
-		out[s.Labels().String()] = got
+	for _, ls := range order {
+		require.Negative(t, labels.Compare(prev, ls), "series out of order")
+		prev = ls
 	}
-	require.NoError(t, ss.Err())
 	return out
 }
 

@@ -25,6 +25,13 @@ func selectOrdered(t *testing.T, q storage.Queryable, sortSeries bool, mint, max
 	require.NoError(t, err)
 	defer qr.Close()
 	ss := qr.Select(ctx, sortSeries, &storage.SelectHints{Start: mint, End: maxt}, ms...)
+	return readSeries(t, ss)
+}
+
+// readSeries drains ss: its series in the order they came, and each one's
+// float samples by labels.
+func readSeries(t *testing.T, ss storage.SeriesSet) ([]labels.Labels, map[string][]sample) {
+	t.Helper()
 	var order []labels.Labels
 	out := map[string][]sample{}
 	var it chunkenc.Iterator
