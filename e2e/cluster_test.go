@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -477,18 +479,17 @@ func (p *proc) reap(timeout time.Duration) {
 func (p *proc) waitReady() {
 	t := p.c.t
 	t.Helper()
-	deadline := time.Now().Add(processReadyDeadline)
-	for {
-		if !p.running() {
-			t.Fatalf("%s exited before it was ready; log tail:\n%s", p.name, tail(p.logPath, 30))
-		}
-		if statusOf(p.http+"/ready") == http.StatusOK {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %s; log tail:\n%s", p.name, processReadyDeadline, tail(p.logPath, 30))
-		}
-		time.Sleep(100 * time.Millisecond) // polling an external process
+	// Atomic: on a timeout Eventually returns while a check may still run.
+	var exited atomic.Bool
+	ready := assert.Eventually(t, func() bool {
+		exited.Store(!p.running())
+		return exited.Load() || statusOf(p.http+"/ready") == http.StatusOK
+	}, processReadyDeadline, 100*time.Millisecond)
+	switch {
+	case exited.Load():
+		t.Fatalf("%s exited before it was ready; log tail:\n%s", p.name, tail(p.logPath, 30))
+	case !ready:
+		t.Fatalf("%s not ready after %s; log tail:\n%s", p.name, processReadyDeadline, tail(p.logPath, 30))
 	}
 }
 
