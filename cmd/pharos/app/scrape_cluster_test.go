@@ -204,10 +204,11 @@ func TestShardedScraping(t *testing.T) {
 	const interval = time.Second
 	// Scrape times jitter by a few milliseconds around their slots, so the
 	// bounds below allow a tenth of an interval; the race detector on
-	// loaded cores delays scrapes and hand-offs by far more.
+	// loaded cores delays scrapes and hand-offs by far more (a gap of
+	// 3.7 s was seen with the machine's load at 8).
 	slack := interval / 10
 	if raceEnabled {
-		slack = interval
+		slack = 2 * interval
 	}
 	// 300 exporters; under the race detector, on two shared cores, fewer.
 	n := 300
