@@ -29,13 +29,17 @@ build:
 run: build
 	./$(BIN)
 
-test: fuzz-short
+# Every fuzz target also runs here, on its seed corpus and the inputs saved
+# under testdata/fuzz, as a plain test under the race detector.
+test:
 	$(GO) test -race -timeout 25m $(PKGS)
 
 # Every fuzz target, as package:Target:executions. fuzz-short runs each for
-# its executions (a few seconds each here), one after the other, as part of
-# make test; fuzz-long runs each for 5 minutes, FUZZ_JOBS at a time, one
-# worker each. Short runs count executions rather than time: Go 1.26's fuzz
+# its executions (a few seconds each here), one after the other; fuzz-long
+# runs each for 5 minutes, FUZZ_JOBS at a time, one worker each. Neither is
+# part of make test: fuzzing instruments every package a target imports, so
+# on a clean build cache fuzz-short spends about 10 minutes of a 2-core
+# machine compiling for 15 seconds of fuzzing. Short runs count executions rather than time: Go 1.26's fuzz
 # coordinator can report a time budget's end as "context deadline exceeded"
 # on a loaded machine (golang/go#75804, fixed in Go 1.27), so on a long run
 # that message without a written input is not a finding. New interesting
@@ -60,10 +64,14 @@ fuzz-long:
 # End-to-end scenarios: the built binary on hosts made of network namespaces,
 # with faults. Needs root, iproute2 and iptables. A failed scenario leaves its
 # processes' logs and metrics under bin/e2e-artifacts.
-E2E_RUN ?= .
+# Scenarios spend most of their time waiting out heartbeats, `for` and
+# group_wait, each on a network of its own, so E2E_PARALLEL of them run at
+# once.
+E2E_RUN      ?= .
+E2E_PARALLEL ?= 2
 e2e:
 	mkdir -p $(CURDIR)/bin/e2e-artifacts
-	PHAROS_E2E_STRICT=1 $(GO) test -tags e2e -count=1 -timeout 30m -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
+	PHAROS_E2E_STRICT=1 $(GO) test -tags e2e -count=1 -timeout 30m -parallel $(E2E_PARALLEL) -v -run '$(E2E_RUN)' -artifacts -outputdir $(CURDIR)/bin/e2e-artifacts ./e2e/
 
 # The browser tests: Debian's chromium driven by playwright-core from npm
 # (web/ui/package.json), against a real pharos binary.

@@ -85,6 +85,7 @@ func pushDirect(ctx context.Context, p *proc, ts int64) error {
 // that keeps what it acknowledged since (its WAL replays past the failed
 // writes). Two of these are known gaps today (see checkKnownGap).
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{diskMB: 64})
 	tl := newTimeline(t)
 	ingC := c.ingesters[2]

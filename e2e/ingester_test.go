@@ -62,6 +62,7 @@ func stopLoad(t *testing.T, c *cluster, tl *timeline, ws []*writer) {
 // Last, all three die at once: the senders retry through the outage, and
 // every acknowledged sample comes back from the WALs.
 func TestIngesterKill9UnderLoad(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{})
 	tl := newTimeline(t)
 	ws := startLoad(t, c)

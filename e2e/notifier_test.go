@@ -38,6 +38,7 @@ func (c *cluster) allNotifiers(n int) map[*proc]int {
 // once; a notifier cut off from everyone, rulers included, loses nothing,
 // the others send in its place. Timing as in TestTutorial.
 func TestNotifierPartition(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{scrapers: 1, rulers: 3, notifiers: 3, rules: tutorialRules(t, "alerts.yml")})
 	tl := newTimeline(t)
 	c.waitNotifierMembers(c.allNotifiers(3), 30*time.Second)

@@ -63,6 +63,7 @@ func (r *reader) halt() (checks int, problems []string) {
 // second. No write may fail for good and no read may be inexact at any
 // point.
 func TestRollingRestart(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{})
 	tl := newTimeline(t)
 	ws := startLoad(t, c)

@@ -59,6 +59,7 @@ func (c *cluster) requireNotifiersHold(startsAt time.Time, window time.Duration)
 // message. The frozen leader, thawed, rejoins as a follower and sends
 // nothing. Timing as in TestTutorial (evaluation 2s, for 20s, resend 5s).
 func TestRulerLeaderFrozen(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{scrapers: 1, rulers: 3, notifiers: 3, rules: tutorialRules(t, "alerts-firing.yml")})
 	tl := newTimeline(t)
 
@@ -148,6 +149,7 @@ func TestRulerLeaderFrozen(t *testing.T) {
 // nothing new. After healing there is still one leader, and the resolve
 // goes out once.
 func TestRulerLeaderPartitioned(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{scrapers: 1, rulers: 3, notifiers: 3, rules: tutorialRules(t, "alerts-firing.yml")})
 	tl := newTimeline(t)
 	l1 := c.leader(c.rulers, 30*time.Second)

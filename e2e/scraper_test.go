@@ -50,6 +50,7 @@ func activeTargets(q *proc) (owners map[string]string, ok bool) {
 // reload_interval (0.5s), and a target's first scrape comes within one
 // interval of being handed over (Prometheus spreads scrapes by offset).
 func TestScraperLoss(t *testing.T) {
+	t.Parallel()
 	const every = 5 * time.Second
 	c := newCluster(t, topology{scrapers: 3, exporters: 12, scrapeEvery: every})
 	tl := newTimeline(t)

@@ -22,6 +22,7 @@ func fullTopology(t *testing.T) topology {
 // (tutorial: 15m, then 1m), group_interval 15s (tutorial: 5m) so the
 // resolve arrives within the test; group_wait stays the tutorial's 10s.
 func TestTutorial(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, fullTopology(t))
 	tl := newTimeline(t)
 

@@ -78,6 +78,7 @@ func ackedAfter(acked []int64, t time.Time) []int64 {
 // zone b alone through a querier is refused by design: reads need a
 // quorum of replicas, as writes only promise one.)
 func TestZoneOutage(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, topology{})
 	tl := newTimeline(t)
 	ingB := c.ingesters[1]
