@@ -24,6 +24,22 @@ type Config struct {
 	// they moved to the per-tenant `limits:` section (same names); set here
 	// (non-zero), they still apply, as the default of every tenant.
 	Limits Limits `yaml:",inline"`
+	// RemoteRead bounds /api/v1/read.
+	RemoteRead RemoteReadConfig `yaml:"remote_read"`
+}
+
+// RemoteReadConfig bounds the remote-read endpoint as Prometheus's
+// -storage.remote.read-* flags do, with their defaults.
+type RemoteReadConfig struct {
+	// SampleLimit bounds the samples of one sampled (not streamed) read;
+	// 0 means no limit.
+	SampleLimit int `yaml:"sample_limit"`
+	// ConcurrentLimit bounds the reads served at once; the rest wait. 0
+	// means no limit.
+	ConcurrentLimit int `yaml:"concurrent_limit"`
+	// MaxBytesInFrame is the size a frame of a streamed read grows to
+	// before it is sent.
+	MaxBytesInFrame int `yaml:"max_bytes_in_frame"`
 }
 
 // Limits bound what one query fetches from the ingesters; 0 means no
@@ -49,6 +65,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Limits.MaxFetchedSeries, "querier.max-fetched-series-per-query", 0, "Deprecated: use -limits.max-fetched-series-per-query. Non-zero overrides it.")
 	fs.Int64Var(&c.Limits.MaxFetchedChunks, "querier.max-fetched-chunks-per-query", 0, "Deprecated: use -limits.max-fetched-chunks-per-query. Non-zero overrides it.")
 	fs.Int64Var(&c.Limits.MaxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", 0, "Deprecated: use -limits.max-fetched-chunk-bytes-per-query. Non-zero overrides it.")
+	fs.IntVar(&c.RemoteRead.SampleLimit, "querier.remote-read.sample-limit", 50_000_000, "Maximum number of samples one remote read returns; 0 means no limit. Streamed reads ignore it.")
+	fs.IntVar(&c.RemoteRead.ConcurrentLimit, "querier.remote-read.concurrent-limit", 10, "Maximum number of remote reads served at once; 0 means no limit.")
+	fs.IntVar(&c.RemoteRead.MaxBytesInFrame, "querier.remote-read.max-bytes-in-frame", 1<<20, "Bytes a frame of a streamed remote read holds before it is sent.")
 }
 
 // Validate reports the first invalid field.
@@ -67,6 +86,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFetchedSeries < 0 || c.Limits.MaxFetchedChunks < 0 || c.Limits.MaxFetchedChunkBytes < 0 {
 		return errors.New("querier.max_fetched_*_per_query must not be negative")
+	}
+	if c.RemoteRead.SampleLimit < 0 || c.RemoteRead.ConcurrentLimit < 0 {
+		return errors.New("querier.remote_read.sample_limit and concurrent_limit must not be negative")
+	}
+	if c.RemoteRead.MaxBytesInFrame <= 0 {
+		return errors.New("querier.remote_read.max_bytes_in_frame must be positive")
 	}
 	return nil
 }

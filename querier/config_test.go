@@ -27,6 +27,7 @@ func TestConfig(t *testing.T) {
 		MaxConcurrent: 20,
 		LookbackDelta: model.Duration(5 * time.Minute),
 		Limits:        querier.Limits{},
+		RemoteRead:    querier.RemoteReadConfig{SampleLimit: 50_000_000, ConcurrentLimit: 10, MaxBytesInFrame: 1 << 20},
 	}, d)
 
 	for _, tc := range []struct {
@@ -40,6 +41,9 @@ func TestConfig(t *testing.T) {
 		{"negative samples", "max_samples: -1\n", "max_samples"},
 		{"zero concurrency", "max_concurrent: 0\n", "max_concurrent"},
 		{"zero lookback", "lookback_delta: 0s\n", "lookback_delta"},
+		{"remote read unlimited", "remote_read: {sample_limit: 0, concurrent_limit: 0}\n", ""},
+		{"negative remote read limit", "remote_read: {concurrent_limit: -1}\n", "remote_read"},
+		{"zero frame", "remote_read: {max_bytes_in_frame: 0}\n", "max_bytes_in_frame"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaults()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +30,8 @@ import (
 	"github.com/prometheus/prometheus/util/httputil"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/pharos-tsdb/pharos/querier"
 )
 
 // Prefix is the path under which Handler serves.
@@ -88,6 +91,9 @@ type Options struct {
 	LookbackDelta time.Duration
 	QueryTimeout  time.Duration
 	Features      features.Collector
+	// RemoteRead bounds /api/v1/read; the zero value means no sample and
+	// concurrency limits and Prometheus's 1 MiB frames.
+	RemoteRead querier.RemoteReadConfig
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -158,6 +164,15 @@ func New(opts Options) (*API, error) {
 		dbDir = opts.LocalTSDB().Dir()
 	}
 
+	// Prometheus's read handler gates reads on a channel of this capacity,
+	// so its "0 means no limit" would admit none.
+	concurrency := opts.RemoteRead.ConcurrentLimit
+	if concurrency <= 0 {
+		concurrency = math.MaxInt32
+	}
+	if opts.RemoteRead.MaxBytesInFrame <= 0 {
+		opts.RemoteRead.MaxBytesInFrame = 1 << 20
+	}
 	upstream := v1.NewAPI(
 		opts.Engine,
 		opts.Queryable,
@@ -177,7 +192,7 @@ func New(opts Options) (*API, error) {
 		0,
 		opts.Logger,
 		opts.Rules,
-		0, 0, 0, // remote read: no sample, concurrency or frame limits beyond Prometheus's
+		opts.RemoteRead.SampleLimit, concurrency, opts.RemoteRead.MaxBytesInFrame,
 		false, // not an agent
 		opts.CORSOrigin,
 		opts.RuntimeInfo,

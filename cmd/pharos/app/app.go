@@ -314,6 +314,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		Gatherer:      reg,
 		LookbackDelta: time.Duration(a.cfg.Querier.LookbackDelta),
 		QueryTimeout:  time.Duration(a.cfg.Querier.Timeout),
+		RemoteRead:    a.cfg.Querier.RemoteRead,
 		ListenAddress: a.cfg.Server.HTTPListen,
 		Version: &v1.PrometheusVersion{
 			Version:   version.Version,
