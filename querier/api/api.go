@@ -42,12 +42,15 @@ const Prefix = "/api/v1"
 // none. querier.NewMetadataFunc builds one over the ingesters.
 type MetadataFunc = func(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error)
 
-// Options are what New needs. Queryable, Engine and Metadata are required;
-// everything else has a working default.
+// Options are what New needs. Queryable, Engine, Metadata and Exemplars
+// are required; everything else has a working default.
 type Options struct {
 	Queryable storage.SampleAndChunkQueryable
 	Engine    promql.QueryEngine
 	Metadata  MetadataFunc
+	// Exemplars answers /api/v1/query_exemplars; querier.NewExemplarQueryable
+	// builds one over the ingesters.
+	Exemplars storage.ExemplarQueryable
 
 	// PromConfig returns the configuration /api/v1/status/config shows
 	// (the scrape section). Nil shows an empty configuration.
@@ -67,7 +70,6 @@ type Options struct {
 	ScrapePools   func(context.Context) v1.ScrapePoolsRetriever
 	Rules         func(context.Context) v1.RulesRetriever
 	Alertmanagers func(context.Context) v1.AlertmanagerRetriever
-	Exemplars     storage.ExemplarQueryable
 
 	// Scrapers lists the scrapers whose targets /api/v1/targets,
 	// /api/v1/targets/metadata and /api/v1/scrape_pools merge, over HTTP
@@ -108,8 +110,8 @@ type API struct {
 
 // New builds the API.
 func New(opts Options) (*API, error) {
-	if opts.Queryable == nil || opts.Engine == nil || opts.Metadata == nil {
-		return nil, errors.New("api: Queryable, Engine and Metadata are required")
+	if opts.Queryable == nil || opts.Engine == nil || opts.Metadata == nil || opts.Exemplars == nil {
+		return nil, errors.New("api: Queryable, Engine, Metadata and Exemplars are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -131,9 +133,6 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.Alertmanagers == nil {
 		opts.Alertmanagers = func(context.Context) v1.AlertmanagerRetriever { return emptyAlertmanagers{} }
-	}
-	if opts.Exemplars == nil {
-		opts.Exemplars = emptyExemplars{}
 	}
 	if opts.Ready == nil {
 		opts.Ready = func(f http.HandlerFunc) http.HandlerFunc { return f }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
@@ -95,6 +98,8 @@ func newFixture(t *testing.T) *fixture {
 
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = 0
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = 1000
 	local, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, local.Close()) })
@@ -126,13 +131,13 @@ func newFixture(t *testing.T) *fixture {
 		}, nil
 	}
 	return &fixture{
-		pharos: common(api.Options{Queryable: querier.NewQueryable(ings, nil, nil), Engine: newEngine(), Metadata: querier.NewMetadataFunc(ings)}),
-		prom:   common(api.Options{Queryable: local, Engine: newEngine(), Metadata: staticMD}),
+		pharos: common(api.Options{Queryable: querier.NewQueryable(ings, nil, nil), Engine: newEngine(), Metadata: querier.NewMetadataFunc(ings), Exemplars: querier.NewExemplarQueryable(ings)}),
+		prom:   common(api.Options{Queryable: local, Engine: newEngine(), Metadata: staticMD, Exemplars: local}),
 	}
 }
 
-// load appends the fixed data set: counters for two jobs, a gauge, and the
-// metadata of the counter.
+// load appends the fixed data set: counters for two jobs with an exemplar
+// every 8th sample, a gauge, and the metadata of the counter.
 func load(t *testing.T, s storage.AppendableV2) {
 	t.Helper()
 	app := s.AppenderV2(context.Background())
@@ -141,9 +146,14 @@ func load(t *testing.T, s storage.AppendableV2) {
 			ls := labels.FromStrings("__name__", "http_requests_total", "job", job, "instance", "host-"+string(rune('a'+i)))
 			for k := range 40 {
 				ts := dataStart.Add(time.Duration(k) * 15 * time.Second).UnixMilli()
-				_, err := app.Append(0, ls, 0, ts, float64(k*(i+1)), nil, nil, storage.AOptions{
-					Metadata: metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests."},
-				})
+				opts := storage.AOptions{Metadata: metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests."}}
+				if k%8 == 0 {
+					opts.Exemplars = []exemplar.Exemplar{{
+						Labels: labels.FromStrings("trace_id", fmt.Sprintf("%s-%d-%d", job, i, k)),
+						Value:  float64(k) / 4, Ts: ts + 250, HasTs: true,
+					}}
+				}
+				_, err := app.Append(0, ls, 0, ts, float64(k*(i+1)), nil, nil, opts)
 				require.NoError(t, err)
 			}
 		}
@@ -199,6 +209,14 @@ var requests = []request{
 	{"format query", "GET", "/api/v1/format_query", url.Values{"query": {"sum by(job)(rate(x[5m]))"}}, true},
 	{"parse query", "POST", "/api/v1/parse_query", url.Values{"query": {"sum(x) by (job)"}}, true},
 	{"exemplars", "GET", "/api/v1/query_exemplars", url.Values{"query": {"http_requests_total"}, "start": {unix(0)}, "end": {unix(10 * time.Minute)}}, true},
+	{"exemplars two selectors", "POST", "/api/v1/query_exemplars", url.Values{"query": {`rate(http_requests_total{job="db"}[5m]) / on() group_left temperature + http_requests_total{instance="host-a"}`}, "start": {unix(time.Minute)}, "end": {unix(5 * time.Minute)}}, true},
+	{"exemplars default range", "GET", "/api/v1/query_exemplars", url.Values{"query": {`http_requests_total{instance="host-b"}`}}, true},
+	{"exemplars no match", "GET", "/api/v1/query_exemplars", url.Values{"query": {"temperature"}}, true},
+	// Upstream answers 204 without a body, which its OpenAPI description lacks.
+	{"exemplars no selector", "GET", "/api/v1/query_exemplars", url.Values{"query": {"1+1"}}, false},
+	{"exemplars bad matcher", "GET", "/api/v1/query_exemplars", url.Values{"query": {`http_requests_total{job=~"("}`}}, true},
+	{"exemplars empty matcher", "GET", "/api/v1/query_exemplars", url.Values{"query": {`{job=~".*"}`}}, true},
+	{"exemplars bad range", "GET", "/api/v1/query_exemplars", url.Values{"query": {"http_requests_total"}, "start": {unix(time.Minute)}, "end": {unix(0)}}, true},
 	{"buildinfo", "GET", "/api/v1/status/buildinfo", nil, true},
 	{"flags", "GET", "/api/v1/status/flags", nil, true},
 	{"config", "GET", "/api/v1/status/config", nil, true},
@@ -255,6 +273,17 @@ func TestAPIMatchesPrometheus(t *testing.T) {
 			require.Equal(t, pbody, body)
 		})
 	}
+	t.Run("exemplars are there to compare", func(t *testing.T) {
+		// The comparisons above would hold for two empty answers too.
+		code, body := do(t, f.pharos, requests[slices.IndexFunc(requests, func(r request) bool { return r.name == "exemplars" })])
+		require.Equal(t, http.StatusOK, code)
+		series := body["data"].([]any)
+		require.Len(t, series, 8)
+		first := series[0].(map[string]any)
+		require.Equal(t, map[string]any{"__name__": "http_requests_total", "instance": "host-a", "job": "api"}, first["seriesLabels"])
+		require.Len(t, first["exemplars"], 5)
+		require.Equal(t, map[string]any{"labels": map[string]any{"trace_id": "api-0-8"}, "value": "2", "timestamp": 1_700_000_120.25}, first["exemplars"].([]any)[1])
+	})
 	t.Run("remote write is not served", func(t *testing.T) {
 		code, _ := do(t, f.pharos, request{method: "POST", path: "/api/v1/write"})
 		require.Contains(t, []int{http.StatusNotFound, http.StatusNotImplemented}, code)

@@ -51,7 +51,7 @@ func TestTargetsMergedAcrossScrapers(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 	h, err := api.New(api.Options{
-		Queryable: db, Engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 1, Timeout: time.Second}),
+		Queryable: db, Engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 1, Timeout: time.Second}), Exemplars: db,
 		Metadata: func(context.Context, string, int, int) (map[string][]metadata.Metadata, error) { return nil, nil },
 		Scrapers: func(context.Context) []api.ScraperEndpoint { return eps },
 	})

@@ -52,6 +52,7 @@ func newFixture(t testing.TB, cfg frontend.Config) *fixture {
 	a, err := api.New(api.Options{
 		Queryable: shardingQueryable{db},
 		Engine:    engine,
+		Exemplars: db,
 		Metadata: func(context.Context, string, int, int) (map[string][]metadata.Metadata, error) {
 			return nil, nil
 		},

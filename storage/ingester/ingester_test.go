@@ -257,6 +257,8 @@ func TestBadMatchers(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ss.Recv()
 	require.Equal(t, codes.InvalidArgument, status.Code(err), err)
+	_, err = h.client.QueryExemplars(ctx, &ingesterpb.ExemplarQueryRequest{EndMs: 1, MatcherSets: []*ingesterpb.LabelMatchers{{Matchers: bad}}})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), err)
 }
 
 // TestQueryStreamWhileAppending reads the open head chunk while pushes keep

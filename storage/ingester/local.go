@@ -76,6 +76,11 @@ func (c localClient) MetricsMetadata(ctx context.Context, req *ingesterpb.Metric
 	return unary(ctx, ingesterpb.Ingester_MetricsMetadata_FullMethodName, req, c.ing.MetricsMetadata)
 }
 
+// QueryExemplars implements ingesterpb.IngesterClient.
+func (c localClient) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQueryRequest, _ ...grpc.CallOption) (*ingesterpb.ExemplarQueryResponse, error) {
+	return unary(ctx, ingesterpb.Ingester_QueryExemplars_FullMethodName, req, c.ing.QueryExemplars)
+}
+
 // unary calls a unary method of the ingester as its gRPC server would.
 // The answers of the methods are built for the call (they share nothing
 // with the ingester's state), so they are handed over as they are.

@@ -185,6 +185,11 @@ func TestLocalClientAnswersAsGRPC(t *testing.T) {
 		{Name: "", StartMs: math.MinInt64, EndMs: math.MaxInt64},
 	}
 	metaReqs := []*ingesterpb.MetricsMetadataRequest{{}, {Metric: "req_duration"}, {Limit: 1}}
+	exemplarReqs := []*ingesterpb.ExemplarQueryRequest{
+		{StartMs: math.MinInt64, EndMs: math.MaxInt64, MatcherSets: []*ingesterpb.LabelMatchers{{Matchers: []*ingesterpb.LabelMatcher{all}}}},
+		{StartMs: now + 1500, EndMs: now + 5000, MatcherSets: []*ingesterpb.LabelMatchers{{Matchers: []*ingesterpb.LabelMatcher{eq("job", "api")}}, {Matchers: []*ingesterpb.LabelMatcher{eq("instance", "c")}}}},
+		{StartMs: math.MinInt64, EndMs: math.MaxInt64, MatcherSets: []*ingesterpb.LabelMatchers{{Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_RE, Name: "a", Value: "("}}}}},
+	}
 
 	// Each read is answered by the local client, by the same ingester over
 	// gRPC, and by the ingester that got the pushes over gRPC.
@@ -245,6 +250,18 @@ func TestLocalClientAnswersAsGRPC(t *testing.T) {
 				require.True(t, want.EqualVT(got), "tenant %s values %d via %s: want %v, got %v", id, k, r.name, want, got)
 			}
 		}
+		for k, req := range exemplarReqs {
+			want, wantErr := lc.QueryExemplars(ctx, req)
+			for _, r := range readers[1:] {
+				got, err := r.c.QueryExemplars(ctx, req)
+				requireSameError(t, wantErr, err, "tenant %s exemplars %d via %s", id, k, r.name)
+				require.True(t, want.EqualVT(got), "tenant %s exemplars %d via %s: want %v, got %v", id, k, r.name, want, got)
+			}
+			if k == 0 {
+				require.NoError(t, wantErr)
+				require.Len(t, want.Series, 1, "tenant %s", id)
+			}
+		}
 		for k, req := range metaReqs {
 			want, wantErr := lc.MetricsMetadata(ctx, req)
 			require.NoError(t, wantErr)
@@ -301,6 +318,9 @@ func TestLocalClientWithoutTenant(t *testing.T) {
 		requireSameError(t, wantErr, gotErr)
 		_, wantErr = bare.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{})
 		_, gotErr = lc.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{})
+		requireSameError(t, wantErr, gotErr)
+		_, wantErr = bare.QueryExemplars(ctx, &ingesterpb.ExemplarQueryRequest{})
+		_, gotErr = lc.QueryExemplars(ctx, &ingesterpb.ExemplarQueryRequest{})
 		requireSameError(t, wantErr, gotErr)
 
 		// A stream fails when it is opened or at its first Recv, whichever

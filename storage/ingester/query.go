@@ -400,6 +400,67 @@ func (i *Ingester) MetricsMetadata(ctx context.Context, req *ingesterpb.MetricsM
 	return &ingesterpb.MetricsMetadataResponse{Metadata: i.meta.query(id, req.Metric, req.Limit)}, nil
 }
 
+// QueryExemplars implements ingesterpb.IngesterServer from the head's
+// exemplar storage. Each matcher set is confined to the call's tenant on
+// its own: the sets are a union, so one left unscoped would reach every
+// tenant's series. No query limits apply, as to the label queries: the
+// exemplar storage is a ring of storage.max-exemplars entries, which
+// bounds the answer.
+func (i *Ingester) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error) {
+	if err := i.enter(); err != nil {
+		return nil, err
+	}
+	defer i.inflight.Done()
+	id, err := tenantOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sets := make([][]*labels.Matcher, 0, len(req.MatcherSets))
+	for _, set := range req.MatcherSets {
+		matchers, err := fromProtoMatchers(set.GetMatchers())
+		if err != nil {
+			return nil, err
+		}
+		matchers, none := i.scopeMatchers(id, matchers)
+		if none {
+			continue
+		}
+		sets = append(sets, matchers)
+	}
+	resp := &ingesterpb.ExemplarQueryResponse{}
+	if len(sets) == 0 {
+		return resp, nil
+	}
+	q, err := i.db.ExemplarQuerier(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "open exemplar querier: %v", err)
+	}
+	results, err := q.Select(req.StartMs, req.EndMs, sets...)
+	if err != nil {
+		return nil, selectError(ctx, err)
+	}
+	// The storage sorts series by their stored labels (dropping the tenant
+	// label keeps that order, as every series of the answer has the same)
+	// and links a series' exemplars in timestamp order, out-of-order ones
+	// included: the answer is in the order the RPC promises as it is.
+	resp.Series = make([]*ingesterpb.ExemplarSeries, 0, len(results))
+	for _, r := range results {
+		s := &ingesterpb.ExemplarSeries{Exemplars: make([]*ingesterpb.Exemplar, 0, len(r.Exemplars))}
+		setLabels(&s.Labels, r.SeriesLabels)
+		for _, e := range r.Exemplars {
+			pe := &ingesterpb.Exemplar{Value: e.Value, TimestampMs: e.Ts}
+			// Exemplar labels are the client's own: a tenant-named one is
+			// kept, unlike in series labels, where the ingester put it.
+			e.Labels.Range(func(l labels.Label) {
+				pe.Labels = append(pe.Labels, &ingesterpb.LabelPair{Name: []byte(l.Name), Value: []byte(l.Value)})
+			})
+			s.Exemplars = append(s.Exemplars, pe)
+		}
+		resp.Series = append(resp.Series, s)
+	}
+	return resp, nil
+}
+
 // labelHints asks for the lexically smallest values when limited, so that a
 // querier merging several ingesters' answers still gets the right first N.
 func labelHints(limit int64) *storage.LabelHints {

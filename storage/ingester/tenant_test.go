@@ -158,6 +158,8 @@ func TestCallsWithoutTenant(t *testing.T) {
 	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
 	_, err = h.ing.MetricsMetadata(srvCtx, &ingesterpb.MetricsMetadataRequest{})
 	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	_, err = h.ing.QueryExemplars(srvCtx, &ingesterpb.ExemplarQueryRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
 }
 
 // BenchmarkSeriesLabels is the per-series cost of Push's label handling for

@@ -1977,6 +1977,209 @@ func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
 	return nil
 }
 
+// LabelMatchers is one selector's matchers, all of which must match.
+type LabelMatchers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelMatchers) Reset() {
+	*x = LabelMatchers{}
+	mi := &file_ingester_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelMatchers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelMatchers) ProtoMessage() {}
+
+func (x *LabelMatchers) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelMatchers.ProtoReflect.Descriptor instead.
+func (*LabelMatchers) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LabelMatchers) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type ExemplarQueryRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StartMs int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs   int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	// A series is selected if it matches every matcher of any one set, as
+	// the selectors of an exemplar query are a union.
+	MatcherSets   []*LabelMatchers `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryRequest) Reset() {
+	*x = ExemplarQueryRequest{}
+	mi := &file_ingester_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryRequest) ProtoMessage() {}
+
+func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ExemplarQueryRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetMatcherSets() []*LabelMatchers {
+	if x != nil {
+		return x.MatcherSets
+	}
+	return nil
+}
+
+type ExemplarSeries struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*LabelPair           `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Exemplars     []*Exemplar            `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarSeries) Reset() {
+	*x = ExemplarSeries{}
+	mi := &file_ingester_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarSeries) ProtoMessage() {}
+
+func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarSeries.ProtoReflect.Descriptor instead.
+func (*ExemplarSeries) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ExemplarSeries) GetLabels() []*LabelPair {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ExemplarSeries) GetExemplars() []*Exemplar {
+	if x != nil {
+		return x.Exemplars
+	}
+	return nil
+}
+
+type ExemplarQueryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*ExemplarSeries      `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryResponse) Reset() {
+	*x = ExemplarQueryResponse{}
+	mi := &file_ingester_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryResponse) ProtoMessage() {}
+
+func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ExemplarQueryResponse) GetSeries() []*ExemplarSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
@@ -2139,7 +2342,18 @@ const file_ingester_proto_rawDesc = "" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12(\n" +
 	"\x10limit_per_metric\x18\x03 \x01(\x03R\x0elimitPerMetric\"Y\n" +
 	"\x17MetricsMetadataResponse\x12>\n" +
-	"\bmetadata\x18\x01 \x03(\v2\".pharos.ingester.v1.MetricMetadataR\bmetadata2\xad\x04\n" +
+	"\bmetadata\x18\x01 \x03(\v2\".pharos.ingester.v1.MetricMetadataR\bmetadata\"M\n" +
+	"\rLabelMatchers\x12<\n" +
+	"\bmatchers\x18\x01 \x03(\v2 .pharos.ingester.v1.LabelMatcherR\bmatchers\"\x8e\x01\n" +
+	"\x14ExemplarQueryRequest\x12\x19\n" +
+	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12D\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2!.pharos.ingester.v1.LabelMatchersR\vmatcherSets\"\x83\x01\n" +
+	"\x0eExemplarSeries\x125\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1d.pharos.ingester.v1.LabelPairR\x06labels\x12:\n" +
+	"\texemplars\x18\x02 \x03(\v2\x1c.pharos.ingester.v1.ExemplarR\texemplars\"S\n" +
+	"\x15ExemplarQueryResponse\x12:\n" +
+	"\x06series\x18\x01 \x03(\v2\".pharos.ingester.v1.ExemplarSeriesR\x06series2\x94\x05\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.pharos.ingester.v1.PushRequest\x1a .pharos.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .pharos.ingester.v1.QueryRequest\x1a'.pharos.ingester.v1.QueryStreamResponse0\x01\x12[\n" +
@@ -2147,7 +2361,8 @@ const file_ingester_proto_rawDesc = "" +
 	"LabelNames\x12%.pharos.ingester.v1.LabelNamesRequest\x1a&.pharos.ingester.v1.LabelNamesResponse\x12^\n" +
 	"\vLabelValues\x12&.pharos.ingester.v1.LabelValuesRequest\x1a'.pharos.ingester.v1.LabelValuesResponse\x12Q\n" +
 	"\x06Series\x12!.pharos.ingester.v1.SeriesRequest\x1a\".pharos.ingester.v1.SeriesResponse0\x01\x12j\n" +
-	"\x0fMetricsMetadata\x12*.pharos.ingester.v1.MetricsMetadataRequest\x1a+.pharos.ingester.v1.MetricsMetadataResponseB2Z0github.com/pharos-tsdb/pharos/storage/ingesterpbb\x06proto3"
+	"\x0fMetricsMetadata\x12*.pharos.ingester.v1.MetricsMetadataRequest\x1a+.pharos.ingester.v1.MetricsMetadataResponse\x12e\n" +
+	"\x0eQueryExemplars\x12(.pharos.ingester.v1.ExemplarQueryRequest\x1a).pharos.ingester.v1.ExemplarQueryResponseB2Z0github.com/pharos-tsdb/pharos/storage/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_proto_rawDescOnce sync.Once
@@ -2162,7 +2377,7 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_ingester_proto_goTypes = []any{
 	(Histogram_ResetHint)(0),        // 0: pharos.ingester.v1.Histogram.ResetHint
 	(MetricMetadata_MetricType)(0),  // 1: pharos.ingester.v1.MetricMetadata.MetricType
@@ -2193,6 +2408,10 @@ var file_ingester_proto_goTypes = []any{
 	(*SeriesResponse)(nil),          // 26: pharos.ingester.v1.SeriesResponse
 	(*MetricsMetadataRequest)(nil),  // 27: pharos.ingester.v1.MetricsMetadataRequest
 	(*MetricsMetadataResponse)(nil), // 28: pharos.ingester.v1.MetricsMetadataResponse
+	(*LabelMatchers)(nil),           // 29: pharos.ingester.v1.LabelMatchers
+	(*ExemplarQueryRequest)(nil),    // 30: pharos.ingester.v1.ExemplarQueryRequest
+	(*ExemplarSeries)(nil),          // 31: pharos.ingester.v1.ExemplarSeries
+	(*ExemplarQueryResponse)(nil),   // 32: pharos.ingester.v1.ExemplarQueryResponse
 }
 var file_ingester_proto_depIdxs = []int32{
 	6,  // 0: pharos.ingester.v1.Histogram.negative_spans:type_name -> pharos.ingester.v1.BucketSpan
@@ -2220,23 +2439,30 @@ var file_ingester_proto_depIdxs = []int32{
 	4,  // 22: pharos.ingester.v1.SeriesLabels.labels:type_name -> pharos.ingester.v1.LabelPair
 	25, // 23: pharos.ingester.v1.SeriesResponse.series:type_name -> pharos.ingester.v1.SeriesLabels
 	10, // 24: pharos.ingester.v1.MetricsMetadataResponse.metadata:type_name -> pharos.ingester.v1.MetricMetadata
-	11, // 25: pharos.ingester.v1.Ingester.Push:input_type -> pharos.ingester.v1.PushRequest
-	16, // 26: pharos.ingester.v1.Ingester.QueryStream:input_type -> pharos.ingester.v1.QueryRequest
-	20, // 27: pharos.ingester.v1.Ingester.LabelNames:input_type -> pharos.ingester.v1.LabelNamesRequest
-	22, // 28: pharos.ingester.v1.Ingester.LabelValues:input_type -> pharos.ingester.v1.LabelValuesRequest
-	24, // 29: pharos.ingester.v1.Ingester.Series:input_type -> pharos.ingester.v1.SeriesRequest
-	27, // 30: pharos.ingester.v1.Ingester.MetricsMetadata:input_type -> pharos.ingester.v1.MetricsMetadataRequest
-	13, // 31: pharos.ingester.v1.Ingester.Push:output_type -> pharos.ingester.v1.PushResponse
-	19, // 32: pharos.ingester.v1.Ingester.QueryStream:output_type -> pharos.ingester.v1.QueryStreamResponse
-	21, // 33: pharos.ingester.v1.Ingester.LabelNames:output_type -> pharos.ingester.v1.LabelNamesResponse
-	23, // 34: pharos.ingester.v1.Ingester.LabelValues:output_type -> pharos.ingester.v1.LabelValuesResponse
-	26, // 35: pharos.ingester.v1.Ingester.Series:output_type -> pharos.ingester.v1.SeriesResponse
-	28, // 36: pharos.ingester.v1.Ingester.MetricsMetadata:output_type -> pharos.ingester.v1.MetricsMetadataResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	14, // 25: pharos.ingester.v1.LabelMatchers.matchers:type_name -> pharos.ingester.v1.LabelMatcher
+	29, // 26: pharos.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> pharos.ingester.v1.LabelMatchers
+	4,  // 27: pharos.ingester.v1.ExemplarSeries.labels:type_name -> pharos.ingester.v1.LabelPair
+	8,  // 28: pharos.ingester.v1.ExemplarSeries.exemplars:type_name -> pharos.ingester.v1.Exemplar
+	31, // 29: pharos.ingester.v1.ExemplarQueryResponse.series:type_name -> pharos.ingester.v1.ExemplarSeries
+	11, // 30: pharos.ingester.v1.Ingester.Push:input_type -> pharos.ingester.v1.PushRequest
+	16, // 31: pharos.ingester.v1.Ingester.QueryStream:input_type -> pharos.ingester.v1.QueryRequest
+	20, // 32: pharos.ingester.v1.Ingester.LabelNames:input_type -> pharos.ingester.v1.LabelNamesRequest
+	22, // 33: pharos.ingester.v1.Ingester.LabelValues:input_type -> pharos.ingester.v1.LabelValuesRequest
+	24, // 34: pharos.ingester.v1.Ingester.Series:input_type -> pharos.ingester.v1.SeriesRequest
+	27, // 35: pharos.ingester.v1.Ingester.MetricsMetadata:input_type -> pharos.ingester.v1.MetricsMetadataRequest
+	30, // 36: pharos.ingester.v1.Ingester.QueryExemplars:input_type -> pharos.ingester.v1.ExemplarQueryRequest
+	13, // 37: pharos.ingester.v1.Ingester.Push:output_type -> pharos.ingester.v1.PushResponse
+	19, // 38: pharos.ingester.v1.Ingester.QueryStream:output_type -> pharos.ingester.v1.QueryStreamResponse
+	21, // 39: pharos.ingester.v1.Ingester.LabelNames:output_type -> pharos.ingester.v1.LabelNamesResponse
+	23, // 40: pharos.ingester.v1.Ingester.LabelValues:output_type -> pharos.ingester.v1.LabelValuesResponse
+	26, // 41: pharos.ingester.v1.Ingester.Series:output_type -> pharos.ingester.v1.SeriesResponse
+	28, // 42: pharos.ingester.v1.Ingester.MetricsMetadata:output_type -> pharos.ingester.v1.MetricsMetadataResponse
+	32, // 43: pharos.ingester.v1.Ingester.QueryExemplars:output_type -> pharos.ingester.v1.ExemplarQueryResponse
+	37, // [37:44] is the sub-list for method output_type
+	30, // [30:37] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -2256,7 +2482,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   25,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Ingester_LabelValues_FullMethodName     = "/pharos.ingester.v1.Ingester/LabelValues"
 	Ingester_Series_FullMethodName          = "/pharos.ingester.v1.Ingester/Series"
 	Ingester_MetricsMetadata_FullMethodName = "/pharos.ingester.v1.Ingester/MetricsMetadata"
+	Ingester_QueryExemplars_FullMethodName  = "/pharos.ingester.v1.Ingester/QueryExemplars"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -51,6 +52,12 @@ type IngesterClient interface {
 	// sorted, in batches.
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
 	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
+	// QueryExemplars returns the exemplars in [start_ms, end_ms] of the
+	// series that match at least one of the request's matcher sets: series
+	// sorted by labels, the exemplars of each sorted by timestamp. Series
+	// without exemplars in the range are left out. Exemplars live in the
+	// head's in-memory ring only, so older ones may be gone.
+	QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error)
 }
 
 type ingesterClient struct {
@@ -139,6 +146,16 @@ func (c *ingesterClient) MetricsMetadata(ctx context.Context, in *MetricsMetadat
 	return out, nil
 }
 
+func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExemplarQueryResponse)
+	err := c.cc.Invoke(ctx, Ingester_QueryExemplars_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -158,6 +175,12 @@ type IngesterServer interface {
 	// sorted, in batches.
 	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
 	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
+	// QueryExemplars returns the exemplars in [start_ms, end_ms] of the
+	// series that match at least one of the request's matcher sets: series
+	// sorted by labels, the exemplars of each sorted by timestamp. Series
+	// without exemplars in the range are left out. Exemplars live in the
+	// head's in-memory ring only, so older ones may be gone.
+	QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -185,6 +208,9 @@ func (UnimplementedIngesterServer) Series(*SeriesRequest, grpc.ServerStreamingSe
 }
 func (UnimplementedIngesterServer) MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MetricsMetadata not implemented")
+}
+func (UnimplementedIngesterServer) QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -301,6 +327,24 @@ func _Ingester_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExemplarQueryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).QueryExemplars(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_QueryExemplars_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).QueryExemplars(ctx, req.(*ExemplarQueryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -323,6 +367,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MetricsMetadata",
 			Handler:    _Ingester_MetricsMetadata_Handler,
+		},
+		{
+			MethodName: "QueryExemplars",
+			Handler:    _Ingester_QueryExemplars_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -298,6 +298,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 		Queryable:     queryable,
 		Engine:        engine,
 		Metadata:      api.MetadataFunc(querier.NewMetadataFunc(ings)),
+		Exemplars:     querier.NewExemplarQueryable(ings),
 		PromConfig:    func() promconfig.Config { return *a.promCfg.Load() },
 		Flags:         a.flagsMap(),
 		LocalTSDB:     db,

@@ -193,10 +193,12 @@ func checkTenantIsolation(t *testing.T, base string) {
 		require.Len(t, md["shared_v2"], 1, id)
 		require.Equal(t, "v2 help of "+id, md["shared_v2"][0].Help)
 
-		// Exemplars: whatever the API serves, never another tenant's.
+		// Exemplars: the tenant's own, never another tenant's.
 		code, body := tenantRequest(t, http.MethodGet, base+"/api/v1/query_exemplars?query=shared_v1&start="+strconv.FormatInt(ts/1000-60, 10)+"&end="+at, id, nil, nil)
 		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"trace_id":"trace-`+id+`"`)
 		require.NotContains(t, body, "trace-"+other)
+		require.NotContains(t, body, tenant.Label)
 	}
 
 	// Without a tenant: 401 naming the header, on writes and reads.
