@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -166,6 +167,8 @@ func TestQueryExemplarsErrors(t *testing.T) {
 	}}})
 	require.NoError(t, err)
 	require.Empty(t, resp.Errors)
+	require.Zero(t, resp.ExemplarsWritten, "dropped exemplars are not written")
+	require.Equal(t, 1.0, testutil.ToFloat64(off.ing.metrics.exemplarsRejected))
 	require.Empty(t, queryExemplars(t, off.client, context.Background(), 0, 10_000, matchers(eq("__name__", "req_total"))))
 
 	require.NoError(t, h.ing.Close(context.Background()))

@@ -315,7 +315,10 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 	}
 
 	if len(exemplars) > 0 {
-		if ref == 0 || exApp == nil {
+		// With exemplar storage off the tsdb's appender takes exemplars and
+		// drops them; they must not count as written (the remote-write 2.0
+		// Exemplars-Written header).
+		if ref == 0 || exApp == nil || i.cfg.MaxExemplars <= 0 {
 			i.metrics.exemplarsRejected.Add(float64(len(exemplars)))
 			return res
 		}
