@@ -8,8 +8,8 @@
 // bridges, iptables, tmpfs mounts); `make e2e` runs them and keeps the
 // logs and /metrics of every process of a failed scenario under
 // bin/e2e-artifacts. Each test builds its own network with names that
-// carry the run's pid, so scenarios run in parallel (E2E_PARALLEL, 2 by
-// default); a run sweeps what a dead run left behind, and the processes
+// carry the run's pid, so scenarios run in parallel (E2E_PARALLEL, all
+// of them by default); a run sweeps what a dead run left behind, and the processes
 // die with the test binary (Pdeathsig).
 //
 // The harness, in the test files:
