@@ -32,6 +32,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/pharos-tsdb/pharos/querier"
+	"github.com/pharos-tsdb/pharos/querier/resultwire"
 )
 
 // Prefix is the path under which Handler serves.
@@ -214,6 +215,8 @@ func New(opts Options) (*API, error) {
 		opts.QueryTimeout,
 	)
 	router := route.New().WithPrefix(Prefix)
+	// The query frontend asks for shards' answers in binary form.
+	upstream.InstallCodec(resultwire.Codec{})
 	upstream.Register(router)
 
 	a := &API{opts: opts}

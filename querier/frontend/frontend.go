@@ -42,6 +42,8 @@ type Frontend struct {
 	cacheExpired prometheus.Counter
 
 	shardedQueries prometheus.Counter
+	// shardAnswers counts shards' answers by the form they came in.
+	shardAnswers *prometheus.CounterVec
 }
 
 // New returns a Frontend in front of next, the Prometheus API handler.
@@ -73,6 +75,10 @@ func New(cfg Config, next http.Handler, logger *slog.Logger, reg prometheus.Regi
 		Name: "pharos_frontend_sharded_queries_total",
 		Help: "Queries (or range-query parts) run as shards.",
 	})
+	f.shardAnswers = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_frontend_shard_answers_total",
+		Help: "Answers of query shards read, by format: binary, or json when the answer holds native histograms or statistics.",
+	}, []string{"format"})
 	if cfg.CacheResults {
 		f.cache = newCache(cfg.CacheMaxBytes, reg)
 	}

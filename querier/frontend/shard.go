@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/pharos-tsdb/pharos/querier"
+	"github.com/pharos-tsdb/pharos/querier/resultwire"
 )
 
 // Query sharding: an aggregation whose input is computed series by series
@@ -152,7 +154,7 @@ func (f *Frontend) sharded(ctx context.Context, r *http.Request, path string, fo
 	if err != nil {
 		return nil, nil, false
 	}
-	parts := make([]*shardResult, n)
+	parts := make([]*shardPart, n)
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
@@ -166,10 +168,16 @@ func (f *Frontend) sharded(ctx context.Context, r *http.Request, path string, fo
 			sub.Set("query", q)
 			req := rebuild(r.WithContext(ctx), sub)
 			req.URL.Path = path
+			// The binary form when the answer fits it, JSON otherwise.
+			req.Header.Set("Accept", resultwire.ContentType+", application/json;q=0.5")
 			rec := httptest.NewRecorder()
 			f.next.ServeHTTP(rec, req)
-			var sr shardResult
-			if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &sr) != nil || sr.Status != "success" {
+			var part *shardPart
+			err := errNotOK
+			if rec.Code == http.StatusOK {
+				part, err = f.decodeShard(rec.Header().Get("Content-Type"), rec.Body.Bytes())
+			}
+			if err != nil {
 				mu.Lock()
 				if fail == nil {
 					fail = &recorded{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
@@ -177,7 +185,7 @@ func (f *Frontend) sharded(ctx context.Context, r *http.Request, path string, fo
 				mu.Unlock()
 				return
 			}
-			parts[i] = &sr
+			parts[i] = part
 		})
 	}
 	wg.Wait()
@@ -187,6 +195,72 @@ func (f *Frontend) sharded(ctx context.Context, r *http.Request, path string, fo
 	}
 	out, ok := combineShards(parts, combine)
 	return out, nil, ok
+}
+
+var errNotOK = errors.New("shard failed")
+
+// shardPart is one shard's answer, decoded. A part that holds native
+// histograms is not combinable: the query then runs whole.
+type shardPart struct {
+	resultType      string
+	warnings, infos []string
+	series          []partSeries
+	combinable      bool
+}
+
+type partSeries struct {
+	lset   labels.Labels
+	metric map[string]string // nil: made from lset when needed
+	points []point
+}
+
+// decodeShard reads a shard's answer in the form the API chose.
+func (f *Frontend) decodeShard(contentType string, body []byte) (*shardPart, error) {
+	if contentType == resultwire.ContentType {
+		f.shardAnswers.WithLabelValues("binary").Inc()
+		res, err := resultwire.Decode(body)
+		if err != nil {
+			return nil, err
+		}
+		part := &shardPart{resultType: res.Type, warnings: res.Warnings, infos: res.Infos, combinable: true,
+			series: make([]partSeries, len(res.Series))}
+		for i, s := range res.Series {
+			pts := make([]point, len(s.Points))
+			for k, p := range s.Points {
+				// The nearest float to the milliseconds in seconds, which
+				// is what parsing the API's "1733112345.123" gives.
+				pts[k] = point{t: float64(p.T) / 1000, v: p.V}
+			}
+			part.series[i] = partSeries{lset: s.Labels, points: pts}
+		}
+		return part, nil
+	}
+	f.shardAnswers.WithLabelValues("json").Inc()
+	var sr shardResult
+	if err := json.Unmarshal(body, &sr); err != nil {
+		return nil, err
+	}
+	if sr.Status != "success" {
+		return nil, errNotOK
+	}
+	part := &shardPart{resultType: sr.Data.ResultType, warnings: sr.Warnings, infos: sr.Infos, combinable: true,
+		series: make([]partSeries, 0, len(sr.Data.Result))}
+	for _, raw := range sr.Data.Result {
+		var s shardSeries
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		if s.Histogram != nil || s.Histograms != nil {
+			part.combinable = false
+			return part, nil
+		}
+		pts := s.Values
+		if s.Value != nil {
+			pts = append(pts, *s.Value)
+		}
+		part.series = append(part.series, partSeries{lset: labels.FromMap(s.Metric), metric: s.Metric, points: pts})
+	}
+	return part, nil
 }
 
 // shardResult is an instant or range answer whose points are combined.
@@ -269,35 +343,33 @@ type combinedSeries struct {
 	points []point
 }
 
-func combineShards(parts []*shardResult, combine func(a, b float64) float64) (*combined, bool) {
-	out := &combined{resultType: parts[0].Data.ResultType}
+func combineShards(parts []*shardPart, combine func(a, b float64) float64) (*combined, bool) {
+	out := &combined{resultType: parts[0].resultType}
 	if rt := out.resultType; rt != "vector" && rt != "matrix" {
 		return nil, false
 	}
 	series := map[string]*combinedSeries{}
 	for _, p := range parts {
-		out.warnings = appendUnique(out.warnings, p.Warnings...)
-		out.infos = appendUnique(out.infos, p.Infos...)
-		for _, raw := range p.Data.Result {
-			var s shardSeries
-			if err := json.Unmarshal(raw, &s); err != nil || s.Histogram != nil || s.Histograms != nil {
+		if !p.combinable || p.resultType != out.resultType {
+			return nil, false
+		}
+		out.warnings = appendUnique(out.warnings, p.warnings...)
+		out.infos = appendUnique(out.infos, p.infos...)
+		for _, s := range p.series {
+			if !slices.IsSortedFunc(s.points, func(a, b point) int { return cmp.Compare(a.t, b.t) }) {
 				return nil, false
 			}
-			pts := s.Values
-			if s.Value != nil {
-				pts = append(pts, *s.Value)
-			}
-			if !slices.IsSortedFunc(pts, func(a, b point) int { return cmp.Compare(a.t, b.t) }) {
-				return nil, false
-			}
-			ls := labels.FromMap(s.Metric)
-			key := ls.String()
+			key := s.lset.String()
 			a, ok := series[key]
 			if !ok {
-				a = &combinedSeries{metric: s.Metric, lset: ls, key: key}
+				metric := s.metric
+				if metric == nil {
+					metric = s.lset.Map()
+				}
+				a = &combinedSeries{metric: metric, lset: s.lset, key: key}
 				series[key] = a
 			}
-			a.points = combinePoints(a.points, pts, combine)
+			a.points = combinePoints(a.points, s.points, combine)
 		}
 	}
 	out.series = make([]*combinedSeries, 0, len(series))

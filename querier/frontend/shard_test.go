@@ -90,14 +90,19 @@ func TestShardedAggregationsMatchUpstream(t *testing.T) {
 		})
 	}
 	require.Positive(t, metric(t, f.reg, "pharos_frontend_sharded_queries_total", ""))
+	// Every shard answered in binary: none of these holds a histogram.
+	require.Positive(t, metric(t, f.reg, "pharos_frontend_shard_answers_total", "binary"))
+	require.Zero(t, metric(t, f.reg, "pharos_frontend_shard_answers_total", "json"))
 
-	// Not shardable: run whole, answers identical.
-	for _, q := range []string{`histogram_quantile(0.9, sum by (le) (rate(latency_seconds[5m])))`, `sum(requests_total / on(job, instance) temperature)`, `topk(2, temperature)`, `avg(temperature)`} {
+	// Not shardable, or (a sum of native histograms) shards answer JSON
+	// that cannot be combined: run whole, answers identical.
+	for _, q := range []string{`sum(rate(latency_seconds[5m]))`, `histogram_quantile(0.9, sum by (le) (rate(latency_seconds[5m])))`, `sum(requests_total / on(job, instance) temperature)`, `topk(2, temperature)`, `avg(temperature)`} {
 		iv := url.Values{"query": {q}, "time": {strconv.FormatInt(at.Unix(), 10)}}
 		_, want := get(t, f.upstream, "/api/v1/query", iv)
 		_, got := get(t, f.front, "/api/v1/query", iv)
 		require.Equal(t, want, got, q)
 	}
+	require.Positive(t, metric(t, f.reg, "pharos_frontend_shard_answers_total", "json"))
 }
 
 // TestPartsAreReadUncompressed: a client asking for gzip must not get one
