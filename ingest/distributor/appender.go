@@ -110,6 +110,11 @@ func (a *appender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es [
 }
 
 func (a *appender) addMetadata(family string, ls labels.Labels, typ model.MetricType, help, unit string) {
+	// Prometheus's scrape loop names the family of its report series (up,
+	// scrape_duration_seconds, ...) with the "\xff" suffix it keys its
+	// series cache with (scrape_append_v2.go, addReportSample). No metric
+	// name holds that byte: it is not UTF-8.
+	family = strings.TrimSuffix(family, "\xff")
 	if family == "" {
 		family = ls.Get(model.MetricNameLabel)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -113,8 +114,27 @@ func TestAllInOneScrapesAndQueries(t *testing.T) {
 	require.Len(t, r.Data.Result, 1)
 	require.Equal(t, "1", r.Data.Result[0].Value[1])
 
+	// Metadata of the scraped families and of the scrape's own series,
+	// under their names.
+	resp, err := http.Get(base + "/api/v1/metadata")
+	require.NoError(t, err)
+	var md struct {
+		Data map[string][]struct {
+			Type string `json:"type"`
+			Help string `json:"help"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&md))
+	resp.Body.Close()
+	require.Equal(t, "gauge", md.Data["kube_node_info"][0].Type, "%v", md.Data)
+	require.Equal(t, "gauge", md.Data["up"][0].Type, "%v", md.Data)
+	require.Equal(t, "Health of the scrape target. 1 means the target is healthy, 0 if the scrape failed.", md.Data["up"][0].Help)
+	for name := range md.Data {
+		require.True(t, utf8.ValidString(name), "metadata name %q", name)
+	}
+
 	// The targets API shows the scraper's view, as Prometheus's does.
-	resp, err := http.Get(base + "/api/v1/targets")
+	resp, err = http.Get(base + "/api/v1/targets")
 	require.NoError(t, err)
 	var targets struct {
 		Data struct {
