@@ -105,8 +105,9 @@ type Options struct {
 
 // API is the Prometheus HTTP API of a querier.
 type API struct {
-	handler http.Handler
-	opts    Options
+	handler  http.Handler
+	federate http.Handler
+	opts     Options
 }
 
 // New builds the API.
@@ -220,6 +221,7 @@ func New(opts Options) (*API, error) {
 	upstream.Register(router)
 
 	a := &API{opts: opts}
+	a.federate = newFederation(a, opts.Registerer)
 	metadataHandler := opts.Ready(httputil.CompressionHandler{Handler: http.HandlerFunc(a.metricMetadata)}.ServeHTTP)
 	var targets *targetsAPI
 	if opts.Scrapers != nil {

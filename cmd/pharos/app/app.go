@@ -333,6 +333,7 @@ func (a *App) buildQuerier(mux *http.ServeMux, ings querier.Ingesters) error {
 	// else passes through it to the upstream handler.
 	h := a.tenants().Middleware(frontend.New(a.cfg.QueryFrontend, apiHandler.Handler(), a.logger.With("component", "query frontend"), reg))
 	mux.Handle("/api/v1/", h)
+	mux.Handle("/federate", a.tenants().Middleware(apiHandler.Federate()))
 	if a.ruler != nil {
 		// Only the evaluating ruler knows rule health and live alerts;
 		// a follower forwards these two to it.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	config_util "github.com/prometheus/common/config"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/prompb"
@@ -57,11 +58,12 @@ func remoteRead(t *testing.T, base string, typ prompb.ReadRequest_ResponseType, 
 	return got, ss.Err()
 }
 
-// TestRemoteReadRF3 reads through /api/v1/read what was written to three
-// ingesters with RF 3: with samples and with streamed chunks, each series
-// once with every sample, several reads at once, and a sampled read over
-// the sample limit refused with 400.
-func TestRemoteReadRF3(t *testing.T) {
+// TestRemoteReadAndFederationRF3 reads through /api/v1/read what was
+// written to three ingesters with RF 3: with samples and with streamed
+// chunks, each series once with every sample, several reads at once, and a
+// sampled read over the sample limit refused with 400. /federate gives
+// each series' latest sample once.
+func TestRemoteReadAndFederationRF3(t *testing.T) {
 	c := newTestClusterWith(t, 3, []string{"a", "b", "c"}, "-querier.remote-read.sample-limit=100", "-querier.remote-read.concurrent-limit=2")
 	const n = 40
 	base := time.Now().Add(-time.Minute).UnixMilli()
@@ -105,7 +107,26 @@ func TestRemoteReadRF3(t *testing.T) {
 		})
 	}
 
-	_, err := remoteRead(t, c.base(), prompb.ReadRequest_SAMPLES, base, base+2000)
+	resp, err := http.Get(c.base() + "/federate?match[]=m")
+	require.NoError(t, err)
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Len(t, fams["m"].GetMetric(), n, "each series once")
+	for _, m := range fams["m"].GetMetric() {
+		var id string
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "id" {
+				id = l.GetValue()
+			}
+		}
+		last := want[id][len(want[id])-1]
+		require.Equal(t, last.Timestamp, m.GetTimestampMs(), id)
+		require.Equal(t, last.Value, m.GetUntyped().GetValue(), id)
+	}
+
+	_, err = remoteRead(t, c.base(), prompb.ReadRequest_SAMPLES, base, base+2000)
 	require.ErrorContains(t, err, "exceeded sample limit (100)")
 	require.ErrorContains(t, err, strconv.Itoa(http.StatusBadRequest))
 	require.Equal(t, http.StatusOK, httpStatusOf(c.base()+"/-/healthy"), fmt.Sprintf("after %v", err))
