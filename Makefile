@@ -82,9 +82,12 @@ ui-test:
 test-short:
 	$(GO) test -short $(PKGS)
 
+# vet builds every package; with CGO_ENABLED=0, as make build does, the
+# build then takes them from the cache (on a clean cache: 8 s instead of
+# 143 s after vet).
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet -stdmethods=false $(PKGS)
+	CGO_ENABLED=0 $(GO) vet -stdmethods=false $(PKGS)
 	$(STATICCHECK) $(PKGS)
 
 bench:
