@@ -124,6 +124,31 @@ func requireSameError(t *testing.T, want, got error, msgAndArgs ...any) {
 	require.Equal(t, status.Convert(want).Proto().String(), status.Convert(got).Proto().String(), msgAndArgs...)
 }
 
+// reader is one way to reach an ingester.
+type reader struct {
+	name string
+	c    ingesterpb.IngesterClient
+}
+
+// requireSameAnswers makes each unary request through every reader and
+// requires the first reader's error and an equal answer from the others;
+// it returns the first reader's answers and errors, by request.
+func requireSameAnswers[Req any, Resp interface{ EqualVT(Resp) bool }](t *testing.T, readers []reader, what string,
+	reqs []Req, call func(ingesterpb.IngesterClient, Req) (Resp, error),
+) ([]Resp, []error) {
+	t.Helper()
+	wants, wantErrs := make([]Resp, len(reqs)), make([]error, len(reqs))
+	for k, req := range reqs {
+		wants[k], wantErrs[k] = call(readers[0].c, req)
+		for _, r := range readers[1:] {
+			got, err := call(r.c, req)
+			requireSameError(t, wantErrs[k], err, "%s %d via %s", what, k, r.name)
+			require.True(t, wants[k].EqualVT(got), "%s %d via %s: want %v, got %v", what, k, r.name, wants[k], got)
+		}
+	}
+	return wants, wantErrs
+}
+
 // TestLocalClientAnswersAsGRPC pushes the same requests to one ingester
 // through its local client and to another over gRPC, then reads both ways:
 // every answer, error and push metric must be the same. Stream messages are
@@ -193,10 +218,6 @@ func TestLocalClientAnswersAsGRPC(t *testing.T) {
 
 	// Each read is answered by the local client, by the same ingester over
 	// gRPC, and by the ingester that got the pushes over gRPC.
-	type reader struct {
-		name string
-		c    ingesterpb.IngesterClient
-	}
 	readers := []reader{{"local", lc}, {"grpc", local.client}, {"other", remote.client}}
 	okStreams := 0
 	for _, id := range tenants {
@@ -234,42 +255,26 @@ func TestLocalClientAnswersAsGRPC(t *testing.T) {
 				requireSameMessages(t, want, got, "tenant %s series %d via %s", id, k, r.name)
 			}
 		}
-		for k, req := range namesReqs {
-			want, wantErr := lc.LabelNames(ctx, req)
-			for _, r := range readers[1:] {
-				got, err := r.c.LabelNames(ctx, req)
-				requireSameError(t, wantErr, err, "tenant %s names %d via %s", id, k, r.name)
-				require.True(t, want.EqualVT(got), "tenant %s names %d via %s: want %v, got %v", id, k, r.name, want, got)
-			}
-		}
-		for k, req := range valuesReqs {
-			want, wantErr := lc.LabelValues(ctx, req)
-			for _, r := range readers[1:] {
-				got, err := r.c.LabelValues(ctx, req)
-				requireSameError(t, wantErr, err, "tenant %s values %d via %s", id, k, r.name)
-				require.True(t, want.EqualVT(got), "tenant %s values %d via %s: want %v, got %v", id, k, r.name, want, got)
-			}
-		}
-		for k, req := range exemplarReqs {
-			want, wantErr := lc.QueryExemplars(ctx, req)
-			for _, r := range readers[1:] {
-				got, err := r.c.QueryExemplars(ctx, req)
-				requireSameError(t, wantErr, err, "tenant %s exemplars %d via %s", id, k, r.name)
-				require.True(t, want.EqualVT(got), "tenant %s exemplars %d via %s: want %v, got %v", id, k, r.name, want, got)
-			}
-			if k == 0 {
-				require.NoError(t, wantErr)
-				require.Len(t, want.Series, 1, "tenant %s", id)
-			}
-		}
-		for k, req := range metaReqs {
-			want, wantErr := lc.MetricsMetadata(ctx, req)
-			require.NoError(t, wantErr)
-			for _, r := range readers[1:] {
-				got, err := r.c.MetricsMetadata(ctx, req)
-				require.NoError(t, err)
-				require.True(t, want.EqualVT(got), "tenant %s metadata %d via %s: want %v, got %v", id, k, r.name, want, got)
-			}
+		requireSameAnswers(t, readers, "tenant "+id+" names", namesReqs,
+			func(c ingesterpb.IngesterClient, req *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+				return c.LabelNames(ctx, req)
+			})
+		requireSameAnswers(t, readers, "tenant "+id+" values", valuesReqs,
+			func(c ingesterpb.IngesterClient, req *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+				return c.LabelValues(ctx, req)
+			})
+		exemplars, errs := requireSameAnswers(t, readers, "tenant "+id+" exemplars", exemplarReqs,
+			func(c ingesterpb.IngesterClient, req *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error) {
+				return c.QueryExemplars(ctx, req)
+			})
+		require.NoError(t, errs[0])
+		require.Len(t, exemplars[0].Series, 1, "tenant %s", id)
+		_, errs = requireSameAnswers(t, readers, "tenant "+id+" metadata", metaReqs,
+			func(c ingesterpb.IngesterClient, req *ingesterpb.MetricsMetadataRequest) (*ingesterpb.MetricsMetadataResponse, error) {
+				return c.MetricsMetadata(ctx, req)
+			})
+		for _, err := range errs {
+			require.NoError(t, err) // and so through every reader
 		}
 	}
 
