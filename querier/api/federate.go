@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -31,7 +32,6 @@ import (
 type federation struct {
 	api      *API
 	parser   parser.Parser
-	now      func() time.Time
 	errs     prometheus.Counter
 	warnings prometheus.Counter
 }
@@ -43,7 +43,6 @@ func newFederation(a *API, reg prometheus.Registerer) http.Handler {
 	f := &federation{
 		api:    a,
 		parser: parser.NewParser(parser.Options{}),
-		now:    time.Now,
 		// Prometheus's names, so its dashboards and alerts apply.
 		errs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "prometheus_web_federation_errors_total",
@@ -60,14 +59,6 @@ func newFederation(a *API, reg prometheus.Registerer) http.Handler {
 	return a.opts.Ready(f.serve)
 }
 
-// sample is one series' latest sample; h is set for a histogram.
-type sample struct {
-	ls labels.Labels
-	t  int64
-	f  float64
-	h  *histogram.FloatHistogram
-}
-
 func (f *federation) serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, fmt.Sprintf("error parsing form values: %v", err), http.StatusBadRequest)
@@ -78,7 +69,7 @@ func (f *federation) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	now := f.now()
+	now := time.Now()
 	maxt := now.UnixMilli()
 	mint := now.Add(-f.api.opts.LookbackDelta).UnixMilli()
 	samples, err := f.latest(r, sets, mint, maxt)
@@ -109,7 +100,7 @@ func (f *federation) serve(w http.ResponseWriter, r *http.Request) {
 
 // latest reads every selected series' latest sample in [mint, maxt],
 // stale markers left out: the exposition formats cannot carry them.
-func (f *federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, maxt int64) ([]sample, error) {
+func (f *federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, maxt int64) ([]promql.Sample, error) {
 	q, err := f.api.opts.Queryable.Querier(mint, maxt)
 	if err != nil {
 		return nil, err
@@ -122,29 +113,29 @@ func (f *federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, max
 	}
 	set := storage.NewMergeSeriesSet(ss, 0, storage.ChainedSeriesMerge)
 	var (
-		out []sample
+		out []promql.Sample
 		it  chunkenc.Iterator
 	)
 	for set.Next() {
-		s := sample{ls: set.At().Labels(), t: -1}
+		s := promql.Sample{Metric: set.At().Labels(), T: -1}
 		it = set.At().Iterator(it)
 		// The last sample at or before maxt; chunks may hold later ones.
 		for vt := it.Next(); vt != chunkenc.ValNone && it.AtT() <= maxt; vt = it.Next() {
 			switch vt {
 			case chunkenc.ValFloat:
-				s.t, s.f = it.At()
-				s.h = nil
+				s.T, s.F = it.At()
+				s.H = nil
 			case chunkenc.ValHistogram, chunkenc.ValFloatHistogram:
-				s.t, s.h = it.AtFloatHistogram(nil)
+				s.T, s.H = it.AtFloatHistogram(nil)
 			}
 		}
 		if err := it.Err(); err != nil {
 			return nil, err
 		}
-		if s.t < mint {
+		if s.T < mint {
 			continue
 		}
-		if (s.h == nil && value.IsStaleNaN(s.f)) || (s.h != nil && value.IsStaleNaN(s.h.Sum)) {
+		if (s.H == nil && value.IsStaleNaN(s.F)) || (s.H != nil && value.IsStaleNaN(s.H.Sum)) {
 			continue
 		}
 		out = append(out, s)
@@ -161,9 +152,9 @@ func (f *federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, max
 // them) into untyped and histogram families. Native histograms go out only
 // in the protobuf formats; the text format cannot carry them, though a
 // histogram with custom buckets (NHCB) goes out as a classic one.
-func (f *federation) families(samples []sample, protobuf bool) []*dto.MetricFamily {
-	slices.SortStableFunc(samples, func(a, b sample) int {
-		return strings.Compare(a.ls.Get(model.MetricNameLabel), b.ls.Get(model.MetricNameLabel))
+func (f *federation) families(samples []promql.Sample, protobuf bool) []*dto.MetricFamily {
+	slices.SortStableFunc(samples, func(a, b promql.Sample) int {
+		return strings.Compare(a.Metric.Get(model.MetricNameLabel), b.Metric.Get(model.MetricNameLabel))
 	})
 	ext := f.api.opts.PromConfig().GlobalConfig.ExternalLabels.Map()
 	if _, ok := ext[model.InstanceLabel]; !ok {
@@ -174,44 +165,44 @@ func (f *federation) families(samples []sample, protobuf bool) []*dto.MetricFami
 		last *dto.MetricFamily
 	)
 	for _, s := range samples {
-		name := s.ls.Get(model.MetricNameLabel)
+		name := s.Metric.Get(model.MetricNameLabel)
 		if name == "" {
 			continue
 		}
-		if s.h != nil && !s.h.UsesCustomBuckets() && !protobuf {
+		if s.H != nil && !s.H.UsesCustomBuckets() && !protobuf {
 			continue
 		}
 		typ := dto.MetricType_UNTYPED
 		switch {
-		case s.h != nil && s.h.CounterResetHint == histogram.GaugeType:
+		case s.H != nil && s.H.CounterResetHint == histogram.GaugeType:
 			typ = dto.MetricType_GAUGE_HISTOGRAM
-		case s.h != nil:
+		case s.H != nil:
 			typ = dto.MetricType_HISTOGRAM
 		}
 		if last == nil || last.GetName() != name || last.GetType() != typ {
 			last = &dto.MetricFamily{Name: proto.String(name), Type: typ.Enum()}
 			out = append(out, last)
 		}
-		m := &dto.Metric{TimestampMs: proto.Int64(s.t)}
-		s.ls.Range(func(l labels.Label) {
+		m := &dto.Metric{TimestampMs: proto.Int64(s.T)}
+		s.Metric.Range(func(l labels.Label) {
 			// An empty value is an unset label.
 			if l.Name != model.MetricNameLabel && l.Value != "" {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
 			}
 		})
 		for n, v := range ext {
-			if !s.ls.Has(n) {
+			if !s.Metric.Has(n) {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(n), Value: proto.String(v)})
 			}
 		}
 		slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return cmp.Compare(a.GetName(), b.GetName()) })
 		switch {
-		case s.h == nil:
-			m.Untyped = &dto.Untyped{Value: proto.Float64(s.f)}
-		case s.h.UsesCustomBuckets():
-			m.Histogram = classicHistogram(s.h)
+		case s.H == nil:
+			m.Untyped = &dto.Untyped{Value: proto.Float64(s.F)}
+		case s.H.UsesCustomBuckets():
+			m.Histogram = classicHistogram(s.H)
 		default:
-			m.Histogram = nativeHistogram(s.h)
+			m.Histogram = nativeHistogram(s.H)
 		}
 		last.Metric = append(last.Metric, m)
 	}
