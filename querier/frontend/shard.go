@@ -210,7 +210,6 @@ type shardPart struct {
 
 type partSeries struct {
 	lset   labels.Labels
-	metric map[string]string // nil: made from lset when needed
 	points []point
 }
 
@@ -258,7 +257,7 @@ func (f *Frontend) decodeShard(contentType string, body []byte) (*shardPart, err
 		if s.Value != nil {
 			pts = append(pts, *s.Value)
 		}
-		part.series = append(part.series, partSeries{lset: labels.FromMap(s.Metric), metric: s.Metric, points: pts})
+		part.series = append(part.series, partSeries{lset: labels.FromMap(s.Metric), points: pts})
 	}
 	return part, nil
 }
@@ -362,11 +361,7 @@ func combineShards(parts []*shardPart, combine func(a, b float64) float64) (*com
 			key := s.lset.String()
 			a, ok := series[key]
 			if !ok {
-				metric := s.metric
-				if metric == nil {
-					metric = s.lset.Map()
-				}
-				a = &combinedSeries{metric: metric, lset: s.lset, key: key}
+				a = &combinedSeries{metric: s.lset.Map(), lset: s.lset, key: key}
 				series[key] = a
 			}
 			a.points = combinePoints(a.points, s.points, combine)
