@@ -187,11 +187,11 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
-// count reads a count of items that each take at least min bytes, so a
+// count reads a count of items that each take at least size bytes, so a
 // corrupt count cannot make Decode allocate more than the input justifies.
-func (d *decoder) count(min int) int {
+func (d *decoder) count(size int) int {
 	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)/min) {
+	if d.err == nil && n > uint64(len(d.b)/size) {
 		d.err = errTruncated
 		return 0
 	}
