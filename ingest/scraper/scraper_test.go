@@ -112,9 +112,11 @@ func (f *flipSharding) giveAway(key uint32) {
 	f.ch <- struct{}{}
 }
 
-func exporter(t *testing.T, scrapes *atomic.Int64) string {
+// exporter serves one gauge and stores the time of its latest scrape
+// (Unix nanoseconds) in last.
+func exporter(t *testing.T, last *atomic.Int64) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		scrapes.Add(1)
+		last.Store(time.Now().UnixNano())
 		fmt.Fprintln(w, "# TYPE node_load1 gauge\nnode_load1 0.5")
 	}))
 	t.Cleanup(srv.Close)
@@ -133,8 +135,8 @@ func writeSD(t *testing.T, path string, targets ...string) {
 // lists it, the other is removed from file_sd. Only the removed one may
 // get staleness markers.
 func TestHandOffWritesNoStalenessMarkers(t *testing.T) {
-	var na, nb atomic.Int64
-	a, b := exporter(t, &na), exporter(t, &nb)
+	var lastA, lastB atomic.Int64
+	a, b := exporter(t, &lastA), exporter(t, &lastB)
 	sd := filepath.Join(t.TempDir(), "targets.json")
 	writeSD(t, sd, a, b)
 	cfg, err := promconfig.Load(`
@@ -162,16 +164,13 @@ scrape_configs:
 	// And remove b from discovery.
 	writeSD(t, sd, a)
 
-	// Both stop being scraped...
-	require.Eventually(t, func() bool {
-		before := na.Load() + nb.Load()
-		time.Sleep(300 * time.Millisecond)
-		return na.Load()+nb.Load() == before
-	}, 10*time.Second, time.Millisecond)
-	// ...b gets its markers after two intervals, a never does.
+	// Both stop being scraped: neither has been for 3 intervals...
+	quiet := func(last *atomic.Int64) bool { return time.Since(time.Unix(0, last.Load())) > 300*time.Millisecond }
+	require.Eventually(t, func() bool { return quiet(&lastA) && quiet(&lastB) }, 10*time.Second, 10*time.Millisecond)
+	// ...b gets its markers after two intervals, a never does: not in the
+	// next 5 intervals, by when they would have been written (2.1
+	// intervals after its loop stopped).
 	require.Eventually(t, func() bool { return rec.staleCount(b) > 0 }, 10*time.Second, 10*time.Millisecond)
-	// Absence cannot be polled for: wait 5 intervals, by when a's markers
-	// would have been written (2.1 intervals after its loop stopped).
-	time.Sleep(500 * time.Millisecond)
-	require.Zero(t, rec.staleCount(a), "a handed-off target gets no staleness markers")
+	require.Never(t, func() bool { return rec.staleCount(a) > 0 }, 500*time.Millisecond, 10*time.Millisecond,
+		"a handed-off target gets no staleness markers")
 }
