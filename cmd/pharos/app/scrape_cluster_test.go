@@ -246,13 +246,24 @@ scrape:
 	before := c.settled(t, n, "scraper-1", "scraper-2", "scraper-3")
 	start := time.Now()
 
-	// 1. Over 10 intervals each exporter is scraped once per interval: one
-	// scraper each, and no double scraping.
-	time.Sleep(10 * interval) // a fixed window of scrapes to count
+	// 1. Each exporter is scraped once per interval: one scraper each, and
+	// no double scraping. The window to count in ends once every exporter
+	// has been scraped 10 times in it; in a window of w whole intervals
+	// each count is w ± 1.
+	require.Eventually(t, func() bool {
+		now := time.Now()
+		for _, e := range all {
+			if e.scrapesIn(start, now) < 10 {
+				return false
+			}
+		}
+		return true
+	}, 30*interval, 10*time.Millisecond)
 	end := time.Now()
+	w := int(end.Sub(start) / interval)
 	for _, e := range all {
 		k := e.scrapesIn(start, end)
-		require.True(t, k >= 9 && k <= 11, "exporter %s scraped %d times in 10 intervals", e.addr, k)
+		require.True(t, k >= w-1 && k <= w+1, "exporter %s scraped %d times in %d intervals", e.addr, k, w)
 	}
 	perScraper := map[string]int{}
 	for _, id := range before {
