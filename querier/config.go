@@ -42,6 +42,10 @@ type RemoteReadConfig struct {
 	MaxBytesInFrame int `yaml:"max_bytes_in_frame"`
 }
 
+// DefaultRemoteReadMaxBytesInFrame is Prometheus's frame size, 1 MiB as
+// protobuf recommends.
+const DefaultRemoteReadMaxBytesInFrame = 1 << 20
+
 // Limits bound what one query fetches from the ingesters; 0 means no
 // limit. A query over a limit fails at once with an error naming it (HTTP
 // 422), and its ingester streams are cancelled.
@@ -67,7 +71,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Limits.MaxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", 0, "Deprecated: use -limits.max-fetched-chunk-bytes-per-query. Non-zero overrides it.")
 	fs.IntVar(&c.RemoteRead.SampleLimit, "querier.remote-read.sample-limit", 50_000_000, "Maximum number of samples one remote read returns; 0 means no limit. Streamed reads ignore it.")
 	fs.IntVar(&c.RemoteRead.ConcurrentLimit, "querier.remote-read.concurrent-limit", 10, "Maximum number of remote reads served at once; 0 means no limit.")
-	fs.IntVar(&c.RemoteRead.MaxBytesInFrame, "querier.remote-read.max-bytes-in-frame", 1<<20, "Bytes a frame of a streamed remote read holds before it is sent.")
+	fs.IntVar(&c.RemoteRead.MaxBytesInFrame, "querier.remote-read.max-bytes-in-frame", DefaultRemoteReadMaxBytesInFrame, "Bytes a frame of a streamed remote read holds before it is sent.")
 }
 
 // Validate reports the first invalid field.

@@ -172,7 +172,7 @@ func New(opts Options) (*API, error) {
 		concurrency = math.MaxInt32
 	}
 	if opts.RemoteRead.MaxBytesInFrame <= 0 {
-		opts.RemoteRead.MaxBytesInFrame = 1 << 20
+		opts.RemoteRead.MaxBytesInFrame = querier.DefaultRemoteReadMaxBytesInFrame
 	}
 	upstream := v1.NewAPI(
 		opts.Engine,
