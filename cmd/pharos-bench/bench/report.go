@@ -49,6 +49,7 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 				ratio(p, r, (*Result).RSSPerSeries))
 		}
 	}
+	reportByLabels(w, pairs)
 	for _, p := range pairs {
 		for _, r := range sides(p) {
 			if r.Write.FirstErr != nil {
@@ -283,4 +284,33 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.1fms", float64(d)/1e6)
 	}
 	return fmt.Sprintf("%dµs", d.Microseconds())
+}
+
+// reportByLabels sets each target beside the local tsdb appended by label
+// set, as a remote-write receiver is handed its samples, and by cached
+// reference, as a scrape loop appends.
+func reportByLabels(w io.Writer, pairs []Pair) {
+	found := false
+	for _, p := range pairs {
+		found = found || (p.Local != nil && p.Local.ByLabels != nil)
+	}
+	if !found {
+		return
+	}
+	fmt.Fprintf(w, "\n## ingest against both direct appends (warm samples/s; by reference: series references cached across rounds, as the scrape loop does; by labels: every sample appended by its label set, as Prometheus's remote-write receiver does)\n"+
+		"| side | warm samples/s | vs by reference | vs by labels | server CPU-s/M samples |\n|---|---|---|---|---|\n")
+	for _, p := range pairs {
+		if p.Local == nil || p.Local.ByLabels == nil {
+			continue
+		}
+		ref, bl := p.Local.Write.WarmSamplesPerSec(), p.Local.ByLabels.Write.WarmSamplesPerSec()
+		for _, r := range []*Result{p.Local, p.Local.ByLabels, p.Target} {
+			name := r.Name
+			if r == p.Local.ByLabels {
+				name = "local tsdb by labels for " + p.Target.Name
+			}
+			v := r.Write.WarmSamplesPerSec()
+			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.2f |\n", name, v, fmtRatio(v, ref), fmtRatio(v, bl), r.CPUPerMSamples())
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -67,23 +68,39 @@ func (s *HTTPSink) Write(ctx context.Context, sender int, b *Batch) error {
 // commit per batch as the ingester does per request, with series
 // references cached across rounds as Prometheus's scrape loop caches them:
 // the fastest honest way to put these samples into a tsdb.
-type TSDBSink struct{ DB *tsdb.DB }
+//
+// With ByLabels it keeps no references and appends every sample by its
+// labels (reference 0), as Prometheus's own remote-write receiver does: the
+// head hashes the label set and finds the series in its striped map. That
+// is the limit for a receiver that is handed label sets, not positions.
+type TSDBSink struct {
+	DB       *tsdb.DB
+	ByLabels bool
+}
 
 // Write appends and commits b.
 func (s TSDBSink) Write(ctx context.Context, _ int, b *Batch) error {
 	app := s.DB.Appender(ctx)
 	per := b.PerSeries()
 	for i, ls := range b.Labels {
-		ref := b.Refs[i]
+		var ref storage.SeriesRef
+		if !s.ByLabels {
+			ref = b.Refs[i]
+		}
 		for _, smp := range b.Samples[i*per : (i+1)*per] {
 			var err error
+			if s.ByLabels {
+				ref = 0
+			}
 			ref, err = app.Append(ref, ls, smp.Timestamp, smp.Value)
 			if err != nil {
 				_ = app.Rollback()
 				return fmt.Errorf("append: %w", err)
 			}
 		}
-		b.Refs[i] = ref
+		if !s.ByLabels {
+			b.Refs[i] = ref
+		}
 	}
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)

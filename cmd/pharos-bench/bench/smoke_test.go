@@ -67,6 +67,12 @@ func TestHarnessSmoke(t *testing.T) {
 	require.NoError(t, local.Write.FirstErr)
 	require.Positive(t, local.Write.Samples)
 	require.Greater(t, local.Write.SeriesCreated, cfg.Series, "churn adds series")
+	// The by-labels append is fed the very same rounds.
+	require.NotNil(t, local.ByLabels)
+	require.NoError(t, local.ByLabels.Write.FirstErr)
+	require.Equal(t, local.Write.Samples, local.ByLabels.Write.Samples)
+	require.Equal(t, local.Write.SeriesCreated, local.ByLabels.Write.SeriesCreated)
+	require.Positive(t, local.ByLabels.ServerCPU)
 
 	client := &http.Client{Timeout: 30 * time.Second}
 	var pairs []Pair
@@ -119,6 +125,7 @@ func TestHarnessSmoke(t *testing.T) {
 	require.Contains(t, out.String(), "sum_by_job_rate_1h")
 	require.Contains(t, out.String(), "warm samples/s")
 	require.Contains(t, out.String(), "## memory")
+	require.Contains(t, out.String(), "| local tsdb by labels for allinone-v1 |")
 	require.Contains(t, out.String(), "## query sharding")
 	require.Contains(t, out.String(), "## results cache, allinone-v1")
 }
