@@ -3,8 +3,10 @@ package app
 import (
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -151,10 +153,7 @@ func TestNotifierRoleOwnListener(t *testing.T) {
 func freeGossipPort(t *testing.T, hosts ...string) int {
 	t.Helper()
 	for range 100 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
-		require.NoError(t, err)
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		port := candidatePort(t, hosts[0])
 		ok := true
 		for _, h := range hosts {
 			l, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
@@ -176,6 +175,27 @@ func freeGossipPort(t *testing.T, hosts ...string) int {
 	}
 	t.Fatal("no port free on all hosts")
 	return 0
+}
+
+// candidatePort is a port to try for a listener a test must bind by
+// number later. It is picked at random below the kernel's ephemeral range:
+// a port from that range, once released, can be taken in between by any
+// outgoing connection's local end or any port-0 listener of the tests
+// running in parallel, which is how a TLS gossip listener once found its
+// port in use.
+func candidatePort(t *testing.T, host string) int {
+	t.Helper()
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11000 {
+				return 10000 + rand.IntN(lo-10000)
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // TestAllInOneNotifierPeersFromJoin: two all-in-one nodes that only name

@@ -87,10 +87,7 @@ func writeFile(t *testing.T, dir, name, body string) string {
 
 func freeTCPAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(freeGossipPort(t, "127.0.0.1"))
 }
 
 func startSecuredCluster(t *testing.T) *securedCluster {
