@@ -290,18 +290,15 @@ func fmtDur(d time.Duration) string {
 // set, as a remote-write receiver is handed its samples, and by cached
 // reference, as a scrape loop appends.
 func reportByLabels(w io.Writer, pairs []Pair) {
-	found := false
-	for _, p := range pairs {
-		found = found || (p.Local != nil && p.Local.ByLabels != nil)
-	}
-	if !found {
-		return
-	}
-	fmt.Fprintf(w, "\n## ingest against both direct appends (warm samples/s; by reference: series references cached across rounds, as the scrape loop does; by labels: every sample appended by its label set, as Prometheus's remote-write receiver does)\n"+
-		"| side | warm samples/s | vs by reference | vs by labels | server CPU-s/M samples |\n|---|---|---|---|---|\n")
+	header := false
 	for _, p := range pairs {
 		if p.Local == nil || p.Local.ByLabels == nil {
 			continue
+		}
+		if !header {
+			header = true
+			fmt.Fprintf(w, "\n## ingest against both direct appends (warm samples/s; by reference: series references cached across rounds, as the scrape loop does; by labels: every sample appended by its label set, as Prometheus's remote-write receiver does)\n"+
+				"| side | warm samples/s | vs by reference | vs by labels | server CPU-s/M samples |\n|---|---|---|---|---|\n")
 		}
 		ref, bl := p.Local.Write.WarmSamplesPerSec(), p.Local.ByLabels.Write.WarmSamplesPerSec()
 		for _, r := range []*Result{p.Local, p.Local.ByLabels, p.Target} {

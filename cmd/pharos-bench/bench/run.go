@@ -151,11 +151,12 @@ func runByLabels(ctx context.Context, cfg Config, dir string, t0 int64) (*Result
 	defer os.RemoveAll(dir)
 	debug.FreeOSMemory()
 	load := NewLoad(cfg, t0, 0)
+	// CPU from after the labelling and with the open, as RunLocal counts.
+	cpu0 := selfUsage().CPUSeconds
 	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
-	cpu0 := selfUsage().CPUSeconds
 	res := &Result{Name: "local tsdb by labels", Replicas: 1, T0: t0}
 	res.Write = load.Run(ctx, TSDBSink{DB: db, ByLabels: true})
 	res.ServerCPU = selfUsage().CPUSeconds - cpu0

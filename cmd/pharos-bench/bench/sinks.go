@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -83,24 +82,19 @@ func (s TSDBSink) Write(ctx context.Context, _ int, b *Batch) error {
 	app := s.DB.Appender(ctx)
 	per := b.PerSeries()
 	for i, ls := range b.Labels {
-		var ref storage.SeriesRef
-		if !s.ByLabels {
-			ref = b.Refs[i]
-		}
+		// By labels, no reference is ever kept: b.Refs stays all 0.
+		ref := b.Refs[i]
 		for _, smp := range b.Samples[i*per : (i+1)*per] {
-			var err error
-			if s.ByLabels {
-				ref = 0
-			}
-			ref, err = app.Append(ref, ls, smp.Timestamp, smp.Value)
+			got, err := app.Append(ref, ls, smp.Timestamp, smp.Value)
 			if err != nil {
 				_ = app.Rollback()
 				return fmt.Errorf("append: %w", err)
 			}
+			if !s.ByLabels {
+				ref = got
+			}
 		}
-		if !s.ByLabels {
-			b.Refs[i] = ref
-		}
+		b.Refs[i] = ref
 	}
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
