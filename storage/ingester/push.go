@@ -541,27 +541,6 @@ func (sr *pushedSeries) append(st *pushState, app storage.AppenderV2, getRef sto
 	return nil
 }
 
-// ownLabels copies ls into memory of its own, built with sb. Labels.Copy
-// is not enough: with the slicelabels build tag it keeps the strings, which
-// here alias the request. One allocation holds every name and value.
-func ownLabels(sb *labels.ScratchBuilder, ls labels.Labels) labels.Labels {
-	n := 0
-	ls.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
-	b := make([]byte, 0, n)
-	ls.Range(func(l labels.Label) { b = append(append(b, l.Name...), l.Value...) })
-	all := yoloString(b) // b is never written again
-	sb.Reset()
-	off := 0
-	ls.Range(func(l labels.Label) {
-		name := all[off : off+len(l.Name)]
-		off += len(l.Name)
-		value := all[off : off+len(l.Value)]
-		off += len(l.Value)
-		sb.Add(name, value)
-	})
-	return sb.Labels()
-}
-
 // buildExemplars converts exemplars, sorted by timestamp as the tsdb wants.
 // Their labels are copied (ownLabels): the exemplar storage keeps them, and
 // the exemplars' own bytes belong to the request, which the local client's
