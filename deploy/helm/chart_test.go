@@ -38,6 +38,9 @@ type valuesCase struct {
 	name string
 	file string   // relative to this directory, "" for none
 	set  []string // --set arguments
+	// secrets are the Secrets the user creates beside the release (name
+	// to files), which the values name.
+	secrets map[string]map[string]string
 }
 
 var valuesCases = []valuesCase{
@@ -663,6 +666,7 @@ func TestChartVariants(t *testing.T) {
 		{name: "existing secret and service account", set: []string{"alertmanagerExistingSecret=my-am", "serviceAccount.create=false", "serviceAccount.name=pharos-sd"}},
 		{name: "cluster domain and autoscaling", set: []string{"clusterDomain=cluster.local", "distributor.autoscaling.enabled=true", "querier.autoscaling.enabled=true"}},
 		{name: "single without persistence", set: []string{"mode=single", "single.persistence.enabled=false"}},
+		{name: "tls and gossip key", set: []string{"security.tls.secretName=pharos-tls", "security.gossipKey.secretName=pharos-gossip"}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			m := decodeStrict(t, renderChart(t, v))
@@ -687,6 +691,10 @@ func TestChartVariants(t *testing.T) {
 			for _, s := range m.services {
 				require.NotEmpty(t, s.Spec.Selector, s.Name)
 			}
+			if v.name != "tls and gossip key" {
+				require.NotContains(t, pharosConfig(t, m), "tls:", "TLS is off unless asked for")
+				require.NotContains(t, pharosConfig(t, m), "encryption_key_file")
+			}
 			switch v.name {
 			case "existing secret and service account":
 				require.NotContains(t, m.secrets, release+"-alertmanager")
@@ -700,6 +708,49 @@ func TestChartVariants(t *testing.T) {
 				require.Contains(t, pharosConfig(t, m), "dns+"+release+"-gossip."+namespace+".svc.cluster.local:7946")
 				require.Len(t, m.hpas, 2)
 				require.Nil(t, m.deployments[release+"-querier"].Spec.Replicas, "the HPA owns the replica count")
+			case "tls and gossip key":
+				// Every pod mounts both Secrets (every pod gossips, and any
+				// may serve or dial one of the TLS links), and the one
+				// configuration turns every internal link on.
+				for _, w := range m.pharosWorkloads() {
+					secrets := map[string]string{}
+					for _, vol := range w.pod.Spec.Volumes {
+						if vol.Secret != nil {
+							secrets[vol.Name] = vol.Secret.SecretName
+						}
+					}
+					require.Equal(t, "pharos-tls", secrets["tls"], w.name)
+					require.Equal(t, "pharos-gossip", secrets["gossip-key"], w.name)
+				}
+				var cfg struct {
+					Server struct {
+						GRPCTLS map[string]string `json:"grpc_tls"`
+					} `json:"server"`
+					IngesterClient struct {
+						TLS map[string]string `json:"tls"`
+					} `json:"ingester_client"`
+					Memberlist struct {
+						EncryptionKeyFile string `json:"encryption_key_file"`
+					} `json:"memberlist"`
+					Ruler struct {
+						RaftTLS map[string]string `json:"raft_tls"`
+					} `json:"ruler"`
+					Notifier struct {
+						ClusterTLS map[string]string `json:"cluster_tls"`
+					} `json:"notifier"`
+				}
+				require.NoError(t, yaml.Unmarshal([]byte(pharosConfig(t, m)), &cfg))
+				serverName := release + "." + namespace + ".svc"
+				files := map[string]string{"cert_file": "/etc/pharos/tls/tls.crt", "key_file": "/etc/pharos/tls/tls.key"}
+				require.Subset(t, cfg.Server.GRPCTLS, files)
+				require.Equal(t, "/etc/pharos/tls/ca.crt", cfg.Server.GRPCTLS["client_ca_file"])
+				require.Equal(t, "require_and_verify", cfg.Server.GRPCTLS["client_auth"])
+				for name, peer := range map[string]map[string]string{"ingester_client.tls": cfg.IngesterClient.TLS, "ruler.raft_tls": cfg.Ruler.RaftTLS, "notifier.cluster_tls": cfg.Notifier.ClusterTLS} {
+					require.Subset(t, peer, files, name)
+					require.Equal(t, "/etc/pharos/tls/ca.crt", peer["ca_file"], name)
+					require.Equal(t, serverName, peer["server_name"], name)
+				}
+				require.Equal(t, "/etc/pharos/gossip/gossip.key", cfg.Memberlist.EncryptionKeyFile)
 			case "no persistence", "single without persistence":
 				for _, s := range m.statefulSets {
 					require.Empty(t, s.Spec.VolumeClaimTemplates, s.Name)

@@ -2,9 +2,18 @@ package helm_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -96,16 +105,27 @@ func TestRenderedClusterRuns(t *testing.T) {
 		"distributor.autoscaling.enabled=false", "querier.autoscaling.enabled=false",
 		"prometheus-node-exporter.enabled=false", "kube-state-metrics.enabled=false",
 	}
+	tlsFiles, clientCert := testCertificates(t, release+"."+namespace+".svc")
 	for _, v := range []valuesCase{
 		{name: "default", set: small},
+		// Every internal link encrypted: gRPC, raft and the notifier
+		// cluster over mutual TLS, gossip with a key.
+		{
+			name: "tls",
+			set:  append([]string{"security.tls.secretName=pharos-tls", "security.gossipKey.secretName=pharos-gossip"}, small...),
+			secrets: map[string]map[string]string{
+				"pharos-tls":    tlsFiles,
+				"pharos-gossip": {"gossip.key": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))},
+			},
+		},
 		// One ingester per zone: every series needs all three zones.
 		{name: "zone-aware", file: "pharos/ci/zone-aware-values.yaml", set: append([]string{"ingester.replicas=3", "ruler.replicas=3"}, small...)},
 	} {
-		t.Run(v.name, func(t *testing.T) { runRenderedCluster(t, v) })
+		t.Run(v.name, func(t *testing.T) { runRenderedCluster(t, v, clientCert) })
 	}
 }
 
-func runRenderedCluster(t *testing.T, v valuesCase) {
+func runRenderedCluster(t *testing.T, v valuesCase, clientCert *tls.Config) {
 	m := decodeStrict(t, renderChart(t, v))
 
 	// A loopback /24 of its own, so that concurrent runs do not collide.
@@ -126,6 +146,10 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 	m = decodeStrict(t, renderChartJSON(t, v,
 		`scrape={"global":{"scrape_interval":"1s","scrape_timeout":"1s"},"scrape_configs":[{"job_name":"pharos","static_configs":[{"targets":[`+strings.Join(targets, ",")+`]}]}]}`,
 		`serverFiles={"alerts":{"groups":[{"name":"test","interval":"1s","rules":[{"alert":"Always","expr":"vector(1)","labels":{"severity":"notify"}}]}]}}`))
+
+	for name, files := range v.secrets {
+		m.secrets[name] = &corev1.Secret{StringData: files}
+	}
 
 	resolvConf := "nameserver " + clusterDNS(t, subnet+".253", dnsRecords(t, m, pods)) + "\n"
 	for _, p := range pods {
@@ -216,6 +240,17 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 		}
 		require.Equal(t, map[string]bool{"zone-a": true, "zone-b": true, "zone-c": true}, zones, "each ingester registered in its own zone")
 	}
+	if v.secrets["pharos-tls"] != nil {
+		// The links carry TLS: each listener completes a handshake with the
+		// cluster's CA and name, and presents the Secret's certificate.
+		for _, l := range []struct{ component, port string }{{"ingester", "9095"}, {"ruler", "9096"}, {"notifier", "9094"}} {
+			addr := byComponent[l.component][0].ip + ":" + l.port
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, clientCert.Clone())
+			require.NoError(t, err, "TLS handshake with %s at %s", l.component, addr)
+			require.Equal(t, release+"."+namespace+".svc", conn.ConnectionState().PeerCertificates[0].DNSNames[0], addr)
+			require.NoError(t, conn.Close())
+		}
+	}
 	ing := byComponent["ingester"][0]
 	ing.stop()
 	code, body := get(querier.ip+":9090", "/api/v1/query?query="+url.QueryEscape(`count(up{job="pharos"})`))
@@ -294,4 +329,46 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// testCertificates returns a kubernetes.io/tls Secret's files (ca.crt,
+// tls.crt, tls.key) for a certificate that names name and is valid for
+// both server and client authentication, as the chart's security.tls
+// wants, and a client configuration that trusts it and presents it.
+func testCertificates(t *testing.T, name string) (map[string]string, *tls.Config) {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+		require.NoError(t, err)
+		return k
+	}
+	caKey, leafKey := newKey(), newKey()
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pharos test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(crand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	leafDER, err := x509.CreateCertificate(crand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}, ca, &leafKey.PublicKey, caKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(leafKey)
+	require.NoError(t, err)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return map[string]string{"ca.crt": string(caPEM), "tls.crt": string(certPEM), "tls.key": string(keyPEM)},
+		&tls.Config{RootCAs: pool, ServerName: name, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 }

@@ -212,6 +212,16 @@ The Pharos container and the volumes every pod mounts. Call with
       mountPath: /etc/pharos/alertmanager
       readOnly: true
     {{- end }}
+    {{- if $ctx.Values.security.tls.secretName }}
+    - name: tls
+      mountPath: /etc/pharos/tls
+      readOnly: true
+    {{- end }}
+    {{- if $ctx.Values.security.gossipKey.secretName }}
+    - name: gossip-key
+      mountPath: /etc/pharos/gossip
+      readOnly: true
+    {{- end }}
     - name: data
       mountPath: /data
     - name: tmp
@@ -231,6 +241,18 @@ The Pharos container and the volumes every pod mounts. Call with
 - name: alertmanager
   secret:
     secretName: {{ default (printf "%s-alertmanager" (include "pharos.fullname" .ctx)) .ctx.Values.alertmanagerExistingSecret }}
+{{- end }}
+{{- with .ctx.Values.security.tls.secretName }}
+# Not subPath-mounted: the kubelet updates the files when cert-manager
+# renews the certificate, and the processes re-read them.
+- name: tls
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- with .ctx.Values.security.gossipKey.secretName }}
+- name: gossip-key
+  secret:
+    secretName: {{ . }}
 {{- end }}
 {{- if not .persistent }}
 - name: data
