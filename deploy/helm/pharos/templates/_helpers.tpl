@@ -242,9 +242,9 @@ The Pharos container and the volumes every pod mounts. Call with
   secret:
     secretName: {{ default (printf "%s-alertmanager" (include "pharos.fullname" .ctx)) .ctx.Values.alertmanagerExistingSecret }}
 {{- end }}
+{{- /* Not subPath-mounted: the kubelet updates the files when cert-manager
+renews the certificate, and the processes re-read them. */}}
 {{- with .ctx.Values.security.tls.secretName }}
-# Not subPath-mounted: the kubelet updates the files when cert-manager
-# renews the certificate, and the processes re-read them.
 - name: tls
   secret:
     secretName: {{ . }}
