@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -53,7 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.QueryConcurrency, "query.concurrency", 1, "Concurrent queries.")
 	fs.DurationVar(&c.QueryRange, "query.range", time.Hour, "Range of the range queries.")
 	fs.DurationVar(&c.QueryStep, "query.step", 15*time.Second, "Step of the range queries.")
-	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile, a heap profile and a 2s execution trace of each Pharos process, in the write phase and the query phase, into this directory.")
+	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile, a heap profile and a 2s execution trace of each Pharos process, in the write phase (from when every series exists) and the query phase, into this directory.")
 }
 
 // Validate names the field at fault.
@@ -190,13 +191,21 @@ type Load struct {
 	first   int
 	writers [][]*batchState
 	created []int
+	// warm is closed once every writer of Run has finished its first
+	// round (or stopped before): from then on every series exists.
+	warm chan struct{}
 }
+
+// Warm is closed once every writer has written its first round, or
+// stopped before it: the start of the warm part of the phase, which the
+// write profile covers.
+func (l *Load) Warm() <-chan struct{} { return l.warm }
 
 // NewLoad makes the writers of a phase that writes rounds from round first
 // (the rounds before it are taken as written: a later phase adds rounds to
 // a loaded target) with data time t0 (ms) at round 0.
 func NewLoad(cfg Config, t0 int64, first int) *Load {
-	l := &Load{cfg: cfg, g: cfg.gen(), t0: t0, first: first}
+	l := &Load{cfg: cfg, g: cfg.gen(), t0: t0, first: first, warm: make(chan struct{})}
 	nb := (cfg.Series + cfg.BatchSeries - 1) / cfg.BatchSeries
 	n := min(cfg.Concurrency, nb)
 	l.writers, l.created = make([][]*batchState, n), make([]int, n)
@@ -298,6 +307,18 @@ func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
 		firstDone = make([]time.Time, writers)
 	)
 	gate := newGate(writers)
+	// Writers still in their first round; the last one out closes warm,
+	// before Run returns.
+	var cold atomic.Int32
+	cold.Store(int32(writers))
+	if writers == 0 {
+		close(l.warm)
+	}
+	warmed := func() {
+		if cold.Add(-1) == 0 {
+			close(l.warm)
+		}
+	}
 	start := time.Now()
 	for s, states := range l.writers {
 		wg.Go(func() {
@@ -312,7 +333,13 @@ func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
 				created       = l.created[s]
 				lastTs  int64 = -1
 				done0   time.Time
+				isWarm  bool
 			)
+			defer func() {
+				if !isWarm {
+					warmed()
+				}
+			}()
 		rounds:
 			for r := first; ; r++ {
 				ts0 := t0 + int64(r)*g.IntervalMs
@@ -353,6 +380,8 @@ func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
 				lastTs = ts0 + int64(per-1)*stepMs
 				if r == first {
 					done0 = time.Now()
+					isWarm = true
+					warmed()
 				}
 			}
 			rounds := gate.done(s) + first

@@ -73,3 +73,66 @@ func TestRunWritesWarm(t *testing.T) {
 	require.Equal(t, t0+4*15000+7500, w.EndMs)
 	require.Equal(t, 5, w.Rounds)
 }
+
+// warmSink records whether the load's Warm channel was closed while a
+// batch of the first round (data time t0) was being written.
+type warmSink struct {
+	load       *Load
+	t0         int64
+	mu         sync.Mutex
+	warmInCold bool
+	cold       int
+}
+
+func (w *warmSink) Write(_ context.Context, _ int, b *Batch) error {
+	if b.Samples[0].Timestamp != w.t0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cold++
+	select {
+	case <-w.load.Warm():
+		w.warmInCold = true
+	default:
+	}
+	return nil
+}
+
+// TestLoadWarm: Warm (where the write profile starts) closes only once
+// every writer has finished its first round, and also when writers stop
+// before finishing one, so that nothing waits on it forever.
+func TestLoadWarm(t *testing.T) {
+	cfg := Config{Series: 600, SamplesPerSeries: 1, Interval: 15 * time.Second, BatchSeries: 100,
+		Concurrency: 3, Duration: time.Minute, MaxRounds: 3, Protocol: "v1", QueryConcurrency: 1, QueryStep: time.Minute}
+	require.NoError(t, cfg.Validate())
+	t0 := time.Now().Add(-time.Hour).UnixMilli()
+	l := NewLoad(cfg, t0, 0)
+	sink := &warmSink{load: l, t0: t0}
+	require.NoError(t, l.Prepare(sink))
+	select {
+	case <-l.Warm():
+		t.Fatal("warm before the load ran")
+	default:
+	}
+	w := l.Run(t.Context(), sink)
+	require.Equal(t, 3*600, w.Samples)
+	require.Equal(t, 6, sink.cold, "first-round batches seen")
+	require.False(t, sink.warmInCold, "warm while a first round was still being written")
+	select {
+	case <-l.Warm():
+	default:
+		t.Fatal("not warm after every writer finished")
+	}
+
+	// Data time in the future: every writer stops before its first round.
+	l = NewLoad(cfg, time.Now().Add(time.Hour).UnixMilli(), 0)
+	require.NoError(t, l.Prepare(sink))
+	w = l.Run(t.Context(), sink)
+	require.Zero(t, w.Samples)
+	select {
+	case <-l.Warm():
+	default:
+		t.Fatal("not warm after every writer stopped")
+	}
+}

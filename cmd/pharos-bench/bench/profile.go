@@ -22,9 +22,9 @@ const TraceSeconds = 2
 // Profile starts fetching a CPU profile (ProfileSeconds long), then a
 // heap profile and an execution trace (TraceSeconds) of every process of t
 // into dir, as <target>-<process>-<phase>.cpu.pb.gz, .heap.pb.gz and
-// .trace, and returns a function that waits for them and reports the
-// first failure. Without dir it does nothing.
-func (t *Target) Profile(ctx context.Context, client *http.Client, dir, phase string) (wait func() error) {
+// .trace, once start is closed, and returns a function that waits for them
+// and reports the first failure. Without dir it does nothing.
+func (t *Target) Profile(ctx context.Context, client *http.Client, dir, phase string, start <-chan struct{}) (wait func() error) {
 	if dir == "" {
 		return func() error { return nil }
 	}
@@ -41,6 +41,11 @@ func (t *Target) Profile(ctx context.Context, client *http.Client, dir, phase st
 		base := strings.TrimSuffix(m, "/metrics")
 		prefix := filepath.Join(dir, fileName(t.Name)+"-"+fileName(name)+"-"+phase)
 		wg.Go(func() {
+			select {
+			case <-start:
+			case <-ctx.Done():
+				return
+			}
 			err := fetchFile(ctx, client, base+"/debug/pprof/profile?seconds="+strconv.Itoa(ProfileSeconds), prefix+".cpu.pb.gz")
 			if err == nil {
 				err = fetchFile(ctx, client, base+"/debug/pprof/heap", prefix+".heap.pb.gz")
