@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,9 +140,20 @@ func TestStaticBinary(t *testing.T) {
 // chart renders, for every values file.
 func TestRenderedConfigVerifies(t *testing.T) {
 	requireChroot(t)
-	for _, v := range valuesCases {
+	tlsFiles, _ := testCertificates(t, release+"."+namespace+".svc")
+	secure := []string{"security.tls.secretName=pharos-tls", "security.gossipKey.secretName=pharos-gossip"}
+	secrets := map[string]map[string]string{"pharos-tls": tlsFiles, "pharos-gossip": {"gossip.key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}
+	cases := append(slices.Clone(valuesCases),
+		valuesCase{name: "tls", set: secure, secrets: secrets},
+		// One process serves gRPC with TLS and is its own client.
+		valuesCase{name: "single-ha-tls", file: "pharos/ci/single-values.yaml", set: append([]string{"single.replicas=3"}, secure...), secrets: secrets},
+	)
+	for _, v := range cases {
 		t.Run(v.name, func(t *testing.T) {
 			m := decodeStrict(t, renderChart(t, v))
+			for name, files := range v.secrets {
+				m.secrets[name] = &corev1.Secret{StringData: files}
+			}
 			for _, w := range m.pharosWorkloads() {
 				root := emptyRoot(t, m, w)
 				c := pharosContainer(t, w)

@@ -335,7 +335,7 @@ type loadFlags struct {
 // errors returned rather than printed with an exit.
 func (lf *loadFlags) flagSet(cfg *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("pharos", flag.ContinueOnError)
-	fs.BoolVar(&cfg.verifyOnly, "config.verify", false, "Check the configuration and the files it names (alertmanager.yml, rule files) as a start would, print OK or the error, and exit 0 or 1.")
+	fs.BoolVar(&cfg.verifyOnly, "config.verify", false, "Check the configuration and the files it names (alertmanager.yml, rule files, TLS certificates and keys, the gossip key) as a start would, print OK or the error, and exit 0 or 1.")
 	fs.StringVar(&lf.file, "config.file", "", "Pharos YAML configuration file. Without it, an embedded all-in-one configuration that scrapes itself is used.")
 	fs.BoolVar(&lf.expandEnv, "config.expand-env", false, "Expand ${VAR} and ${VAR:default} references to environment variables in the configuration file.")
 	fs.BoolVar(&lf.printVersion, "version", false, "Print the version and exit.")

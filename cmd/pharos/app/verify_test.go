@@ -3,9 +3,12 @@ package app
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-tsdb/pharos/internal/tlsconfig/tlstest"
 )
 
 func TestVerify(t *testing.T) {
@@ -67,4 +70,48 @@ func TestLoadErrorUnderVerifyIsInvalidConfig(t *testing.T) {
 	_, err = Load([]string{"-config.file=" + file})
 	require.Error(t, err)
 	require.NotErrorIs(t, err, ErrConfigInvalid)
+}
+
+// TestVerifyReadsTLSFiles: -config.verify reads the certificates of the
+// links the process's roles use, and names the setting of a broken one.
+func TestVerifyReadsTLSFiles(t *testing.T) {
+	ca := tlstest.NewCA(t, "verify CA")
+	pair := ca.Issue(t, "pharos")
+	broken := filepath.Join(t.TempDir(), "broken.crt")
+	require.NoError(t, os.WriteFile(broken, []byte("not a certificate\n"), 0o644))
+	missing := filepath.Join(t.TempDir(), "missing.crt")
+	peer := func(prefix, cert string) []string {
+		return []string{"-" + prefix + "cert-file=" + cert, "-" + prefix + "key-file=" + pair.KeyFile, "-" + prefix + "ca-file=" + ca.CertFile}
+	}
+	grpc := func(cert string) []string {
+		return []string{"-server.grpc-tls.cert-file=" + cert, "-server.grpc-tls.key-file=" + pair.KeyFile, "-server.grpc-tls.client-ca-file=" + ca.CertFile}
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "every link's files load", args: slices.Concat([]string{"-target=all"}, grpc(pair.CertFile), peer("ingester.client.tls.", pair.CertFile), peer("ruler.raft-tls.", pair.CertFile), peer("notifier.cluster-tls.", pair.CertFile))},
+		{name: "broken gRPC server certificate", args: slices.Concat([]string{"-target=ingester"}, grpc(broken)), wantErr: "server.grpc_tls"},
+		{name: "missing ingester client certificate", args: slices.Concat([]string{"-target=querier", "-ingester.client.addresses=127.0.0.1:9095"}, peer("ingester.client.tls.", missing)), wantErr: "ingester_client.tls"},
+		{name: "broken raft certificate", args: slices.Concat([]string{"-target=ruler", "-ingester.client.addresses=127.0.0.1:9095"}, peer("ruler.raft-tls.", broken)), wantErr: "ruler.raft_tls"},
+		{name: "broken notifier cluster certificate", args: slices.Concat([]string{"-target=notifier"}, peer("notifier.cluster-tls.", broken)), wantErr: "notifier.cluster_tls"},
+		// A querier neither serves raft nor joins the notifier cluster.
+		{name: "querier ignores raft and cluster files", args: slices.Concat([]string{"-target=querier", "-ingester.client.addresses=127.0.0.1:9095"}, peer("ruler.raft-tls.", broken), peer("notifier.cluster-tls.", broken))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			amFile := filepath.Join(dir, "alertmanager.yml")
+			require.NoError(t, os.WriteFile(amFile, []byte("route: {receiver: default}\nreceivers:\n- name: default\n"), 0o644))
+			cfg, err := Load(append([]string{"-config.verify", "-storage.path=" + filepath.Join(dir, "data"), "-notifier.config-file=" + amFile, "-memberlist.join=127.0.0.1:7946"}, tc.args...))
+			require.NoError(t, err)
+			err = Verify(cfg)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrConfigInvalid)
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
 }
