@@ -52,6 +52,14 @@ var valuesCases = []valuesCase{
 	{name: "prometheus-yml", file: "testdata/prometheus-yml-values.yaml"},
 }
 
+// addSecrets adds v's Secrets to m, as if they were in the cluster
+// beside the release.
+func (v valuesCase) addSecrets(m *manifests) {
+	for name, files := range v.secrets {
+		m.secrets[name] = &corev1.Secret{StringData: files}
+	}
+}
+
 func (v valuesCase) args() []string {
 	var args []string
 	if v.file != "" {
@@ -666,7 +674,7 @@ func TestChartVariants(t *testing.T) {
 		{name: "existing secret and service account", set: []string{"alertmanagerExistingSecret=my-am", "serviceAccount.create=false", "serviceAccount.name=pharos-sd"}},
 		{name: "cluster domain and autoscaling", set: []string{"clusterDomain=cluster.local", "distributor.autoscaling.enabled=true", "querier.autoscaling.enabled=true"}},
 		{name: "single without persistence", set: []string{"mode=single", "single.persistence.enabled=false"}},
-		{name: "tls and gossip key", set: []string{"security.tls.secretName=pharos-tls", "security.gossipKey.secretName=pharos-gossip"}},
+		{name: "tls and gossip key", set: []string{"security.tls.secretName=" + tlsSecret, "security.gossipKey.secretName=" + gossipSecret}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			m := decodeStrict(t, renderChart(t, v))
@@ -719,8 +727,8 @@ func TestChartVariants(t *testing.T) {
 							secrets[vol.Name] = vol.Secret.SecretName
 						}
 					}
-					require.Equal(t, "pharos-tls", secrets["tls"], w.name)
-					require.Equal(t, "pharos-gossip", secrets["gossip-key"], w.name)
+					require.Equal(t, tlsSecret, secrets["tls"], w.name)
+					require.Equal(t, gossipSecret, secrets["gossip-key"], w.name)
 				}
 				var cfg struct {
 					Server struct {
@@ -740,7 +748,6 @@ func TestChartVariants(t *testing.T) {
 					} `json:"notifier"`
 				}
 				require.NoError(t, yaml.Unmarshal([]byte(pharosConfig(t, m)), &cfg))
-				serverName := release + "." + namespace + ".svc"
 				files := map[string]string{"cert_file": "/etc/pharos/tls/tls.crt", "key_file": "/etc/pharos/tls/tls.key"}
 				require.Subset(t, cfg.Server.GRPCTLS, files)
 				require.Equal(t, "/etc/pharos/tls/ca.crt", cfg.Server.GRPCTLS["client_ca_file"])
@@ -748,7 +755,7 @@ func TestChartVariants(t *testing.T) {
 				for name, peer := range map[string]map[string]string{"ingester_client.tls": cfg.IngesterClient.TLS, "ruler.raft_tls": cfg.Ruler.RaftTLS, "notifier.cluster_tls": cfg.Notifier.ClusterTLS} {
 					require.Subset(t, peer, files, name)
 					require.Equal(t, "/etc/pharos/tls/ca.crt", peer["ca_file"], name)
-					require.Equal(t, serverName, peer["server_name"], name)
+					require.Equal(t, tlsServerName, peer["server_name"], name)
 				}
 				require.Equal(t, "/etc/pharos/gossip/gossip.key", cfg.Memberlist.EncryptionKeyFile)
 			case "no persistence", "single without persistence":

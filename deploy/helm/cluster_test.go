@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,27 +102,19 @@ func TestRenderedClusterRuns(t *testing.T) {
 		"distributor.autoscaling.enabled=false", "querier.autoscaling.enabled=false",
 		"prometheus-node-exporter.enabled=false", "kube-state-metrics.enabled=false",
 	}
-	tlsFiles, clientCert := testCertificates(t, release+"."+namespace+".svc")
 	for _, v := range []valuesCase{
 		{name: "default", set: small},
 		// Every internal link encrypted: gRPC, raft and the notifier
 		// cluster over mutual TLS, gossip with a key.
-		{
-			name: "tls",
-			set:  append([]string{"security.tls.secretName=pharos-tls", "security.gossipKey.secretName=pharos-gossip"}, small...),
-			secrets: map[string]map[string]string{
-				"pharos-tls":    tlsFiles,
-				"pharos-gossip": {"gossip.key": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))},
-			},
-		},
+		secured(t, valuesCase{name: "tls", set: small}),
 		// One ingester per zone: every series needs all three zones.
 		{name: "zone-aware", file: "pharos/ci/zone-aware-values.yaml", set: append([]string{"ingester.replicas=3", "ruler.replicas=3"}, small...)},
 	} {
-		t.Run(v.name, func(t *testing.T) { runRenderedCluster(t, v, clientCert) })
+		t.Run(v.name, func(t *testing.T) { runRenderedCluster(t, v) })
 	}
 }
 
-func runRenderedCluster(t *testing.T, v valuesCase, clientCert *tls.Config) {
+func runRenderedCluster(t *testing.T, v valuesCase) {
 	m := decodeStrict(t, renderChart(t, v))
 
 	// A loopback /24 of its own, so that concurrent runs do not collide.
@@ -143,9 +136,7 @@ func runRenderedCluster(t *testing.T, v valuesCase, clientCert *tls.Config) {
 		`scrape={"global":{"scrape_interval":"1s","scrape_timeout":"1s"},"scrape_configs":[{"job_name":"pharos","static_configs":[{"targets":[`+strings.Join(targets, ",")+`]}]}]}`,
 		`serverFiles={"alerts":{"groups":[{"name":"test","interval":"1s","rules":[{"alert":"Always","expr":"vector(1)","labels":{"severity":"notify"}}]}]}}`))
 
-	for name, files := range v.secrets {
-		m.secrets[name] = &corev1.Secret{StringData: files}
-	}
+	v.addSecrets(m)
 
 	resolvConf := "nameserver " + clusterDNS(t, subnet+".253", dnsRecords(t, m, pods)) + "\n"
 	for _, p := range pods {
@@ -236,14 +227,15 @@ func runRenderedCluster(t *testing.T, v valuesCase, clientCert *tls.Config) {
 		}
 		require.Equal(t, map[string]bool{"zone-a": true, "zone-b": true, "zone-c": true}, zones, "each ingester registered in its own zone")
 	}
-	if v.secrets["pharos-tls"] != nil {
+	if files := v.secrets[tlsSecret]; files != nil {
 		// The links carry TLS: each listener completes a handshake with the
 		// cluster's CA and name, and presents the Secret's certificate.
+		clientCert := clientTLS(t, files)
 		for _, l := range []struct{ component, port string }{{"ingester", "9095"}, {"ruler", "9096"}, {"notifier", "9094"}} {
 			addr := byComponent[l.component][0].ip + ":" + l.port
 			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, clientCert.Clone())
 			require.NoError(t, err, "TLS handshake with %s at %s", l.component, addr)
-			require.Contains(t, conn.ConnectionState().PeerCertificates[0].DNSNames, release+"."+namespace+".svc", addr)
+			require.Contains(t, conn.ConnectionState().PeerCertificates[0].DNSNames, tlsServerName, addr)
 			require.NoError(t, conn.Close())
 		}
 	}
@@ -327,23 +319,43 @@ func tail(s string, n int) string {
 	return s
 }
 
-// testCertificates returns a kubernetes.io/tls Secret's files (ca.crt,
-// tls.crt, tls.key) for a certificate that names name and is valid for
-// both server and client authentication, as the chart's security.tls
-// wants, and a client configuration that trusts it and presents it.
-func testCertificates(t *testing.T, name string) (map[string]string, *tls.Config) {
+// The Secrets a user creates for the chart's security values, and the
+// name the chart has every peer verify by default.
+const (
+	tlsSecret     = "pharos-tls"
+	gossipSecret  = "pharos-gossip"
+	tlsServerName = release + "." + namespace + ".svc"
+)
+
+// secured is v with security.tls and security.gossipKey set, and the two
+// Secrets they name: a kubernetes.io/tls Secret (ca.crt, tls.crt, tls.key)
+// whose certificate names tlsServerName and serves and authenticates as a
+// client, as the chart wants, and a gossip key.
+func secured(t *testing.T, v valuesCase) valuesCase {
 	t.Helper()
 	ca := tlstest.NewCA(t, "pharos test CA")
-	pair := ca.Issue(t, name)
+	pair := ca.Issue(t, tlsServerName)
 	files := map[string]string{}
 	for key, path := range map[string]string{"ca.crt": ca.CertFile, "tls.crt": pair.CertFile, "tls.key": pair.KeyFile} {
 		b, err := os.ReadFile(path)
 		require.NoError(t, err)
 		files[key] = string(b)
 	}
+	v.set = append(slices.Clone(v.set), "security.tls.secretName="+tlsSecret, "security.gossipKey.secretName="+gossipSecret)
+	v.secrets = map[string]map[string]string{
+		tlsSecret:    files,
+		gossipSecret: {"gossip.key": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))},
+	}
+	return v
+}
+
+// clientTLS trusts the CA of a TLS Secret's files and presents its
+// certificate.
+func clientTLS(t *testing.T, files map[string]string) *tls.Config {
+	t.Helper()
 	cert, err := tls.X509KeyPair([]byte(files["tls.crt"]), []byte(files["tls.key"]))
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM([]byte(files["ca.crt"])))
-	return files, &tls.Config{RootCAs: pool, ServerName: name, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: pool, ServerName: tlsServerName, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }

@@ -140,20 +140,15 @@ func TestStaticBinary(t *testing.T) {
 // chart renders, for every values file.
 func TestRenderedConfigVerifies(t *testing.T) {
 	requireChroot(t)
-	tlsFiles, _ := testCertificates(t, release+"."+namespace+".svc")
-	secure := []string{"security.tls.secretName=pharos-tls", "security.gossipKey.secretName=pharos-gossip"}
-	secrets := map[string]map[string]string{"pharos-tls": tlsFiles, "pharos-gossip": {"gossip.key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}
 	cases := append(slices.Clone(valuesCases),
-		valuesCase{name: "tls", set: secure, secrets: secrets},
+		secured(t, valuesCase{name: "tls"}),
 		// One process serves gRPC with TLS and is its own client.
-		valuesCase{name: "single-ha-tls", file: "pharos/ci/single-values.yaml", set: append([]string{"single.replicas=3"}, secure...), secrets: secrets},
+		secured(t, valuesCase{name: "single-ha-tls", file: "pharos/ci/single-values.yaml", set: []string{"single.replicas=3"}}),
 	)
 	for _, v := range cases {
 		t.Run(v.name, func(t *testing.T) {
 			m := decodeStrict(t, renderChart(t, v))
-			for name, files := range v.secrets {
-				m.secrets[name] = &corev1.Secret{StringData: files}
-			}
+			v.addSecrets(m)
 			for _, w := range m.pharosWorkloads() {
 				root := emptyRoot(t, m, w)
 				c := pharosContainer(t, w)

@@ -50,6 +50,15 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- with .Values.clusterDomain }}.{{ . }}{{ end -}}
 {{- end -}}
 
+{{/* The files of security.tls's Secret as each link's client (and peer)
+settings name them; the argument is the name peers' certificates carry. */}}
+{{- define "pharos.peerTLS" -}}
+cert_file: /etc/pharos/tls/tls.crt
+key_file: /etc/pharos/tls/tls.key
+ca_file: /etc/pharos/tls/ca.crt
+server_name: {{ . }}
+{{- end -}}
+
 {{- define "pharos.gossipService" -}}
 {{- printf "%s-gossip" (include "pharos.fullname" .) -}}
 {{- end -}}
