@@ -314,7 +314,7 @@ func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
 	if writers == 0 {
 		close(l.warm)
 	}
-	warmed := func() {
+	leaveCold := func() {
 		if cold.Add(-1) == 0 {
 			close(l.warm)
 		}
@@ -333,13 +333,9 @@ func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
 				created       = l.created[s]
 				lastTs  int64 = -1
 				done0   time.Time
-				isWarm  bool
+				warmed  = sync.OnceFunc(leaveCold) // at the first round's end, or on leaving before
 			)
-			defer func() {
-				if !isWarm {
-					warmed()
-				}
-			}()
+			defer warmed()
 		rounds:
 			for r := first; ; r++ {
 				ts0 := t0 + int64(r)*g.IntervalMs
@@ -380,7 +376,6 @@ func (l *Load) Run(ctx context.Context, sink Sink) WriteResult {
 				lastTs = ts0 + int64(per-1)*stepMs
 				if r == first {
 					done0 = time.Now()
-					isWarm = true
 					warmed()
 				}
 			}
