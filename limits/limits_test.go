@@ -76,6 +76,7 @@ func TestBadFileKeepsOldOverridesAndSaysWhere(t *testing.T) {
 		{"overides:\n  a: {}\n", "line 1: field overides not found"},
 		{"overrides: [a]\n", "line 1: overrides must map tenants"},
 		{"overrides:\n  a: 5\n", `line 2: tenant "a": limits must be a mapping`},
+		{"", "file is empty"},
 	} {
 		writeFile(t, path, tc.file)
 		err := o.Reload()
@@ -90,6 +91,10 @@ func TestBadFileKeepsOldOverridesAndSaysWhere(t *testing.T) {
 	require.Equal(t, 1.0, ok())
 	require.Equal(t, 7.0, o.IngestionRate("a"))
 	require.Equal(t, 2.0, testutil.ToFloat64(o.reloads.WithLabelValues("success")), "the first load and this one")
+
+	writeFile(t, path, "overrides: {}\n")
+	require.NoError(t, o.Reload())
+	require.Equal(t, 0.0, o.IngestionRate("a"), "an empty overrides map clears them")
 }
 
 func TestBadFileAtStartIsAnError(t *testing.T) {

@@ -120,6 +120,12 @@ func (o *Overrides) Reload() error {
 		o.reloadOK.Set(1)
 		return nil
 	}
+	if err == nil && len(data) == 0 && len(o.last) > 0 {
+		// A writer that truncates and then writes (os.WriteFile, most
+		// editors' plain save) leaves the file empty for a moment. Loading
+		// that would drop every tenant's overrides until the next period.
+		err = errors.New("file is empty, as it is while a writer is part-way through it; write `overrides: {}` to clear the overrides")
+	}
 	var tenants map[string]*Limits
 	if err == nil {
 		tenants, err = parse(data, o.defaults)

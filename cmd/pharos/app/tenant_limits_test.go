@@ -81,7 +81,13 @@ func latencies(ds []time.Duration) (p50, p99 time.Duration) {
 // and a broken one keeps it; every discard is counted by reason and tenant.
 func TestTenantLimitsAllInOne(t *testing.T) {
 	runtimeFile := filepath.Join(t.TempDir(), "runtime.yml")
-	writeRuntime := func(s string) { require.NoError(t, os.WriteFile(runtimeFile, []byte(s), 0o644)) }
+	// Replaced by rename, as a ConfigMap volume does, so that a reload never
+	// reads a file half written.
+	writeRuntime := func(s string) {
+		tmp := runtimeFile + ".tmp"
+		require.NoError(t, os.WriteFile(tmp, []byte(s), 0o644))
+		require.NoError(t, os.Rename(tmp, runtimeFile))
+	}
 	writeRuntime(`
 overrides:
   a: {ingestion_rate: 1000, ingestion_burst_size: 1000}
