@@ -26,6 +26,11 @@ type Config struct {
 	Limits Limits `yaml:",inline"`
 	// RemoteRead bounds /api/v1/read.
 	RemoteRead RemoteReadConfig `yaml:"remote_read"`
+	// MinimizeIngesterRequests asks only as many ingesters as a complete
+	// answer needs, as Mimir's -querier.minimize-ingester-requests does:
+	// with RF 3 on three ingesters, two, and the third only if one of them
+	// fails. See RingReadConfig.MinimizeRequests.
+	MinimizeIngesterRequests bool `yaml:"minimize_ingester_requests"`
 }
 
 // RemoteReadConfig bounds the remote-read endpoint as Prometheus's
@@ -71,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Limits.MaxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", 0, "Deprecated: use -limits.max-fetched-chunk-bytes-per-query. Non-zero overrides it.")
 	fs.IntVar(&c.RemoteRead.SampleLimit, "querier.remote-read.sample-limit", 50_000_000, "Maximum number of samples one remote read returns; 0 means no limit. Streamed reads ignore it.")
 	fs.IntVar(&c.RemoteRead.ConcurrentLimit, "querier.remote-read.concurrent-limit", 10, "Maximum number of remote reads served at once; 0 means no limit.")
+	fs.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "Ask only as many ingesters as a complete answer needs (all but the failures the replication factor tolerates), and the others only in place of those that fail.")
 	fs.IntVar(&c.RemoteRead.MaxBytesInFrame, "querier.remote-read.max-bytes-in-frame", DefaultRemoteReadMaxBytesInFrame, "Bytes a frame of a streamed remote read holds before it is sent.")
 }
 

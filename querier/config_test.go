@@ -28,6 +28,8 @@ func TestConfig(t *testing.T) {
 		LookbackDelta: model.Duration(5 * time.Minute),
 		Limits:        querier.Limits{},
 		RemoteRead:    querier.RemoteReadConfig{SampleLimit: 50_000_000, ConcurrentLimit: 10, MaxBytesInFrame: 1 << 20},
+
+		MinimizeIngesterRequests: true,
 	}, d)
 
 	for _, tc := range []struct {

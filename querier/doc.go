@@ -10,7 +10,9 @@
 // the merged answer still complete. Failures within that budget become
 // warnings naming the ingester; beyond it the query fails with a
 // promql.ErrStorage (HTTP 500) naming every failed ingester, never a
-// silently partial answer.
+// silently partial answer. A minimized read set asks only as many as that
+// budget leaves and keeps the rest standing by: a standby takes over a
+// failed stream where it stopped, skipping the series already merged.
 //
 // Chunks arrive encoded and stay encoded until the engine iterates them: a
 // series costs one label allocation, its chunks none.

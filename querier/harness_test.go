@@ -58,9 +58,16 @@ func ingesterConfig(tb testing.TB, dir string) ingester.Config {
 
 func startNode(tb testing.TB, cfg ingester.Config) *node {
 	tb.Helper()
+	return startNodeWith(tb, cfg)
+}
+
+// startNodeWith is startNode with more options for the gRPC server, such
+// as interceptors that count or fail its calls.
+func startNodeWith(tb testing.TB, cfg ingester.Config, opts ...grpc.ServerOption) *node {
+	tb.Helper()
 	ing, err := ingester.New(cfg, nil, prometheus.NewRegistry())
 	require.NoError(tb, err)
-	srv := grpc.NewServer(ingesterclient.ServerOptions(64<<20, 64<<20)...)
+	srv := grpc.NewServer(append(ingesterclient.ServerOptions(64<<20, 64<<20), opts...)...)
 	ing.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)

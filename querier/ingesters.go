@@ -24,11 +24,19 @@ type Ingesters interface {
 	ReadSet() (ReadSet, error)
 }
 
-// ReadSet is the ingesters one query fans out to: every one that can hold
-// data for it, and how many of them may fail with the merged answer still
-// complete (because their replicas answered).
+// ReadSet is the ingesters one query fans out to, and how many of them may
+// fail with the merged answer still complete (because their replicas
+// answered).
+//
+// Ingesters are asked at once. Standby, when not empty, are ingesters that
+// could hold data too but are asked only in place of a failed member of
+// Ingesters, one standby per failure, in order: a set that leaves out as
+// many ingesters as it tolerates failures still meets every write quorum,
+// since any quorum of a replication set keeps at least one member among
+// those asked. Failures are counted over both lists.
 type ReadSet struct {
 	Ingesters []Ingester
+	Standby   []Ingester
 	// MaxErrors is how many ingesters may fail, counted singly.
 	MaxErrors int
 	// MaxUnavailableZones, when positive, replaces MaxErrors: any number of
@@ -75,13 +83,26 @@ type failure struct {
 }
 
 // budget counts the failures of one fan-out (one Select, one label query)
-// against its read set's tolerance. Safe for concurrent use.
+// against its read set's tolerance, and hands out the set's standbys in
+// place of the failed. Safe for concurrent use.
 type budget struct {
 	set *ReadSet
 
-	mu     sync.Mutex
-	failed []failure
-	fatal  error
+	mu      sync.Mutex
+	failed  []failure
+	fatal   error
+	standby int // the next of set.Standby to hand out
+}
+
+// takeStandby returns the next standby not yet asked, or nil.
+func (b *budget) takeStandby() *Ingester {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fatal != nil || b.standby >= len(b.set.Standby) {
+		return nil
+	}
+	b.standby++
+	return &b.set.Standby[b.standby-1]
 }
 
 // fail records ing's failure. It returns nil while the failures fit the
@@ -108,7 +129,7 @@ func (b *budget) fail(ing *Ingester, method string, err error) error {
 	}
 	first := b.failed[0]
 	b.fatal = promql.ErrStorage{Err: fmt.Errorf("%d of %d ingesters in the read set failed (%s), %s; first failure: ingester %s: %s: %w",
-		len(b.failed), len(b.set.Ingesters), strings.Join(names, ", "), tolerated, first.ing.Name, first.method, first.err)}
+		len(b.failed), len(b.set.Ingesters)+len(b.set.Standby), strings.Join(names, ", "), tolerated, first.ing.Name, first.method, first.err)}
 	return b.fatal
 }
 
@@ -139,6 +160,11 @@ func toleratedWarning(ing *Ingester, method string, err error) error {
 	return fmt.Errorf("ingester %s failed and was skipped; its replicas answered (%s: %w)", ing.Name, method, err)
 }
 
+// replacedWarning is toleratedWarning for a failure a standby made up for.
+func replacedWarning(ing, standby *Ingester, method string, err error) error {
+	return fmt.Errorf("ingester %s failed and was skipped; ingester %s was asked in its place (%s: %w)", ing.Name, standby.Name, method, err)
+}
+
 // contextError turns the error of a call cut short by ctx into the engine's
 // own timeout or cancellation, as Prometheus reports them (503 timeout /
 // canceled); a storage error would be a 422 execution error. It returns nil
@@ -157,53 +183,60 @@ func contextError(ctx context.Context) error {
 }
 
 // fanOutUnary calls call on every ingester of set, at most cap(sem) at once,
-// and returns their answers in set order (zero for failed ingesters) with a
-// warning per tolerated failure. Beyond the budget it returns the budget's
-// error and cancels the calls still running. q, if not nil, records the
-// call durations.
+// and on a standby in place of each that fails, and returns their answers
+// in set order (the standby's in the place of the one it replaced; zero for
+// failed ingesters) with a warning per tolerated failure. Beyond the budget
+// it returns the budget's error and cancels the calls still running. q, if
+// not nil, records the call durations.
 func fanOutUnary[T any](ctx context.Context, q *Queryable, set *ReadSet, method string, sem chan struct{}, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, annotations.Annotations, error) {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &budget{set: set}
 	results := make([]T, len(set.Ingesters))
-	warns := make([]error, len(set.Ingesters))
+	warns := make([][]error, len(set.Ingesters))
 	var wg sync.WaitGroup
-	for i := range set.Ingesters {
-		ing := &set.Ingesters[i]
-		if ing.Err != nil {
-			if err := b.fail(ing, method, ing.Err); err != nil {
-				cancel()
-			} else {
-				warns[i] = toleratedWarning(ing, method, ing.Err)
-			}
-			continue
-		}
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			start := time.Now()
-			res, err := call(ctx, ing.Client)
-			if q != nil {
-				q.observe(method, start, err)
-			}
+	// ask calls ing, and on each tolerated failure the next standby in its
+	// place, until one answers or none is left.
+	ask := func(i int, ing *Ingester) {
+		for ing != nil {
+			err := ing.Err
 			if err == nil {
-				results[i] = res
-				return
-			}
-			if ctx.Err() != nil {
-				return // cancelled: the caller's context or another's fatal failure says why
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				start := time.Now()
+				var res T
+				res, err = call(ctx, ing.Client)
+				<-sem
+				if q != nil {
+					q.observe(method, start, err)
+				}
+				if err == nil {
+					results[i] = res
+					return
+				}
+				if ctx.Err() != nil {
+					return // cancelled: the caller's context or another's fatal failure says why
+				}
 			}
 			if b.fail(ing, method, err) != nil {
 				cancel()
 				return
 			}
-			warns[i] = toleratedWarning(ing, method, err)
-		})
+			next := b.takeStandby()
+			if next == nil {
+				warns[i] = append(warns[i], toleratedWarning(ing, method, err))
+			} else {
+				warns[i] = append(warns[i], replacedWarning(ing, next, method, err))
+			}
+			ing = next
+		}
+	}
+	for i := range set.Ingesters {
+		wg.Go(func() { ask(i, &set.Ingesters[i]) })
 	}
 	wg.Wait()
 	b.mu.Lock()
@@ -216,8 +249,8 @@ func fanOutUnary[T any](ctx context.Context, q *Queryable, set *ReadSet, method 
 		return nil, nil, err
 	}
 	var annos annotations.Annotations
-	for _, w := range warns {
-		if w != nil {
+	for _, ws := range warns {
+		for _, w := range ws {
 			annos.Add(w)
 		}
 	}

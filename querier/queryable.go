@@ -185,8 +185,9 @@ func (b *baseQuerier) selectSets(ctx context.Context, samples, sortSeries bool, 
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: pms}
 	// One ingester's series go to the caller as they come (mergeSets), so
 	// they need the order only if the caller asked for it; several sets are
-	// merged, which needs every set sorted, and so does a limit.
-	req.UnsortedSeries = !sortSeries && len(b.set.Ingesters) == 1 && limit <= 0
+	// merged, which needs every set sorted, and so do a limit and a
+	// standby taking over where a failed stream stopped.
+	req.UnsortedSeries = !sortSeries && len(b.set.Ingesters) == 1 && len(b.set.Standby) == 0 && limit <= 0
 	if hints != nil || shardCount > 0 {
 		if hints == nil {
 			hints = &storage.SelectHints{}

@@ -41,13 +41,22 @@ type batch struct {
 type streamSet struct {
 	f          *fanout
 	mint, maxt int64 // the range the series are trimmed to
-	ing        *Ingester
-	samples    bool
-	ch         chan batch
-	// err and skipped (the warning of a tolerated failure) are written
+	// ing is the ingester the producer reads from: the one the set was
+	// made for, or the standby that took over when it failed. Only the
+	// producer touches it.
+	ing     *Ingester
+	samples bool
+	ch      chan batch
+	// err and skipped (the warnings of tolerated failures) are written
 	// before ch is closed.
-	err, skipped error
-	holding      bool // whether the producer holds a concurrency slot
+	err     error
+	skipped []error
+	holding bool // whether the producer holds a concurrency slot
+	// sent says whether a series went to the consumer, last which one;
+	// resuming, that a standby's stream has yet to pass it. The
+	// producer's, like ing.
+	sent, resuming bool
+	last           labels.Labels
 
 	pending  []series
 	cur      *series
@@ -65,6 +74,9 @@ func newStreamSet(f *fanout, ing *Ingester, samples bool, mint, maxt int64) *str
 // yields any, so a set waiting for a slot held by a blocked sender would
 // never be read.
 func (s *streamSet) send(ctx context.Context, b batch) bool {
+	if n := len(b.series); n > 0 {
+		s.sent, s.last = true, b.series[n-1].lset
+	}
 	select {
 	case s.ch <- b:
 		return true
@@ -87,30 +99,65 @@ func (s *streamSet) send(ctx context.Context, b batch) bool {
 }
 
 // run is the frame of the stream goroutines: it takes a slot, runs recv
-// and turns its error into the set's error or warning.
+// and turns its error into the set's error or warning. When the failure is
+// tolerated and the read set has a standby left, the standby's stream
+// takes over the set where the failed one stopped: streams are sorted, so
+// it skips what the consumer already has (see resume), and the consumer
+// sees one stream.
 func (s *streamSet) run(ctx context.Context, q *Queryable, method, what string, recv func() error) {
 	defer close(s.ch)
-	err := s.ing.Err
-	if err == nil {
-		select {
-		case s.f.sem <- struct{}{}:
-			s.holding = true
-			start := time.Now()
-			err = recv()
-			if s.holding {
-				<-s.f.sem
-			}
-			if err == nil {
+	for {
+		err := s.ing.Err
+		if err == nil {
+			select {
+			case s.f.sem <- struct{}{}:
+				s.holding = true
+				start := time.Now()
+				err = recv()
+				if s.holding {
+					<-s.f.sem
+					s.holding = false
+				}
+				if err == nil {
+					err = ctx.Err()
+				}
+				q.observe(method, start, err)
+			case <-ctx.Done():
 				err = ctx.Err()
 			}
-			q.observe(method, start, err)
-		case <-ctx.Done():
-			err = ctx.Err()
 		}
+		if err == nil {
+			return
+		}
+		setErr, warning := s.f.fail(s.ing, what, err)
+		if setErr != nil {
+			s.err = setErr
+			return
+		}
+		next := s.f.budget.takeStandby()
+		if next == nil {
+			s.skipped = append(s.skipped, warning)
+			return
+		}
+		s.skipped = append(s.skipped, replacedWarning(s.ing, next, what, err))
+		s.ing, s.resuming = next, s.sent
 	}
-	if err != nil {
-		s.err, s.skipped = s.f.fail(s.ing, what, err)
+}
+
+// resume drops from b, while a standby's stream catches up with the one it
+// replaced, the series the consumer already has: those up to and including
+// the last one sent. It returns false when b is left with nothing to send.
+func (s *streamSet) resume(b *batch) bool {
+	if !s.resuming {
+		return true
 	}
+	i := 0
+	for i < len(b.series) && labels.Compare(b.series[i].lset, s.last) <= 0 {
+		i++
+	}
+	b.series = b.series[i:]
+	s.resuming = len(b.series) == 0
+	return len(b.series) > 0 || len(b.warnings) > 0
 }
 
 func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, req *ingesterpb.QueryRequest) {
@@ -131,10 +178,12 @@ func (s *streamSet) runQueryStream(ctx context.Context, q *Queryable, req *inges
 		}
 		var limitErr error
 		err = recvAll(recv, func(b batch) bool {
+			// A standby's stream counts against the limits what it
+			// resends too: failing over is rare, the overcount small.
 			if limitErr = s.f.use.received(dec.chunks, dec.bytes); limitErr != nil {
 				return false
 			}
-			return s.send(ctx, b)
+			return !s.resume(&b) || s.send(ctx, b)
 		})
 		if limitErr != nil {
 			return limitErr
@@ -160,7 +209,7 @@ func (s *streamSet) runSeries(ctx context.Context, q *Queryable, req *ingesterpb
 				}
 				b.series[i] = series{lset: lb.Labels(), mint: s.mint, maxt: s.maxt}
 			}
-			return s.send(ctx, b)
+			return !s.resume(&b) || s.send(ctx, b)
 		})
 	})
 }
@@ -174,8 +223,8 @@ func (s *streamSet) Next() bool {
 		b, ok := <-s.ch
 		if !ok {
 			s.done = true
-			if s.skipped != nil {
-				s.warnings.Add(s.skipped)
+			for _, w := range s.skipped {
+				s.warnings.Add(w)
 			}
 			return false
 		}

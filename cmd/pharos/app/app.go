@@ -174,10 +174,12 @@ func New(cfg *Config, logger *slog.Logger) (_ *App, err error) {
 		// transport, decoding again).
 		local := a.ingester.LocalClient()
 		dings = distributor.NewRingIngestersWithLocal(a.ring, a.pool, a.ingesterAddr, local)
-		qings = querier.NewRingIngestersWithLocal(a.ring, a.pool, a.ingesterAddr, local)
+		qings = querier.NewRingIngesters(a.ring, a.pool, querier.RingReadConfig{
+			MinimizeRequests: cfg.Querier.MinimizeIngesterRequests, Local: local, LocalAddr: a.ingesterAddr,
+		})
 	} else {
 		dings = distributor.NewRingIngesters(a.ring, a.pool)
-		qings = querier.NewRingIngesters(a.ring, a.pool)
+		qings = querier.NewRingIngesters(a.ring, a.pool, querier.RingReadConfig{MinimizeRequests: cfg.Querier.MinimizeIngesterRequests})
 	}
 
 	mux := http.NewServeMux()
