@@ -30,7 +30,7 @@ import (
 type Frontend struct {
 	cfg    Config
 	next   http.Handler
-	cache  *cache
+	cache  store // nil: results are not cached
 	logger *slog.Logger
 	parser parser.Parser
 	now    func() time.Time
@@ -80,9 +80,20 @@ func New(cfg Config, next http.Handler, logger *slog.Logger, reg prometheus.Regi
 		Help: "Answers of query shards read, by format: binary, or json when the answer holds native histograms or statistics.",
 	}, []string{"format"})
 	if cfg.CacheResults {
-		f.cache = newCache(cfg.CacheMaxBytes, reg)
+		if cfg.CacheBackend == BackendMemcached {
+			f.cache = newMemcachedStore(cfg.Memcached, cfg.CacheTTL, logger, reg)
+		} else {
+			f.cache = newCache(cfg.CacheMaxBytes, reg)
+		}
 	}
 	return f
+}
+
+// store keeps extents by cache key: in this process (cache) or in
+// memcached (memcachedStore). An extent from get is not modified.
+type store interface {
+	get(key string) *extent
+	put(key string, ext *extent)
 }
 
 // ServeHTTP implements http.Handler.

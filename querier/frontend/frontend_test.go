@@ -101,64 +101,68 @@ func rangeParams(q string, start, end time.Time, step string) url.Values {
 }
 
 func TestSplitQueriesAnswerExactlyAsUpstream(t *testing.T) {
-	f := newFixture(t, frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 3, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: time.Minute})
-	f.load(t, t0, t0.Add(72*time.Hour))
-	for _, tc := range []struct {
-		q, step    string
-		start, end time.Time
-	}{
-		{`sum by (job) (rate(requests_total[5m]))`, "3600", t0.Add(time.Hour), t0.Add(70 * time.Hour)},
-		{`temperature`, "617", t0.Add(13 * time.Minute), t0.Add(50 * time.Hour)}, // unaligned step and start
-		{`histogram_quantile(0.9, rate(latency_seconds[10m]))`, "15m", t0, t0.Add(72 * time.Hour)},
-		{`latency_seconds`, "2h", t0.Add(23 * time.Hour), t0.Add(49 * time.Hour)},
-		{`max_over_time(temperature[1h:5m])`, "1800", t0, t0.Add(48 * time.Hour)},
-		{`temperature > 24`, "300", t0.Add(20 * time.Hour), t0.Add(28 * time.Hour)}, // series come and go across the split
-		{`vector(1)`, "60", t0.Add(23*time.Hour + 59*time.Minute), t0.Add(24*time.Hour + time.Minute)},
-	} {
-		t.Run(tc.q, func(t *testing.T) {
-			v := rangeParams(tc.q, tc.start, tc.end, tc.step)
-			wantCode, want := get(t, f.upstream, "/api/v1/query_range", v)
-			require.Equal(t, http.StatusOK, wantCode, want)
-			for range 2 { // the second run comes from the cache where it can
-				code, got := get(t, f.front, "/api/v1/query_range", v)
-				require.Equal(t, http.StatusOK, code)
-				require.JSONEq(t, want, got)
-				require.Equal(t, strings.TrimSpace(want), strings.TrimSpace(got), "byte for byte")
-			}
-		})
-	}
-	require.Positive(t, metric(t, f.reg, "pharos_frontend_results_cache_steps_total", "hit"))
+	forEachBackend(t, func(t *testing.T, with func(frontend.Config) frontend.Config) {
+		f := newFixture(t, with(frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 3, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: time.Minute}))
+		f.load(t, t0, t0.Add(72*time.Hour))
+		for _, tc := range []struct {
+			q, step    string
+			start, end time.Time
+		}{
+			{`sum by (job) (rate(requests_total[5m]))`, "3600", t0.Add(time.Hour), t0.Add(70 * time.Hour)},
+			{`temperature`, "617", t0.Add(13 * time.Minute), t0.Add(50 * time.Hour)}, // unaligned step and start
+			{`histogram_quantile(0.9, rate(latency_seconds[10m]))`, "15m", t0, t0.Add(72 * time.Hour)},
+			{`latency_seconds`, "2h", t0.Add(23 * time.Hour), t0.Add(49 * time.Hour)},
+			{`max_over_time(temperature[1h:5m])`, "1800", t0, t0.Add(48 * time.Hour)},
+			{`temperature > 24`, "300", t0.Add(20 * time.Hour), t0.Add(28 * time.Hour)}, // series come and go across the split
+			{`vector(1)`, "60", t0.Add(23*time.Hour + 59*time.Minute), t0.Add(24*time.Hour + time.Minute)},
+		} {
+			t.Run(tc.q, func(t *testing.T) {
+				v := rangeParams(tc.q, tc.start, tc.end, tc.step)
+				wantCode, want := get(t, f.upstream, "/api/v1/query_range", v)
+				require.Equal(t, http.StatusOK, wantCode, want)
+				for range 2 { // the second run comes from the cache where it can
+					code, got := get(t, f.front, "/api/v1/query_range", v)
+					require.Equal(t, http.StatusOK, code)
+					require.JSONEq(t, want, got)
+					require.Equal(t, strings.TrimSpace(want), strings.TrimSpace(got), "byte for byte")
+				}
+			})
+		}
+		require.Positive(t, metric(t, f.reg, "pharos_frontend_results_cache_steps_total", "hit"))
+	})
 }
 
 func TestCacheAnswersRepeatsAndSeesNewSamples(t *testing.T) {
-	now := t0.Add(48*time.Hour + 30*time.Minute)
-	f := newFixture(t, frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 2, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: 10 * time.Minute})
-	f.front.SetClock(func() time.Time { return now })
-	f.load(t, t0, now.Add(-5*time.Minute))
-	v := rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
+	forEachBackend(t, func(t *testing.T, with func(frontend.Config) frontend.Config) {
+		now := t0.Add(48*time.Hour + 30*time.Minute)
+		f := newFixture(t, with(frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 2, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: 10 * time.Minute}))
+		f.front.SetClock(func() time.Time { return now })
+		f.load(t, t0, now.Add(-5*time.Minute))
+		v := rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
 
-	_, first := get(t, f.front, "/api/v1/query_range", v)
-	evaluated := metric(t, f.reg, "pharos_frontend_query_parts_evaluated_total", "")
-	_, second := get(t, f.front, "/api/v1/query_range", v)
-	require.Equal(t, first, second)
-	// Only the part within max_cache_freshness of now is evaluated again.
-	require.Equal(t, evaluated+1, metric(t, f.reg, "pharos_frontend_query_parts_evaluated_total", ""))
+		_, first := get(t, f.front, "/api/v1/query_range", v)
+		evaluated := metric(t, f.reg, "pharos_frontend_query_parts_evaluated_total", "")
+		_, second := get(t, f.front, "/api/v1/query_range", v)
+		require.Equal(t, first, second)
+		// Only the part within max_cache_freshness of now is evaluated again.
+		require.Equal(t, evaluated+1, metric(t, f.reg, "pharos_frontend_query_parts_evaluated_total", ""))
 
-	// Late samples within the freshness window are seen.
-	f.load(t, now.Add(-5*time.Minute), now.Add(time.Minute))
-	_, third := get(t, f.front, "/api/v1/query_range", v)
-	_, want := get(t, f.upstream, "/api/v1/query_range", v)
-	require.Equal(t, strings.TrimSpace(want), strings.TrimSpace(third))
-	require.NotEqual(t, second, third)
+		// Late samples within the freshness window are seen.
+		f.load(t, now.Add(-5*time.Minute), now.Add(time.Minute))
+		_, third := get(t, f.front, "/api/v1/query_range", v)
+		_, want := get(t, f.upstream, "/api/v1/query_range", v)
+		require.Equal(t, strings.TrimSpace(want), strings.TrimSpace(third))
+		require.NotEqual(t, second, third)
 
-	// A dashboard refresh a minute later reuses the extent.
-	now = now.Add(time.Minute)
-	v = rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
-	before := metric(t, f.reg, "pharos_frontend_results_cache_steps_total", "miss")
-	_, got := get(t, f.front, "/api/v1/query_range", v)
-	_, want = get(t, f.upstream, "/api/v1/query_range", v)
-	require.Equal(t, strings.TrimSpace(want), strings.TrimSpace(got))
-	require.LessOrEqual(t, metric(t, f.reg, "pharos_frontend_results_cache_steps_total", "miss")-before, 12.0, "only the fresh steps are evaluated")
+		// A dashboard refresh a minute later reuses the extent.
+		now = now.Add(time.Minute)
+		v = rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
+		before := metric(t, f.reg, "pharos_frontend_results_cache_steps_total", "miss")
+		_, got := get(t, f.front, "/api/v1/query_range", v)
+		_, want = get(t, f.upstream, "/api/v1/query_range", v)
+		require.Equal(t, strings.TrimSpace(want), strings.TrimSpace(got))
+		require.LessOrEqual(t, metric(t, f.reg, "pharos_frontend_results_cache_steps_total", "miss")-before, 12.0, "only the fresh steps are evaluated")
+	})
 }
 
 func TestErrorsAndRangeBoundsPassThrough(t *testing.T) {
@@ -234,77 +238,81 @@ func (q shardingQuerier) Select(ctx context.Context, sorted bool, hints *storage
 // The result cache is per tenant: a tenant never gets another's cached
 // answer to the same query.
 func TestCacheIsPerTenant(t *testing.T) {
-	cfg := frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 3, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: time.Minute}
-	a, b := newFixture(t, cfg), newFixture(t, cfg)
-	a.load(t, t0, t0.Add(72*time.Hour))
-	b.load(t, t0.Add(24*time.Hour), t0.Add(48*time.Hour))
-	// The upstream of each tenant is its own API, as the ingesters confine
-	// every read to the request's tenant.
-	byTenant := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch id, _ := tenant.FromContext(r.Context()); id {
-		case "a":
-			a.upstream.ServeHTTP(w, r)
-		case "b":
-			b.upstream.ServeHTTP(w, r)
-		default:
-			http.Error(w, "no tenant", http.StatusUnauthorized)
+	forEachBackend(t, func(t *testing.T, with func(frontend.Config) frontend.Config) {
+		cfg := with(frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 3, CacheResults: true, CacheMaxBytes: 64 << 20, MaxCacheFreshness: time.Minute})
+		a, b := newFixture(t, cfg), newFixture(t, cfg)
+		a.load(t, t0, t0.Add(72*time.Hour))
+		b.load(t, t0.Add(24*time.Hour), t0.Add(48*time.Hour))
+		// The upstream of each tenant is its own API, as the ingesters confine
+		// every read to the request's tenant.
+		byTenant := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch id, _ := tenant.FromContext(r.Context()); id {
+			case "a":
+				a.upstream.ServeHTTP(w, r)
+			case "b":
+				b.upstream.ServeHTTP(w, r)
+			default:
+				http.Error(w, "no tenant", http.StatusUnauthorized)
+			}
+		})
+		front := tenant.Resolver{Enabled: true}.Middleware(frontend.New(cfg, byTenant, slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
+		as := func(id string, v url.Values) (int, string) {
+			t.Helper()
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+v.Encode(), nil)
+			req.Header.Set(tenant.HeaderName, id)
+			rec := httptest.NewRecorder()
+			front.ServeHTTP(rec, req)
+			return rec.Code, rec.Body.String()
+		}
+		v := rangeParams(`sum(rate(requests_total[5m]))`, t0.Add(time.Hour), t0.Add(70*time.Hour), "3600")
+		_, wantA := get(t, a.upstream, "/api/v1/query_range", v)
+		_, wantB := get(t, b.upstream, "/api/v1/query_range", v)
+		require.NotEqual(t, wantA, wantB)
+		for range 2 { // the second round could come from the cache
+			for id, want := range map[string]string{"a": wantA, "b": wantB} {
+				code, got := as(id, v)
+				require.Equal(t, http.StatusOK, code, got)
+				require.JSONEq(t, want, got, id)
+			}
 		}
 	})
-	front := tenant.Resolver{Enabled: true}.Middleware(frontend.New(cfg, byTenant, slog.New(slog.DiscardHandler), prometheus.NewRegistry()))
-	as := func(id string, v url.Values) (int, string) {
-		t.Helper()
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+v.Encode(), nil)
-		req.Header.Set(tenant.HeaderName, id)
-		rec := httptest.NewRecorder()
-		front.ServeHTTP(rec, req)
-		return rec.Code, rec.Body.String()
-	}
-	v := rangeParams(`sum(rate(requests_total[5m]))`, t0.Add(time.Hour), t0.Add(70*time.Hour), "3600")
-	_, wantA := get(t, a.upstream, "/api/v1/query_range", v)
-	_, wantB := get(t, b.upstream, "/api/v1/query_range", v)
-	require.NotEqual(t, wantA, wantB)
-	for range 2 { // the second round could come from the cache
-		for id, want := range map[string]string{"a": wantA, "b": wantB} {
-			code, got := as(id, v)
-			require.Equal(t, http.StatusOK, code, got)
-			require.JSONEq(t, want, got, id)
-		}
-	}
 }
 
 // A backfill older than max_cache_freshness is not seen in a cached range
 // until results_cache_ttl has passed since its points were evaluated; an
 // extent grown by refreshes keeps the age of its oldest points.
 func TestCacheTTLBoundsStaleness(t *testing.T) {
-	now := t0.Add(48*time.Hour + 30*time.Minute)
-	f := newFixture(t, frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 2, CacheResults: true, CacheMaxBytes: 64 << 20,
-		MaxCacheFreshness: time.Minute, CacheTTL: 10 * time.Minute})
-	f.front.SetClock(func() time.Time { return now })
-	f.load(t, t0, now)
-	query := func() (got, want string) {
-		v := rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
-		_, got = get(t, f.front, "/api/v1/query_range", v)
-		_, want = get(t, f.upstream, "/api/v1/query_range", v)
-		return strings.TrimSpace(got), strings.TrimSpace(want)
-	}
-	got, want := query()
-	require.Equal(t, want, got)
+	forEachBackend(t, func(t *testing.T, with func(frontend.Config) frontend.Config) {
+		now := t0.Add(48*time.Hour + 30*time.Minute)
+		f := newFixture(t, with(frontend.Config{SplitInterval: 24 * time.Hour, MaxParallelism: 2, CacheResults: true, CacheMaxBytes: 64 << 20,
+			MaxCacheFreshness: time.Minute, CacheTTL: 10 * time.Minute}))
+		f.front.SetClock(func() time.Time { return now })
+		f.load(t, t0, now)
+		query := func() (got, want string) {
+			v := rangeParams(`sum by (job) (temperature)`, now.Add(-30*time.Hour), now, "60")
+			_, got = get(t, f.front, "/api/v1/query_range", v)
+			_, want = get(t, f.upstream, "/api/v1/query_range", v)
+			return strings.TrimSpace(got), strings.TrimSpace(want)
+		}
+		got, want := query()
+		require.Equal(t, want, got)
 
-	// A backfill an hour back: the cache does not see it...
-	app := f.db.AppenderV2(context.Background())
-	_, err := app.Append(0, labels.FromStrings("__name__", "temperature", "job", "backfill"), 0, now.Add(-time.Hour).UnixMilli(), 1, nil, nil, storage.AOptions{})
-	require.NoError(t, err)
-	require.NoError(t, app.Commit())
-	// ...through refreshes within the TTL, which grow the extent,
-	for range 3 {
-		now = now.Add(3 * time.Minute)
+		// A backfill an hour back: the cache does not see it...
+		app := f.db.AppenderV2(context.Background())
+		_, err := app.Append(0, labels.FromStrings("__name__", "temperature", "job", "backfill"), 0, now.Add(-time.Hour).UnixMilli(), 1, nil, nil, storage.AOptions{})
+		require.NoError(t, err)
+		require.NoError(t, app.Commit())
+		// ...through refreshes within the TTL, which grow the extent,
+		for range 3 {
+			now = now.Add(3 * time.Minute)
+			got, want = query()
+			require.NotEqual(t, want, got, "the cached range hides the backfill until the TTL")
+		}
+		// ...until its oldest points are older than the TTL.
+		expired := metric(t, f.reg, "pharos_frontend_results_cache_expired_total", "")
+		now = now.Add(2 * time.Minute)
 		got, want = query()
-		require.NotEqual(t, want, got, "the cached range hides the backfill until the TTL")
-	}
-	// ...until its oldest points are older than the TTL.
-	expired := metric(t, f.reg, "pharos_frontend_results_cache_expired_total", "")
-	now = now.Add(2 * time.Minute)
-	got, want = query()
-	require.Equal(t, want, got)
-	require.Greater(t, metric(t, f.reg, "pharos_frontend_results_cache_expired_total", ""), expired)
+		require.Equal(t, want, got)
+		require.Greater(t, metric(t, f.reg, "pharos_frontend_results_cache_expired_total", ""), expired)
+	})
 }
