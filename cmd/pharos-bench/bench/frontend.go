@@ -160,7 +160,7 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 	qr := &HTTPQuerier{Base: t.Base, Client: client}
 	uncached := c.Query
 	uncached.Uncached = true
-	run := func(q Query, end int64) (OneQuery, error) {
+	run := func(q Query, end int64, qcfg Config) (OneQuery, error) {
 		h0, m0, err := cacheSteps(ctx, t, client)
 		if err != nil {
 			return OneQuery{}, err
@@ -173,17 +173,17 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 		return OneQuery{Took: took, Series: len(ans), Digest: ans.digest(), Hits: h1 - h0, Misses: m1 - m0}, err
 	}
 	var err error
-	if c.Reference, err = run(uncached, c.EndMs); err != nil {
+	if c.Reference, err = run(uncached, c.EndMs, qcfg); err != nil {
 		return nil, err
 	}
 	c.CachedBefore = time.Now().Add(-MaxCacheFreshness).UnixMilli()
-	if c.Cold, err = run(c.Query, c.EndMs); err != nil {
+	if c.Cold, err = run(c.Query, c.EndMs, qcfg); err != nil {
 		return nil, err
 	}
 	c.WarmSame = true
 	deadline := time.Now().Add(cfg.QueryDuration)
 	for n := 0; ctx.Err() == nil && (n < 3 || time.Now().Before(deadline)); n++ {
-		w, err := run(c.Query, c.EndMs)
+		w, err := run(c.Query, c.EndMs, qcfg)
 		if err != nil {
 			c.WarmError = err
 			break
@@ -205,10 +205,10 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 	if c.Round.FirstErr != nil {
 		return nil, fmt.Errorf("write the extra round: %w", c.Round.FirstErr)
 	}
-	if c.After, err = run(c.Query, c.EndMs); err != nil {
+	if c.After, err = run(c.Query, c.EndMs, qcfg); err != nil {
 		return nil, err
 	}
-	if c.AfterReference, err = run(uncached, c.EndMs); err != nil {
+	if c.AfterReference, err = run(uncached, c.EndMs, qcfg); err != nil {
 		return nil, err
 	}
 	return c, c.liveCheck(ctx, cfg, qcfg, sink, round+1, run, uncached)
@@ -218,11 +218,17 @@ func CacheCheck(ctx context.Context, cfg Config, t *Target, client *http.Client,
 // at now − 2 intervals and now − 1 interval (later than every sample
 // so far, so the head takes them in order), and a query range that ends
 // at the first step after now. rate() needs both rounds inside its
-// window to give a value there.
+// window to give a value there. The query runs at twice the step of the
+// runs before it, so that it is cached on its own: the extents of those
+// runs are stale after the extra round by design, and the live ranges
+// overlap them when the harness's data clock runs close to now.
 func (c *CacheRun) liveCheck(ctx context.Context, cfg, qcfg Config, sink Sink, first int,
-	run func(Query, int64) (OneQuery, error), uncached Query,
+	runAt func(Query, int64, Config) (OneQuery, error), uncached Query,
 ) error {
+	qcfg.QueryStep *= 2
 	step, interval := qcfg.QueryStep.Milliseconds(), cfg.Interval.Milliseconds()
+	qcfg.QueryRange = time.Duration(qcfg.QueryRange.Milliseconds()/step*step) * time.Millisecond
+	run := func(q Query, end int64) (OneQuery, error) { return runAt(q, end, qcfg) }
 	now := time.Now().UnixMilli()
 	c.LiveEndMs = (now/step + 1) * step
 	c.LiveStartMs = c.LiveEndMs - qcfg.QueryRange.Milliseconds()

@@ -231,7 +231,7 @@ func reportCache(w io.Writer, pairs []Pair) {
 			fmtSpeedup(c.Cold.Took, c.After.Took))
 		one("after one more round, uncached (reference)", c.AfterReference, yesNo(c.AfterReference.Digest != c.Reference.Digest, "changed by the round", "unchanged by the round"), "-")
 		verdict := c.Verdict()
-		one(fmt.Sprintf("live: range ending now (%s to %s), cached, before two rounds at now", fmtMs(c.LiveStartMs), fmtMs(c.LiveEndMs)), c.LiveBefore, "", "-")
+		one(fmt.Sprintf("live: range ending now (%s to %s, twice the step), cached, before two rounds at now", fmtMs(c.LiveStartMs), fmtMs(c.LiveEndMs)), c.LiveBefore, "", "-")
 		one("live: cached, after them", c.LiveAfter, yesNo(c.LiveAfter.Digest == c.LiveAfterReference.Digest, "= uncached after them", "**differs from uncached after them**"), "-")
 		one("live: uncached after them (reference)", c.LiveAfterReference, yesNo(c.LiveAfterReference.Digest != c.LiveBefore.Digest, "changed by them", "unchanged by them"), "-")
 		if verdict == "stale" {
