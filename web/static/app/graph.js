@@ -156,6 +156,9 @@ function ExprInput({ value, onInput, onExecute, autoFocus }) {
   const [sel, setSel] = useState(-1);
   const [ctx, setCtx] = useState(null);
   const seq = useRef(0);
+  // The list closes a moment after the box loses focus, so that a click on
+  // an item still lands; coming back before then keeps it open.
+  const blurTimer = useRef(0);
 
   useEffect(() => {
     if (autoFocus && ref.current && !value) ref.current.focus();
@@ -231,8 +234,9 @@ function ExprInput({ value, onInput, onExecute, autoFocus }) {
       aria-label="expression" aria-autocomplete="list" aria-expanded=${items.length > 0}
       onInput=${(e) => { onInput(e.target.value); suggest(e.target.value, e.target.selectionStart); }}
       onKeyDown=${onKeyDown}
-      onBlur=${() => setTimeout(close, 150)} />
-    ${items.length > 0 && html`<ul class="completions" role="listbox">
+      onBlur=${() => { blurTimer.current = setTimeout(close, 150); }}
+      onFocus=${() => clearTimeout(blurTimer.current)} />
+    ${items.length > 0 && html`<ul class="completions" role="listbox" data-word=${ctx ? ctx.word : ''}>
       ${items.map((it, i) => html`<li key=${it.kind + it.text} role="option" aria-selected=${i === sel}
           class=${i === sel ? 'selected' : ''}
           onMouseDown=${(e) => { e.preventDefault(); accept(it); }}>

@@ -14,6 +14,9 @@ before(async () => {
   pharos = await startPharos();
   browser = await launch();
   for (let i = 0; i < 3; i++) write(pharos.url, `ui_pushed{env="dev",node="n${i}"}`, 40 + i);
+  // The rule pages need a ruler leader, elected a moment after /-/ready;
+  // until then the API answers 503, which the pages would show.
+  await poll(async () => (await fetch(`${pharos.url}/api/v1/rules`)).ok, { what: 'a ruler leader' });
 });
 
 // nodesScraped waits for the exporter's three nodes (shown by the alerts
@@ -91,7 +94,9 @@ test('graph: kube_node_info and count(kube_node_info) in table and graph', async
   // Functions complete with their parentheses, label names inside braces.
   await expr.fill('');
   await expr.pressSequentially('cou');
-  await page.locator('.completions li', { hasText: 'count_over_time' }).first().waitFor();
+  // The list for the last keystroke's word: one for an earlier word may be
+  // on screen still, and the later one resets the selection when it comes.
+  await page.locator('.completions[data-word="cou"] li', { hasText: 'count_over_time' }).first().waitFor();
   await expr.press('ArrowDown');
   await expr.press('Enter');
   assert.equal(await expr.inputValue(), 'count()');
@@ -161,9 +166,9 @@ test('graph: several panels, Ctrl+Enter, stacked, pushed series', async () => {
   await page.locator('.panel').nth(1).getByRole('tab', { name: 'Graph' }).click();
   await page.locator('.panel').nth(1).locator('input[type="checkbox"]').check();
   await page.locator('.panel').nth(1).locator('.chart canvas').waitFor();
-  const u = new URL(page.url());
-  assert.equal(u.searchParams.get('g1.expr'), 'sum(ui_pushed)');
-  assert.equal(u.searchParams.get('g1.display_mode'), 'stacked');
+  // The URL follows the panel's state after it renders.
+  await poll(async () => new URL(page.url()).searchParams.get('g1.display_mode') === 'stacked', { what: 'g1.display_mode=stacked in the URL' });
+  assert.equal(new URL(page.url()).searchParams.get('g1.expr'), 'sum(ui_pushed)');
   await screenshot(page, 'graph-two-panels');
   assert.deepEqual(problems, []);
   await close();
@@ -203,7 +208,7 @@ test('status: build, runtime, TSDB and flags; dark theme', async () => {
   await screenshot(page, 'status-dark');
   // The theme button cycles auto → light → dark.
   await page.locator('button.theme').click();
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'light');
+  await poll(async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === 'light', { what: 'the light theme' });
   await screenshot(page, 'status-light');
   assert.deepEqual(problems, []);
   await close();
@@ -328,9 +333,11 @@ test('graph renders 1000 series × 1 day in under a second', async () => {
   // Only one page of the legend is in the DOM.
   assert.ok((await page.locator('.legend li').count()) <= 50);
   // Hovering names the nearest series.
-  const box = await page.locator('.chart .u-over').boundingBox();
   let dx = 0;
   await poll(async () => {
+    // Asked each time: the chart may still be redrawn for the theme.
+    const box = await page.locator('.chart .u-over').boundingBox();
+    if (!box) return false;
     dx += 7;
     await page.mouse.move(box.x + box.width / 2 + dx, box.y + box.height / 2);
     return page.locator('.chart-tip:not([hidden]) .tip-series').isVisible();
