@@ -17,11 +17,34 @@ export class APIError extends Error {
   }
 }
 
+// The tenant the UI reads as in a multi-tenant cluster (-multitenancy.enabled),
+// sent as X-Scope-OrgID with every API call, as Grafana's data source sends
+// it; kept in localStorage, none by default. The header names a tenant, it
+// does not prove one: authentication belongs to the proxy in front.
+const tenantKey = 'pharos.tenant';
+export const tenantHeader = 'X-Scope-OrgID';
+export function currentTenant() {
+  return localStorage.getItem(tenantKey) || '';
+}
+export function setTenant(id) {
+  if (id) localStorage.setItem(tenantKey, id);
+  else localStorage.removeItem(tenantKey);
+}
+
 // fetchJSON returns the decoded body of a JSON endpoint; a non-2xx answer
-// becomes an APIError with the server's message when it sent one.
+// becomes an APIError with the server's message when it sent one. A 401
+// for want of a tenant also raises the 'pharos-tenant-needed' event, on
+// which the top bar asks for one.
 export async function fetchJSON(url, init = {}) {
-  const resp = await fetch(url, { headers: { Accept: 'application/json' }, ...init });
+  const headers = { Accept: 'application/json', ...(init.headers || {}) };
+  const tenant = currentTenant();
+  if (tenant) headers[tenantHeader] = tenant;
+  const resp = await fetch(url, { ...init, headers });
   const text = await resp.text();
+  if (resp.status === 401 && /^no tenant/.test(text)) {
+    window.dispatchEvent(new Event('pharos-tenant-needed'));
+    throw new APIError(`This cluster keeps tenants apart: choose the tenant to read as at the top right (the server said: ${text.trim()})`, 401, 'tenant');
+  }
   let body;
   try {
     body = text ? JSON.parse(text) : null;

@@ -1,7 +1,7 @@
 // The UI's entry point: navigation bar, theme, and a router that picks the
 // page from location.pathname (the server answers every page path with the
 // same HTML).
-import { html, render, useState, useEffect } from './lib.js';
+import { html, render, useState, useEffect, currentTenant, setTenant, tenantHeader } from './lib.js';
 import { GraphPage } from './graph.js';
 import { AlertsPage } from './alerts.js';
 import { TargetsPage } from './targets.js';
@@ -80,6 +80,7 @@ function App() {
         ${routes.map((r) => html`<a href=${r.path} key=${r.path} class=${route === r ? 'active' : ''}
             aria-current=${route === r ? 'page' : undefined} onClick=${(e) => onNav(e, r)}>${r.title}</a>`)}
       </nav>
+      <${Tenant} />
       <button type="button" class="theme" onClick=${() => setTheme(nextTheme)}
         title=${`Theme: ${theme} (switch to ${nextTheme})`} aria-label=${`theme ${theme}, switch to ${nextTheme}`}>
         ${{ auto: '◐', light: '☀', dark: '☾' }[theme]} ${theme}
@@ -88,6 +89,36 @@ function App() {
     <main id="main">
       ${Page ? html`<${Page} key=${route.path} />` : html`<section class="page"><h1>Not found</h1><p>No page at ${location.pathname}.</p></section>`}
     </main>`;
+}
+
+// Tenant shows the tenant the UI reads as, once one is set or a call was
+// refused for want of one; a new one reloads the page, so that every view
+// reads again as that tenant.
+function Tenant() {
+  const tenant = currentTenant();
+  const [needed, setNeeded] = useState(false);
+  const [editing, setEditing] = useState(false);
+  useEffect(() => {
+    const on = () => setNeeded(true);
+    window.addEventListener('pharos-tenant-needed', on);
+    return () => window.removeEventListener('pharos-tenant-needed', on);
+  }, []);
+  if (!tenant && !needed) return null;
+  if (tenant && !editing) {
+    return html`<button type="button" class="tenant" onClick=${() => setEditing(true)}
+      title=${`Reading as tenant ${tenant} (${tenantHeader}); click to change`}>tenant: ${tenant}</button>`;
+  }
+  const submit = (e) => {
+    e.preventDefault();
+    setTenant(new FormData(e.target).get('tenant').trim());
+    location.reload();
+  };
+  return html`
+    <form class=${'tenant-form' + (tenant ? '' : ' needed')} onSubmit=${submit}>
+      <input name="tenant" aria-label="tenant" placeholder="tenant" value=${tenant} autofocus
+        title=${`The tenant to read as, sent as ${tenantHeader}; empty for none`} />
+      <button type="submit">use</button>
+    </form>`;
 }
 
 applyTheme(localStorage.getItem(themeKey) || 'auto');

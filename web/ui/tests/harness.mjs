@@ -89,8 +89,8 @@ function configYAML({ httpPort, exporterPort, deadPort, rules }) {
 
 // startPharos runs the binary until it answers /-/ready, with the
 // tutorial's firing rules (count(kube_node_info) > 0, for: 1m) evaluated
-// every second by its ruler.
-export async function startPharos() {
+// every second by its ruler; opts.args are more flags.
+export async function startPharos(opts = {}) {
   const bin = process.env.PHAROS_BIN;
   if (!bin || !existsSync(bin)) throw new Error('PHAROS_BIN must name a built pharos binary (see run-browser-tests.sh)');
   const dir = mkdtempSync(join(tmpdir(), 'pharos-ui-'));
@@ -111,6 +111,7 @@ export async function startPharos() {
     '-ring.heartbeat=1s',
     // The graph's rendering test backfills a day of samples.
     '-storage.out-of-order-window=2d',
+    ...(opts.args || []),
   ];
   const node = await runPharos(bin, args, `http://127.0.0.1:${ports.http}`);
   const stop = async () => {
@@ -251,8 +252,9 @@ export async function screenshot(page, name) {
 // remoteWrite sends series through remote write 1.0 without any npm
 // package: a hand-encoded prompb.WriteRequest in a snappy block made of
 // one literal (valid snappy, just not compressed). series is a list of
-// { labels: {name: value}, samples: [[ms, value], ...] }.
-export async function remoteWrite(url, series) {
+// { labels: {name: value}, samples: [[ms, value], ...] }; headers are
+// added to the request's (X-Scope-OrgID, say).
+export async function remoteWrite(url, series, headers = {}) {
   const out = [];
   const varint = (buf, n) => {
     let v = BigInt(n);
@@ -289,7 +291,7 @@ export async function remoteWrite(url, series) {
   const resp = await fetch(url + '/api/v1/write', {
     method: 'POST',
     body,
-    headers: { 'Content-Type': 'application/x-protobuf', 'Content-Encoding': 'snappy', 'X-Prometheus-Remote-Write-Version': '0.1.0' },
+    headers: { 'Content-Type': 'application/x-protobuf', 'Content-Encoding': 'snappy', 'X-Prometheus-Remote-Write-Version': '0.1.0', ...headers },
   });
   if (!resp.ok) throw new Error(`remote write: ${resp.status} ${await resp.text()}`);
 }
