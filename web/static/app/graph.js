@@ -120,12 +120,25 @@ export function GraphPage() {
 // Panel holds one expression and its result. Queries run only on Execute
 // (or when a link arrives with an expression), not on every keystroke.
 function Panel({ idx, panel, onChange, onRemove }) {
-  const [draft, setDraft] = useState(panel.expr);
+  const [draft, setDraftState] = useState(panel.expr);
+  // Execute reads the draft from a ref: a key pressed right after typing
+  // may come before the render that would give it the new text.
+  const draftRef = useRef(panel.expr);
+  const setDraft = (v) => { draftRef.current = v; setDraftState(v); };
   // executed bumps on every Execute, so the same expression re-runs.
   const [executed, setExecuted] = useState(panel.expr ? 1 : 0);
-  useEffect(() => setDraft(panel.expr), [panel.expr]);
+  // The draft follows panel.expr when it changes from outside (the URL, on
+  // back and forward), not when it is what this panel executed: that
+  // effect runs a frame later, and would take back what was typed since.
+  const ownExpr = useRef(panel.expr);
+  useEffect(() => {
+    if (panel.expr === ownExpr.current) return;
+    ownExpr.current = panel.expr;
+    setDraft(panel.expr);
+  }, [panel.expr]);
   const execute = () => {
-    onChange({ expr: draft });
+    ownExpr.current = draftRef.current;
+    onChange({ expr: draftRef.current });
     setExecuted((n) => n + 1);
   };
   const tabs = [['table', 'Table'], ['graph', 'Graph']];
