@@ -222,7 +222,12 @@ function ExprInput({ value, onInput, onExecute, autoFocus }) {
     const pos = before.length - wordLen + insert.length + caretShift;
     onInput(next);
     close();
-    requestAnimationFrame(() => { el.focus(); el.setSelectionRange(pos, pos); });
+    // The text and caret are set now, not a frame later: a later caret
+    // would collapse a selection made since (a select-all before Delete)
+    // and the Delete would then remove one character.
+    el.value = next;
+    el.focus();
+    el.setSelectionRange(pos, pos);
   };
 
   const onKeyDown = (e) => {
