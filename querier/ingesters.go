@@ -94,15 +94,18 @@ type budget struct {
 	standby int // the next of set.Standby to hand out
 }
 
-// takeStandby returns the next standby not yet asked, or nil.
-func (b *budget) takeStandby() *Ingester {
+// replace hands out the next standby to ask in place of ing, whose
+// failure (err, of method) the budget tolerated, or nil when none is left;
+// and the warning the answer carries for the failure either way.
+func (b *budget) replace(ing *Ingester, method string, err error) (*Ingester, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.fatal != nil || b.standby >= len(b.set.Standby) {
-		return nil
+		return nil, toleratedWarning(ing, method, err)
 	}
 	b.standby++
-	return &b.set.Standby[b.standby-1]
+	next := &b.set.Standby[b.standby-1]
+	return next, replacedWarning(ing, next, method, err)
 }
 
 // fail records ing's failure. It returns nil while the failures fit the
@@ -226,12 +229,8 @@ func fanOutUnary[T any](ctx context.Context, q *Queryable, set *ReadSet, method 
 				cancel()
 				return
 			}
-			next := b.takeStandby()
-			if next == nil {
-				warns[i] = append(warns[i], toleratedWarning(ing, method, err))
-			} else {
-				warns[i] = append(warns[i], replacedWarning(ing, next, method, err))
-			}
+			next, warning := b.replace(ing, method, err)
+			warns[i] = append(warns[i], warning)
 			ing = next
 		}
 	}

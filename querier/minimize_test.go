@@ -88,25 +88,14 @@ func selectChecked(t *testing.T, q storage.Queryable, hints *storage.SelectHints
 	require.NoError(t, err)
 	defer qr.Close()
 	ss := qr.Select(context.Background(), true, hints, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
-	i := 0
-	for ss.Next() {
-		s := ss.At()
-		require.Less(t, i, len(series), "more series than written")
-		require.Equal(t, series[i].String(), s.Labels().String(), "series %d", i)
+	order, got := readSeries(t, ss)
+	require.Len(t, order, len(series))
+	for i, ls := range order {
+		require.Equal(t, series[i].String(), ls.String(), "series %d", i)
 		if hints == nil {
-			var got []sample
-			it := s.Iterator(nil)
-			for it.Next() != 0 {
-				ts, v := it.At()
-				got = append(got, sample{ts, v})
-			}
-			require.NoError(t, it.Err())
-			require.Equal(t, samples, got, series[i].String())
+			require.Equal(t, samples, got[ls.String()], ls.String())
 		}
-		i++
 	}
-	require.NoError(t, ss.Err())
-	require.Equal(t, len(series), i)
 	var warns []string
 	for _, w := range ss.Warnings().AsErrors() {
 		warns = append(warns, w.Error())

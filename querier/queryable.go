@@ -378,29 +378,29 @@ type fanout struct {
 	use    *usage
 }
 
-// fail turns a stream's err into the error its set reports: nil (and a
-// warning) while the failures fit the budget.
-func (f *fanout) fail(ing *Ingester, method string, err error) (setErr, warning error) {
+// fail turns a stream's err into the error its set reports: nil while the
+// failures fit the budget (budget.replace then says what the answer warns).
+func (f *fanout) fail(ing *Ingester, method string, err error) error {
 	f.budget.mu.Lock()
 	fatal := f.budget.fatal
 	f.budget.mu.Unlock()
 	if fatal != nil {
-		return fatal, nil
+		return fatal
 	}
 	if le := (*LimitError)(nil); errors.As(err, &le) {
 		f.budget.setFatal(err)
 		f.cancel()
-		return err, nil
+		return err
 	}
 	if ctxErr := contextError(f.ctx); ctxErr != nil {
 		// The query was cancelled or timed out, or the querier closed.
-		return ctxErr, nil
+		return ctxErr
 	}
 	if fatal := f.budget.fail(ing, method, err); fatal != nil {
 		f.cancel()
-		return fatal, nil
+		return fatal
 	}
-	return nil, toleratedWarning(ing, method, err)
+	return nil
 }
 
 // clientName names an ingester in errors: its address when the client knows

@@ -52,11 +52,11 @@ type streamSet struct {
 	err     error
 	skipped []error
 	holding bool // whether the producer holds a concurrency slot
-	// sent says whether a series went to the consumer, last which one;
-	// resuming, that a standby's stream has yet to pass it. The
+	// last is the last series sent to the consumer (empty before the
+	// first); resuming, that a standby's stream has yet to pass it. The
 	// producer's, like ing.
-	sent, resuming bool
-	last           labels.Labels
+	last     labels.Labels
+	resuming bool
 
 	pending  []series
 	cur      *series
@@ -75,7 +75,7 @@ func newStreamSet(f *fanout, ing *Ingester, samples bool, mint, maxt int64) *str
 // never be read.
 func (s *streamSet) send(ctx context.Context, b batch) bool {
 	if n := len(b.series); n > 0 {
-		s.sent, s.last = true, b.series[n-1].lset
+		s.last = b.series[n-1].lset
 	}
 	select {
 	case s.ch <- b:
@@ -129,18 +129,16 @@ func (s *streamSet) run(ctx context.Context, q *Queryable, method, what string, 
 		if err == nil {
 			return
 		}
-		setErr, warning := s.f.fail(s.ing, what, err)
-		if setErr != nil {
+		if setErr := s.f.fail(s.ing, what, err); setErr != nil {
 			s.err = setErr
 			return
 		}
-		next := s.f.budget.takeStandby()
+		next, warning := s.f.budget.replace(s.ing, what, err)
+		s.skipped = append(s.skipped, warning)
 		if next == nil {
-			s.skipped = append(s.skipped, warning)
 			return
 		}
-		s.skipped = append(s.skipped, replacedWarning(s.ing, next, what, err))
-		s.ing, s.resuming = next, s.sent
+		s.ing, s.resuming = next, !s.last.IsEmpty()
 	}
 }
 

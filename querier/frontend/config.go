@@ -111,10 +111,11 @@ func (c *Config) Validate() error {
 }
 
 func (c *MemcachedConfig) validate() error {
-	if len(splitAddresses(c.Addresses)) == 0 {
+	addrs := splitAddresses(c.Addresses)
+	if len(addrs) == 0 {
 		return errors.New("results_cache_memcached.addresses: needed by results_cache_backend memcached")
 	}
-	for _, a := range splitAddresses(c.Addresses) {
+	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(strings.TrimPrefix(a, "dns+")); err != nil {
 			return fmt.Errorf("results_cache_memcached.addresses: %q: %w", a, err)
 		}

@@ -28,6 +28,13 @@ async function query(page, expr) {
   await box.press('Enter');
 }
 
+// showsTeam queries ui_tenant_metric and requires the one series of team.
+async function showsTeam(page, team) {
+  await query(page, 'ui_tenant_metric');
+  await poll(async () => (await page.locator('.result-table tbody tr').count()) === 1, { what: `team-${team}'s series` });
+  assert.match(await page.locator('.result-table').innerText(), new RegExp(`team="${team}"`));
+}
+
 test('multi-tenant: the UI asks for a tenant, then reads as it', async () => {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await ctx.newPage();
@@ -46,9 +53,7 @@ test('multi-tenant: the UI asks for a tenant, then reads as it', async () => {
   await input.fill('team-a');
   await input.press('Enter');
   await page.locator('button.tenant', { hasText: 'tenant: team-a' }).waitFor();
-  await query(page, 'ui_tenant_metric');
-  await poll(async () => (await page.locator('.result-table tbody tr').count()) === 1, { what: "team-a's series" });
-  assert.match(await page.locator('.result-table').innerText(), /team="a"/);
+  await showsTeam(page, 'a');
   assert.doesNotMatch(await page.locator('.result-table').innerText(), /team="b"/);
   await screenshot(page, 'tenant-2-team-a');
 
@@ -66,9 +71,7 @@ test('multi-tenant: the UI asks for a tenant, then reads as it', async () => {
   await again.fill('team-b');
   await again.press('Enter');
   await page.locator('button.tenant', { hasText: 'tenant: team-b' }).waitFor();
-  await query(page, 'ui_tenant_metric');
-  await poll(async () => (await page.locator('.result-table tbody tr').count()) === 1, { what: "team-b's series" });
-  assert.match(await page.locator('.result-table').innerText(), /team="b"/);
+  await showsTeam(page, 'b');
   await screenshot(page, 'tenant-3-team-b');
 
   // The only console errors are the browser's notes of the refused calls
