@@ -148,6 +148,12 @@ func (w *writer) encode(ts int64) []byte {
 func (w *writer) send(body []byte) bool {
 	backoff := 30 * time.Millisecond
 	var giveUp time.Time
+	stop := w.stop
+	select {
+	case <-stop:
+		stop, giveUp = nil, time.Now().Add(time.Minute)
+	default:
+	}
 	for {
 		w.mu.Lock()
 		w.attempts++
@@ -179,20 +185,26 @@ func (w *writer) send(body []byte) bool {
 		w.retries++
 		w.lastError = fmt.Sprintf("%d %s", status, msg[:min(len(msg), 160)])
 		w.mu.Unlock()
-		select {
-		case <-w.stop:
-			if giveUp.IsZero() {
-				giveUp = time.Now().Add(time.Minute)
-			}
-			if time.Now().After(giveUp) {
-				w.mu.Lock()
-				w.dropped = append(w.dropped, "not acknowledged a minute after stop: "+msg)
-				w.mu.Unlock()
-				return false
-			}
-		default:
+		if !giveUp.IsZero() && !time.Now().Before(giveUp) {
+			w.mu.Lock()
+			w.dropped = append(w.dropped, "not acknowledged a minute after stop: "+msg)
+			w.mu.Unlock()
+			return false
 		}
-		time.Sleep(backoff)
+		wait := backoff
+		if !giveUp.IsZero() {
+			wait = min(wait, time.Until(giveUp))
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-stop:
+			// A stop cuts the backoff short: the batch in hand gets one
+			// more try now, then a minute of backoff-paced tries. stop is
+			// nil from here on, so a closed channel does not spin the loop.
+			timer.Stop()
+			stop, giveUp = nil, time.Now().Add(time.Minute)
+		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
