@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,6 +51,7 @@ var valuesCases = []valuesCase{
 	{name: "single", file: "pharos/ci/single-values.yaml"},
 	{name: "single-ha", file: "pharos/ci/single-values.yaml", set: []string{"single.replicas=3"}},
 	{name: "prometheus-yml", file: "testdata/prometheus-yml-values.yaml"},
+	{name: "results-cache", file: "pharos/ci/results-cache-values.yaml"},
 }
 
 // addSecrets adds v's Secrets to m, as if they were in the cluster
@@ -294,6 +296,7 @@ func TestChartObjectsAndInvariants(t *testing.T) {
 			checkServices(t, m)
 			checkRBAC(t, m)
 			checkIngress(t, m)
+			checkResultsCache(t, m)
 			if single {
 				checkSingle(t, m, v)
 			} else {
@@ -309,6 +312,58 @@ func TestChartObjectsAndInvariants(t *testing.T) {
 				require.Contains(t, m.configMaps[release+"-rules"].Data, "alerts", "serverFiles.alerts is a rule file")
 			}
 		})
+	}
+}
+
+// frontendConfig is the rendered query_frontend section.
+type frontendConfig struct {
+	QueryShards  int    `json:"query_sharding_total_shards"`
+	CacheResults bool   `json:"cache_results"`
+	Backend      string `json:"results_cache_backend"`
+	Memcached    struct {
+		Addresses   string `json:"addresses"`
+		MaxItemSize int    `json:"max_item_size"`
+	} `json:"results_cache_memcached"`
+}
+
+func renderedFrontend(t *testing.T, m *manifests) frontendConfig {
+	t.Helper()
+	var cfg struct {
+		QueryFrontend frontendConfig `json:"query_frontend"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(pharosConfig(t, m)), &cfg))
+	return cfg.QueryFrontend
+}
+
+// checkResultsCache: a memcached results cache names servers that exist.
+// With no addresses in the values the chart runs memcached itself: its
+// headless Service is what the frontends resolve, on the port memcached
+// listens on, and memcached takes items as large as the frontends send.
+func checkResultsCache(t *testing.T, m *manifests) {
+	fe := renderedFrontend(t, m)
+	sts, own := m.statefulSets[release+"-results-cache"]
+	if fe.Backend != "memcached" {
+		require.False(t, own, "memcached runs only for backend memcached")
+		return
+	}
+	if !strings.HasPrefix(fe.Memcached.Addresses, "dns+"+release+"-results-cache.") {
+		require.False(t, own, "servers named in the values: the chart runs none")
+		return
+	}
+	require.True(t, own, "backend memcached without addresses: the chart's own memcached")
+	require.Equal(t, "dns+"+release+"-results-cache."+namespace+".svc:11211", fe.Memcached.Addresses)
+	svc := m.services[release+"-results-cache"]
+	require.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP, "headless: dns+ resolves every server")
+	require.Equal(t, int32(11211), svc.Spec.Ports[0].Port)
+	c := sts.Spec.Template.Spec.Containers[0]
+	i := slices.Index(c.Args, "-I")
+	require.GreaterOrEqual(t, i, 0, "memcached's item size is set: %v", c.Args)
+	kib, err := strconv.Atoi(strings.TrimSuffix(c.Args[i+1], "k"))
+	require.NoError(t, err, c.Args[i+1])
+	require.Greater(t, kib*1024, fe.Memcached.MaxItemSize, "memcached must take the largest value a frontend sends, key and header included")
+	require.Zero(t, kib%512, "memcached refuses an -I that is not a multiple of its 512 KiB slab chunk")
+	for _, w := range m.pharosWorkloads() {
+		require.False(t, selects(t, sts.Spec.Selector, w.pod.Labels), "the memcached StatefulSet must not select Pharos pods (%s)", w.name)
 	}
 }
 
@@ -631,6 +686,11 @@ func TestChartRejectsWrongValues(t *testing.T) {
 		{"unknown mode", []string{"--set", "mode=cluster"}, "at '/mode': value must be one of 'distributed', 'single'"},
 		{"misspelt top-level key", []string{"--set", "ingesters.replicas=6"}, "additional properties 'ingesters' not allowed"},
 		{"zero rulers", []string{"--set", "ruler.replicas=0"}, "/ruler/replicas"},
+		{"unknown results cache backend", []string{"--set", "queryFrontend.resultsCache.backend=redis"}, "at '/queryFrontend/resultsCache/backend': value must be one of 'inmemory', 'memcached'"},
+		{"memcached address without port", []string{"--set", "queryFrontend.resultsCache.memcached.addresses={memcached.cache.svc}"}, "/queryFrontend/resultsCache/memcached/addresses/0"},
+		{"split interval not a duration", []string{"--set", "queryFrontend.splitQueriesByInterval=1d"}, "/queryFrontend/splitQueriesByInterval"},
+		{"memcached item limit above half its memory", []string{"--set", "queryFrontend.resultsCache.backend=memcached", "--set", "queryFrontend.resultsCache.memcached.server.memoryMiB=64", "--set", "queryFrontend.resultsCache.memcached.maxItemSize=33554432"},
+			"queryFrontend.resultsCache.memcached.maxItemSize (33554432) needs an item limit of 33280 KiB, more than half of queryFrontend.resultsCache.memcached.server.memoryMiB (64)"},
 		{"replication factor zero", []string{"--set", "ring.replicationFactor=0"}, "at '/ring/replicationFactor': minimum: got 0, want 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -675,6 +735,8 @@ func TestChartVariants(t *testing.T) {
 		{name: "cluster domain and autoscaling", set: []string{"clusterDomain=cluster.local", "distributor.autoscaling.enabled=true", "querier.autoscaling.enabled=true"}},
 		{name: "single without persistence", set: []string{"mode=single", "single.persistence.enabled=false"}},
 		{name: "tls and gossip key", set: []string{"security.tls.secretName=" + tlsSecret, "security.gossipKey.secretName=" + gossipSecret}},
+		{name: "memcached servers named", set: []string{"queryFrontend.resultsCache.backend=memcached", "queryFrontend.resultsCache.memcached.addresses={dns+memcached.cache.svc:11211,10.1.2.3:11211}"}},
+		{name: "single with the chart's memcached", set: []string{"mode=single", "queryFrontend.resultsCache.backend=memcached"}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			m := decodeStrict(t, renderChart(t, v))
@@ -758,6 +820,15 @@ func TestChartVariants(t *testing.T) {
 					require.Equal(t, tlsServerName, peer["server_name"], name)
 				}
 				require.Equal(t, "/etc/pharos/gossip/gossip.key", cfg.Memberlist.EncryptionKeyFile)
+			case "memcached servers named":
+				checkResultsCache(t, m)
+				require.NotContains(t, m.statefulSets, release+"-results-cache", "servers named: the chart runs none")
+				fe := renderedFrontend(t, m)
+				require.Equal(t, "memcached", fe.Backend)
+				require.Equal(t, "dns+memcached.cache.svc:11211,10.1.2.3:11211", fe.Memcached.Addresses)
+			case "single with the chart's memcached":
+				checkResultsCache(t, m)
+				require.Contains(t, m.statefulSets, release+"-results-cache")
 			case "no persistence", "single without persistence":
 				for _, s := range m.statefulSets {
 					require.Empty(t, s.Spec.VolumeClaimTemplates, s.Name)

@@ -1,6 +1,7 @@
 package helm_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -109,6 +111,8 @@ func TestRenderedClusterRuns(t *testing.T) {
 		secured(t, valuesCase{name: "tls", set: small}),
 		// One ingester per zone: every series needs all three zones.
 		{name: "zone-aware", file: "pharos/ci/zone-aware-values.yaml", set: append([]string{"ingester.replicas=3", "ruler.replicas=3"}, small...)},
+		// Two queriers sharing the chart's own memcached as results cache.
+		{name: "results-cache", set: append(slices.Clone(small), "querier.replicas=2", "queryFrontend.resultsCache.backend=memcached")},
 	} {
 		t.Run(v.name, func(t *testing.T) { runRenderedCluster(t, v) })
 	}
@@ -119,13 +123,24 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 
 	// A loopback /24 of its own, so that concurrent runs do not collide.
 	subnet := fmt.Sprintf("127.%d.%d", 1+rand.IntN(254), 1+rand.IntN(254))
-	var pods []*pod
-	for _, w := range m.pharosWorkloads() {
+	var pods, caches []*pod
+	for _, w := range m.workloads() {
 		for i := range int(w.replicas) {
-			pods = append(pods, &pod{name: fmt.Sprintf("%s-%d", w.name, i), ip: fmt.Sprintf("%s.%d", subnet, len(pods)+1), w: w})
+			p := &pod{name: fmt.Sprintf("%s-%d", w.name, i), ip: fmt.Sprintf("%s.%d", subnet, len(pods)+len(caches)+1), w: w}
+			switch w.pod.Labels["app.kubernetes.io/name"] {
+			case "pharos":
+				pods = append(pods, p)
+			case "memcached":
+				caches = append(caches, p)
+			}
 		}
 	}
-	require.Len(t, pods, 12)
+	wantPods := 12
+	if v.name == "results-cache" {
+		wantPods = 13
+		require.Len(t, caches, 1, "the chart's memcached")
+	}
+	require.Len(t, pods, wantPods)
 
 	// The scrape section and a rule file, as a user would set them.
 	var targets []string
@@ -138,7 +153,10 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 
 	v.addSecrets(m)
 
-	resolvConf := "nameserver " + clusterDNS(t, subnet+".253", dnsRecords(t, m, pods)) + "\n"
+	resolvConf := "nameserver " + clusterDNS(t, subnet+".253", dnsRecords(t, m, append(slices.Clone(pods), caches...))) + "\n"
+	for _, c := range caches {
+		startMemcached(t, c)
+	}
 	for _, p := range pods {
 		p.root = emptyRoot(t, m, p.w)
 		require.NoError(t, os.MkdirAll(filepath.Join(p.root, "etc"), 0o755))
@@ -188,8 +206,11 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 	querier := byComponent["querier"][0]
 	require.Eventually(t, func() bool {
 		code, body := get(querier.ip+":9090", "/api/v1/query?query="+url.QueryEscape(`count(up{job="pharos"} == 1)`))
-		return code == http.StatusOK && strings.Contains(body, `"12"`)
-	}, 90*time.Second, 500*time.Millisecond, "the querier does not see all twelve pods scraped")
+		return code == http.StatusOK && strings.Contains(body, fmt.Sprintf(`"%d"`, len(pods)))
+	}, 90*time.Second, 500*time.Millisecond, "the querier does not see all %d pods scraped", len(pods))
+	if len(caches) > 0 {
+		checkSharedResultsCache(t, byComponent["querier"], caches[0])
+	}
 
 	// Every ruler answers the alerts API, a follower by forwarding to the
 	// evaluating one: the Ingress may send /api/v1/alerts to any of them.
@@ -246,6 +267,113 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 	ing.start(t)
 	waitReady(ing)
 	require.Contains(t, ing.logs.String(), "rejoined=true", "the restarted ingester took its old ring entry back")
+}
+
+// startMemcached runs a memcached pod of the chart as a memcached process
+// with the container's arguments, listening on the pod's address. Without
+// the binary the test is skipped, unless PHAROS_REQUIRE_MEMCACHED is set
+// (.ci/run installs it and sets it).
+func startMemcached(t *testing.T, p *pod) {
+	t.Helper()
+	bin, err := exec.LookPath("memcached")
+	if err != nil {
+		if os.Getenv("PHAROS_REQUIRE_MEMCACHED") != "" {
+			t.Fatalf("memcached: %v", err)
+		}
+		t.Skip("memcached is not installed (apt-get install memcached)")
+	}
+	c := p.w.pod.Spec.Containers[0]
+	// -U 0: no UDP; -u: memcached refuses to run as root without a user.
+	cmd := exec.Command(bin, append(slices.Clone(c.Args), "-l", p.ip, "-p", "11211", "-U", "0", "-u", "nobody")...)
+	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
+	require.NoError(t, cmd.Start(), p.name)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", p.name, tail(p.logs.String(), 4000))
+		}
+	})
+	require.Eventually(t, func() bool {
+		conn, err := net.Dial("tcp", p.ip+":11211")
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "%s does not listen", p.name)
+}
+
+// checkSharedResultsCache: a range query answered by one querier is cached
+// in the chart's memcached, found through its headless Service, and the
+// other querier answers the same query from it without evaluating a step.
+func checkSharedResultsCache(t *testing.T, queriers []*pod, cache *pod) {
+	t.Helper()
+	require.Len(t, queriers, 2)
+	// Step-aligned and older than max_cache_freshness, so all of it is
+	// cacheable; vector(1) needs no samples that old.
+	end := time.Now().Add(-2 * time.Minute).Truncate(15 * time.Second)
+	query := fmt.Sprintf("/api/v1/query_range?query=vector(1)&start=%d&end=%d&step=15", end.Add(-10*time.Minute).Unix(), end.Unix())
+	answer := func(q *pod) string {
+		resp, err := http.Get("http://" + q.ip + ":9090" + query)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		return string(b)
+	}
+	first := answer(queriers[0])
+	require.Eventually(t, func() bool { return memcachedItems(t, cache.ip+":11211") > 0 },
+		10*time.Second, 50*time.Millisecond, "%s cached nothing in %s", queriers[0].name, cache.name)
+	require.JSONEq(t, first, answer(queriers[1]), "the cached answer is the evaluated one")
+	steps := counterValues(t, queriers[1], "pharos_frontend_results_cache_steps_total")
+	require.Equal(t, 41.0, steps[`result="hit"`], "%s answers all 41 steps from the shared cache: %v", queriers[1].name, steps)
+	require.Zero(t, steps[`result="miss"`], "%s: %v", queriers[1].name, steps)
+}
+
+// memcachedItems is memcached's curr_items, from its stats command.
+func memcachedItems(t *testing.T, addr string) int {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = conn.Write([]byte("stats\r\n"))
+	require.NoError(t, err)
+	items := -1
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() && sc.Text() != "END" {
+		if n, ok := strings.CutPrefix(sc.Text(), "STAT curr_items "); ok {
+			items, err = strconv.Atoi(n)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, sc.Err())
+	require.GreaterOrEqual(t, items, 0, "memcached stats without curr_items")
+	return items
+}
+
+// counterValues are a counter's values on a pod's /metrics, by label set
+// (as written between the braces).
+func counterValues(t *testing.T, p *pod, name string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.ip + ":9090/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	values := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		rest, isName := strings.CutPrefix(series, name+"{")
+		if !ok || !isName {
+			continue
+		}
+		f, err := strconv.ParseFloat(value, 64)
+		require.NoError(t, err, sc.Text())
+		values[strings.TrimSuffix(rest, "}")] = f
+	}
+	require.NoError(t, sc.Err())
+	return values
 }
 
 // renderChartJSON renders with extra --set-json values.

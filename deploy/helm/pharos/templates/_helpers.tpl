@@ -343,3 +343,24 @@ volumeClaimTemplates:
           storage: {{ $p.size }}
 {{- end }}
 {{- end -}}
+{{/*
+The chart's own memcached for the results cache: run when the backend is
+memcached and no servers are named.
+*/}}
+{{- define "pharos.resultsCacheServer" -}}
+{{- $rc := .Values.queryFrontend.resultsCache -}}
+{{- if and $rc.enabled (eq $rc.backend "memcached") (empty $rc.memcached.addresses) }}true{{ end -}}
+{{- end -}}
+{{/* memcached's -I for the chart's server, in KiB: maxItemSize and a KiB for
+the key and item header, rounded up to memcached's 512 KiB slab chunks. */}}
+{{- define "pharos.resultsCacheItemKiB" -}}
+{{- mul (div (add (int64 .Values.queryFrontend.resultsCache.memcached.maxItemSize) 1024 524287) 524288) 512 -}}
+{{- end -}}
+{{- define "pharos.resultsCacheName" -}}
+{{- printf "%s-results-cache" (include "pharos.fullname" .) -}}
+{{- end -}}
+{{- define "pharos.resultsCacheLabels" -}}
+app.kubernetes.io/name: memcached
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: results-cache
+{{- end -}}

@@ -33,6 +33,13 @@ helm template/install with a message naming the values at fault.
     {{- end -}}
   {{- end -}}
 {{- end -}}
+{{- if include "pharos.resultsCacheServer" . -}}
+  {{- $server := .Values.queryFrontend.resultsCache.memcached.server -}}
+  {{- $itemKiB := include "pharos.resultsCacheItemKiB" . | int -}}
+  {{- if gt (mul $itemKiB 2) (mul (int $server.memoryMiB) 1024) -}}
+    {{- fail (printf "pharos: queryFrontend.resultsCache.memcached.maxItemSize (%d) needs an item limit of %d KiB, more than half of queryFrontend.resultsCache.memcached.server.memoryMiB (%d), which memcached refuses" (int64 .Values.queryFrontend.resultsCache.memcached.maxItemSize) $itemKiB (int $server.memoryMiB)) -}}
+  {{- end -}}
+{{- end -}}
 {{- if not .Values.alertmanagerExistingSecret -}}
   {{- $am := index .Values.alertmanagerFiles "alertmanager.yml" -}}
   {{- if not $am -}}
