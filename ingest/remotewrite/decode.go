@@ -319,11 +319,12 @@ func (r *Request) addMetadata(typ uint64, family, help, unit []byte) {
 	if len(family) == 0 || typ > uint64(ingesterpb.MetricMetadata_STATESET) {
 		return
 	}
-	if !utf8.Valid(family) || !utf8.Valid(help) || !utf8.Valid(unit) {
+	// 2.0 repeats metadata on every series of a family: send it once, and
+	// check it once.
+	if _, ok := r.metaSeen[unsafeString(family)]; ok {
 		return
 	}
-	// 2.0 repeats metadata on every series of a family: send it once.
-	if _, ok := r.metaSeen[unsafeString(family)]; ok {
+	if !utf8.Valid(family) || !utf8.Valid(help) || !utf8.Valid(unit) {
 		return
 	}
 	if r.metaSeen == nil {
@@ -418,11 +419,20 @@ func (r *Request) addLabelRefs(packed []byte, what string) error {
 	count := 0
 	var name []byte
 	for len(packed) > 0 {
-		x, n := protowire.ConsumeVarint(packed)
-		if n < 0 {
-			return protowire.ParseError(n)
+		// References below 2^14, one or two bytes, are nearly all of them
+		// (a request has thousands of symbols, not millions).
+		var x uint64
+		if b0 := packed[0]; b0 < 0x80 {
+			x, packed = uint64(b0), packed[1:]
+		} else if len(packed) >= 2 && packed[1] < 0x80 {
+			x, packed = uint64(b0&0x7f)|uint64(packed[1])<<7, packed[2:]
+		} else {
+			v, n := protowire.ConsumeVarint(packed)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			x, packed = v, packed[n:]
 		}
-		packed = packed[n:]
 		sym, ok := r.symbol(x)
 		if !ok {
 			return &refsError{what: what, nsyms: len(r.symbols), badRef: x}
@@ -451,6 +461,25 @@ func (r *Request) decodeV2Series(b []byte, index int) error {
 		nSamples, nHis int
 	)
 	for len(b) > 0 {
+		// Fast path, as in decodeV1Series: packed label references (tag
+		// 0x0a) or a sample (0x12) of less than 128 bytes, without field's
+		// general decoding; anything else takes the general path below.
+		if len(b) >= 2 && b[1] < 0x80 && (b[0] == 0x0a || b[0] == 0x12) && len(b) >= 2+int(b[1]) {
+			payload := b[2 : 2+int(b[1])]
+			tag := b[0]
+			b = b[2+len(payload):]
+			if tag == 0x0a {
+				if refsErr == nil {
+					refsErr = r.addLabelRefs(payload, "series labels")
+				}
+				continue
+			}
+			if err := r.decodeV2Sample(payload, &start); err != nil {
+				return err
+			}
+			nSamples++
+			continue
+		}
 		num, typ, x, payload, n, err := field(b)
 		if err != nil {
 			return err
@@ -472,12 +501,8 @@ func (r *Request) decodeV2Series(b []byte, index int) error {
 			if typ != protowire.BytesType {
 				return fmt.Errorf("sample: %w", errWireType)
 			}
-			var st int64
-			if err := r.decodeSample(payload, &st); err != nil {
-				return fmt.Errorf("sample: %w", err)
-			}
-			if start == 0 {
-				start = st
+			if err := r.decodeV2Sample(payload, &start); err != nil {
+				return err
 			}
 			nSamples++
 		case 3:
@@ -537,6 +562,19 @@ func (r *Request) decodeV2Series(b []byte, index int) error {
 		if err := r.decodeV2Metadata(meta, ts); err != nil {
 			return fmt.Errorf("metadata: %w", err)
 		}
+	}
+	return nil
+}
+
+// decodeV2Sample decodes a 2.0 sample; start keeps the series' first
+// non-zero start timestamp.
+func (r *Request) decodeV2Sample(b []byte, start *int64) error {
+	var st int64
+	if err := r.decodeSample(b, &st); err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	if *start == 0 {
+		*start = st
 	}
 	return nil
 }
