@@ -398,6 +398,19 @@ func (r *Request) symbol(ref uint64) ([]byte, bool) {
 	return r.symbols[ref], true
 }
 
+// shortVarint reads a varint of one or two bytes, which symbol references
+// below 2^14 are: nearly all of them, a request having thousands of symbols,
+// not millions. n is 0 for anything else, longer or truncated.
+func shortVarint(b []byte) (x uint64, n int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	if len(b) > 1 && b[1] < 0x80 {
+		return uint64(b[0]&0x7f) | uint64(b[1])<<7, 2
+	}
+	return 0, 0
+}
+
 // refsError describes a label reference list that does not resolve.
 type refsError struct {
 	what   string
@@ -419,20 +432,13 @@ func (r *Request) addLabelRefs(packed []byte, what string) error {
 	count := 0
 	var name []byte
 	for len(packed) > 0 {
-		// References below 2^14, one or two bytes, are nearly all of them
-		// (a request has thousands of symbols, not millions).
-		var x uint64
-		if b0 := packed[0]; b0 < 0x80 {
-			x, packed = uint64(b0), packed[1:]
-		} else if len(packed) >= 2 && packed[1] < 0x80 {
-			x, packed = uint64(b0&0x7f)|uint64(packed[1])<<7, packed[2:]
-		} else {
-			v, n := protowire.ConsumeVarint(packed)
-			if n < 0 {
+		x, n := shortVarint(packed)
+		if n == 0 {
+			if x, n = protowire.ConsumeVarint(packed); n < 0 {
 				return protowire.ParseError(n)
 			}
-			x, packed = v, packed[n:]
 		}
+		packed = packed[n:]
 		sym, ok := r.symbol(x)
 		if !ok {
 			return &refsError{what: what, nsyms: len(r.symbols), badRef: x}
@@ -661,6 +667,22 @@ func (r *Request) decodeV2Histogram(b []byte) (start int64, err error) {
 func (r *Request) decodeV2Metadata(b []byte, ts *ingesterpb.TimeSeries) error {
 	var typ, helpRef, unitRef uint64
 	for len(b) > 0 {
+		// Fast path: type (tag 0x08), help_ref (0x18) or unit_ref (0x20)
+		// of one or two bytes, without field's general decoding.
+		if len(b) >= 2 && (b[0] == 0x08 || b[0] == 0x18 || b[0] == 0x20) {
+			if x, n := shortVarint(b[1:]); n > 0 {
+				switch b[0] {
+				case 0x08:
+					typ = x
+				case 0x18:
+					helpRef = x
+				default:
+					unitRef = x
+				}
+				b = b[1+n:]
+				continue
+			}
+		}
 		num, wt, x, _, n, err := field(b)
 		if err != nil {
 			return err

@@ -580,6 +580,24 @@ func fuzzDecode(t *testing.T, v Version, data []byte) {
 			}
 		}
 		require.Equal(t, k, len(r.Push.Series))
+		// Every metadata entry is one a series of its family carries.
+		for _, m := range r.Push.Metadata {
+			sym := func(ref uint32) (string, bool) {
+				if int(ref) >= len(up.Symbols) {
+					return "", false
+				}
+				return up.Symbols[ref], true
+			}
+			is := func(ref uint32, want string) bool { got, ok := sym(ref); return ok && got == want }
+			require.True(t, slices.ContainsFunc(up.Timeseries, func(ts writev2.TimeSeries) bool {
+				md := ts.Metadata
+				family := false
+				for j := 0; j+1 < len(ts.LabelsRefs); j += 2 {
+					family = family || (is(ts.LabelsRefs[j], "__name__") && is(ts.LabelsRefs[j+1], m.MetricFamilyName))
+				}
+				return family && int32(md.Type) == int32(m.Type) && is(md.HelpRef, m.Help) && is(md.UnitRef, m.Unit)
+			}), "metadata %v is no series' of its family", m)
+		}
 	}
 }
 
