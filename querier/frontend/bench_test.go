@@ -58,15 +58,16 @@ func BenchmarkShardedQuery(b *testing.B) {
 	app := base.db.AppenderV2(context.Background())
 	for ts := t0; ts.Before(end); ts = ts.Add(15 * time.Second) {
 		for i := range 20_000 {
-			ls := labels.FromStrings("__name__", "m", "job", fmt.Sprintf("job-%d", i%50), "instance", fmt.Sprint(i), "group", fmt.Sprint(i%1000))
+			ls := labels.FromStrings("__name__", "m", "job", fmt.Sprintf("job-%d", i%50), "instance", fmt.Sprint(i), "group", fmt.Sprint(i%1000), "node", fmt.Sprint(i%2500))
 			_, err := app.Append(0, ls, 0, ts.UnixMilli(), float64(ts.Sub(t0).Seconds())*float64(i%7+1), nil, nil, storage.AOptions{})
 			require.NoError(b, err)
 		}
 	}
 	require.NoError(b, app.Commit())
-	// 50 groups out, and 1000: every shard answers every group, so the
-	// second measures combining the shards' answers.
-	for _, by := range []string{"job", "group"} {
+	// 50 groups out, 1000 and 2500 (8 series each, as a sum by instance
+	// of node-exporter's per-device series): every shard answers every
+	// group, so the last two measure combining the shards' answers.
+	for _, by := range []string{"job", "group", "node"} {
 		v := rangeParams(`sum by (`+by+`) (rate(m[5m]))`, end.Add(-time.Hour), end, "15")
 		for _, shards := range []int{0, 2, 4} {
 			front := frontend.New(frontend.Config{MaxParallelism: 1, QueryShards: shards}, base.upstream, slog.New(slog.DiscardHandler), nil)
