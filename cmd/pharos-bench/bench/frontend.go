@@ -114,6 +114,9 @@ func RunFrontend(ctx context.Context, cfg Config, c *Cluster, client *http.Clien
 		if err != nil {
 			return fmt.Errorf("restart with %d shards: %w", n, err)
 		}
+		if err := c.Target.Settle(ctx, client, cfg.QuerySettle); err != nil {
+			return err
+		}
 		r.Shards = append(r.Shards, ShardRun{Shards: n, Restart: d, Queries: runQueries(ctx, cfg, qr, r.Write.EndMs, RangeQueries())})
 	}
 	if !cache {
@@ -122,6 +125,9 @@ func RunFrontend(ctx context.Context, cfg Config, c *Cluster, client *http.Clien
 	d, err := c.Restart(ctx, client, FrontendArgs(0, true), probe)
 	if err != nil {
 		return fmt.Errorf("restart with the results cache: %w", err)
+	}
+	if err := c.Target.Settle(ctx, client, cfg.QuerySettle); err != nil {
+		return err
 	}
 	cr, err := CacheCheck(ctx, cfg, &c.Target, client, r)
 	if err != nil {

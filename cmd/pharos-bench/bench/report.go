@@ -99,6 +99,7 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 			break
 		}
 	}
+	note += settleNote(cfg)
 	fmt.Fprintf(w, "\n## queries (range queries over %s at %s step%s; time until the last byte of the answer, decoding excluded; series = series in the answer; same = the answer equals the local tsdb's)\n| side | query | p50 | p99 | runs | series | same | p50 vs tsdb |\n|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep, note)
 	for qi := range Queries {
 		for _, p := range pairs {
@@ -160,8 +161,8 @@ func reportShards(w io.Writer, cfg Config, pairs []Pair) {
 	if !shown {
 		return
 	}
-	fmt.Fprintf(w, "\n## query sharding (range queries over %s at %s step, same data and end as above; Pharos restarted on the same data directories with -query-frontend.query-sharding-total-shards=N and the results cache off; restart = start to first acknowledged write, WAL replay mostly; same = the answer equals the local tsdb's)\n"+
-		"| side | shards | restart | query | p50 | p99 | runs | series | same | p50 speedup vs 0 shards | p50 vs tsdb |\n|---|---|---|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep)
+	fmt.Fprintf(w, "\n## query sharding (range queries over %s at %s step, same data and end as above; Pharos restarted on the same data directories with -query-frontend.query-sharding-total-shards=N and the results cache off%s; restart = start to first acknowledged write, WAL replay mostly; same = the answer equals the local tsdb's)\n"+
+		"| side | shards | restart | query | p50 | p99 | runs | series | same | p50 speedup vs 0 shards | p50 vs tsdb |\n|---|---|---|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep, settleNote(cfg))
 	for _, q := range RangeQueries() {
 		for _, p := range pairs {
 			if p.Target == nil || len(p.Target.Shards) == 0 {
@@ -310,4 +311,12 @@ func reportByLabels(w io.Writer, pairs []Pair) {
 			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.2f |\n", name, v, fmtRatio(v, ref), fmtRatio(v, bl), r.CPUPerMSamples())
 		}
 	}
+}
+
+// settleNote says how restarted phases were timed, for a table's heading.
+func settleNote(cfg Config) string {
+	if cfg.QuerySettle <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; timed after at least %s and a quiet process (-query.settle)", cfg.QuerySettle)
 }

@@ -120,6 +120,9 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 	debug.FreeOSMemory()
 	res.RSSAfterFreed = selfUsage().RSSBytes
 	if res.Write.EndMs >= 0 {
+		if _, err := Settle(ctx, cfg.QuerySettle, func() (float64, error) { return selfUsage().CPUSeconds, nil }); err != nil {
+			return nil, err
+		}
 		res.Queries = RunQueries(ctx, cfg, NewLocalQuerier(db), res.Write.EndMs)
 	}
 	closed = true
@@ -214,6 +217,9 @@ func RunTarget(ctx context.Context, cfg Config, t *Target, client *http.Client) 
 		return nil, err
 	}
 	if res.Write.EndMs >= 0 {
+		if err := t.Settle(ctx, client, cfg.QuerySettle); err != nil {
+			return nil, err
+		}
 		now := make(chan struct{})
 		close(now)
 		profiled = t.Profile(ctx, client, cfg.ProfileDir, "query", now)
