@@ -29,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pharos-tsdb/pharos/internal/memcachedtest"
 	"github.com/pharos-tsdb/pharos/internal/tlsconfig/tlstest"
 )
 
@@ -270,18 +271,10 @@ func runRenderedCluster(t *testing.T, v valuesCase) {
 }
 
 // startMemcached runs a memcached pod of the chart as a memcached process
-// with the container's arguments, listening on the pod's address. Without
-// the binary the test is skipped, unless PHAROS_REQUIRE_MEMCACHED is set
-// (.ci/run installs it and sets it).
+// with the container's arguments, listening on the pod's address.
 func startMemcached(t *testing.T, p *pod) {
 	t.Helper()
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		if os.Getenv("PHAROS_REQUIRE_MEMCACHED") != "" {
-			t.Fatalf("memcached: %v", err)
-		}
-		t.Skip("memcached is not installed (apt-get install memcached)")
-	}
+	bin := memcachedtest.Binary(t)
 	c := p.w.pod.Spec.Containers[0]
 	// -U 0: no UDP; -u: memcached refuses to run as root without a user.
 	cmd := exec.Command(bin, append(slices.Clone(c.Args), "-l", p.ip, "-p", "11211", "-U", "0", "-u", "nobody")...)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-tsdb/pharos/internal/memcachedtest"
 	"github.com/pharos-tsdb/pharos/querier/frontend"
 )
 
@@ -40,13 +40,7 @@ func startMemcached(t testing.TB) *memcached {
 // still taken (by a process that just stopped, or the free port's race).
 func runMemcached(t testing.TB, addr string) *memcached {
 	t.Helper()
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		if os.Getenv("PHAROS_REQUIRE_MEMCACHED") != "" {
-			t.Fatalf("memcached: %v", err)
-		}
-		t.Skip("memcached is not installed (apt-get install memcached)")
-	}
+	bin := memcachedtest.Binary(t)
 	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	var m *memcached
