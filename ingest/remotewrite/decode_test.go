@@ -358,15 +358,21 @@ func benchV1(n int) *prompb.WriteRequest {
 }
 
 func benchV2(n int) *writev2.Request {
+	return asV2(benchV1(n), writev2.Metadata_METRIC_TYPE_GAUGE, "help")
+}
+
+// asV2 is v1 as remote write 2.0 sends it: labels as references into the
+// symbols table, and on every series metadata of type typ with help.
+func asV2(v1 *prompb.WriteRequest, typ writev2.Metadata_MetricType, help string) *writev2.Request {
 	st := writev2.NewSymbolTable()
 	req := &writev2.Request{}
 	sb := labels.NewScratchBuilder(0)
-	for _, ts := range benchV1(n).Timeseries {
+	for _, ts := range v1.Timeseries {
 		s := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(ts.ToLabels(&sb, nil), nil)}
 		for _, x := range ts.Samples {
 			s.Samples = append(s.Samples, writev2.Sample{Timestamp: x.Timestamp, Value: x.Value})
 		}
-		s.Metadata = writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: st.Symbolize("help")}
+		s.Metadata = writev2.Metadata{Type: typ, HelpRef: st.Symbolize(help)}
 		req.Timeseries = append(req.Timeseries, s)
 	}
 	req.Symbols = st.Symbols()
@@ -467,22 +473,10 @@ func promV1(n int) *prompb.WriteRequest {
 	return req
 }
 
-// promV2 is promV1 as remote write 2.0 sends it: labels as references
-// into the symbols table, and each series' metadata.
+// promV2 is promV1 as remote write 2.0 sends it, with each series'
+// metadata.
 func promV2(n int) *writev2.Request {
-	st := writev2.NewSymbolTable()
-	req := &writev2.Request{}
-	sb := labels.NewScratchBuilder(0)
-	for _, ts := range promV1(n).Timeseries {
-		s := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(ts.ToLabels(&sb, nil), nil)}
-		for _, x := range ts.Samples {
-			s.Samples = append(s.Samples, writev2.Sample{Timestamp: x.Timestamp, Value: x.Value})
-		}
-		s.Metadata = writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Seconds the CPUs spent in each mode.")}
-		req.Timeseries = append(req.Timeseries, s)
-	}
-	req.Symbols = st.Symbols()
-	return req
+	return asV2(promV1(n), writev2.Metadata_METRIC_TYPE_COUNTER, "Seconds the CPUs spent in each mode.")
 }
 
 // BenchmarkDecodeProto measures decoding alone (no snappy) of a 2000-series
@@ -581,14 +575,8 @@ func fuzzDecode(t *testing.T, v Version, data []byte) {
 		}
 		require.Equal(t, k, len(r.Push.Series))
 		// Every metadata entry is one a series of its family carries.
+		is := func(ref uint32, want string) bool { return int(ref) < len(up.Symbols) && up.Symbols[ref] == want }
 		for _, m := range r.Push.Metadata {
-			sym := func(ref uint32) (string, bool) {
-				if int(ref) >= len(up.Symbols) {
-					return "", false
-				}
-				return up.Symbols[ref], true
-			}
-			is := func(ref uint32, want string) bool { got, ok := sym(ref); return ok && got == want }
 			require.True(t, slices.ContainsFunc(up.Timeseries, func(ts writev2.TimeSeries) bool {
 				md := ts.Metadata
 				family := false
