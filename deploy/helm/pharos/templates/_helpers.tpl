@@ -37,8 +37,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
+{{- define "pharos.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" -}}
+{{- end -}}
 {{- define "pharos.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+helm.sh/chart: {{ include "pharos.chart" .ctx }}
 {{ include "pharos.selectorLabels" . }}
 app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
@@ -363,4 +366,10 @@ the key and item header, rounded up to memcached's 512 KiB slab chunks. */}}
 app.kubernetes.io/name: memcached
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: results-cache
+{{- end -}}
+{{/* The results cache's objects: its pods' labels, and the chart's. */}}
+{{- define "pharos.resultsCacheObjectLabels" -}}
+{{ include "pharos.resultsCacheLabels" . }}
+helm.sh/chart: {{ include "pharos.chart" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
