@@ -26,12 +26,6 @@ type skippedSegment struct {
 // keep the reasons true: each entry is a difference from Prometheus.
 var skipped = []skippedSegment{
 	{
-		file:     "aggregators.test",
-		contains: `data{job="b", instance="1"} -0`,
-		reason: "the Push protocol loses the sign of -0: proto3 omits a double equal to 0, " +
-			"and -0 == 0 (vtproto's generated marshaller tests m.Value != 0)",
-	},
-	{
 		file:   "start_timestamps.test",
 		reason: "the Push protocol carries one start timestamp per series (TimeSeries.start_timestamp_ms), the scripts load one per sample",
 	},

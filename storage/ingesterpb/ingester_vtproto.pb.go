@@ -2162,7 +2162,7 @@ func (m *Sample) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
-	if m.Value != 0 {
+	if math.Float64bits(m.Value) != 0 {
 		i -= 8
 		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(m.Value))))
 		i--
@@ -2375,7 +2375,7 @@ func (m *Histogram) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			dAtA[i] = 0x42
 		}
 	}
-	if m.ZeroThreshold != 0 {
+	if math.Float64bits(m.ZeroThreshold) != 0 {
 		i -= 8
 		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(m.ZeroThreshold))))
 		i--
@@ -2386,7 +2386,7 @@ func (m *Histogram) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i--
 		dAtA[i] = 0x20
 	}
-	if m.Sum != 0 {
+	if math.Float64bits(m.Sum) != 0 {
 		i -= 8
 		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(m.Sum))))
 		i--
@@ -2480,7 +2480,7 @@ func (m *Exemplar) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i--
 		dAtA[i] = 0x18
 	}
-	if m.Value != 0 {
+	if math.Float64bits(m.Value) != 0 {
 		i -= 8
 		binary.LittleEndian.PutUint64(dAtA[i:], uint64(math.Float64bits(float64(m.Value))))
 		i--
@@ -4102,7 +4102,7 @@ func (m *Sample) SizeVT() (n int) {
 	if m.TimestampMs != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.TimestampMs))
 	}
-	if m.Value != 0 {
+	if math.Float64bits(m.Value) != 0 {
 		n += 9
 	}
 	n += len(m.unknownFields)
@@ -4134,13 +4134,13 @@ func (m *Histogram) SizeVT() (n int) {
 	if vtmsg, ok := m.Count.(interface{ SizeVT() int }); ok {
 		n += vtmsg.SizeVT()
 	}
-	if m.Sum != 0 {
+	if math.Float64bits(m.Sum) != 0 {
 		n += 9
 	}
 	if m.Schema != 0 {
 		n += 1 + protohelpers.SizeOfZigzag(uint64(m.Schema))
 	}
-	if m.ZeroThreshold != 0 {
+	if math.Float64bits(m.ZeroThreshold) != 0 {
 		n += 9
 	}
 	if vtmsg, ok := m.ZeroCount.(interface{ SizeVT() int }); ok {
@@ -4239,7 +4239,7 @@ func (m *Exemplar) SizeVT() (n int) {
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
 	}
-	if m.Value != 0 {
+	if math.Float64bits(m.Value) != 0 {
 		n += 9
 	}
 	if m.TimestampMs != 0 {
