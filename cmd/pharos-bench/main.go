@@ -128,7 +128,8 @@ func main() {
 // runLayout spawns layout, writes to and queries it with its query
 // frontend's cache off, stops it and measures its disk, runs the local
 // tsdb on the same rounds while it is stopped (so the two never share the
-// cores), then restarts it on the same data for the query frontend's runs.
+// cores), then restarts it on the same data for the query frontend's runs,
+// and last on its heads compacted into blocks.
 func runLayout(ctx context.Context, cfg bench.Config, binary, layout, dir string, client *http.Client,
 	local func(*bench.Result) (*bench.Result, error), shards []int, cache bool, extra []string) (_ bench.Pair, err error) {
 	fmt.Fprintln(os.Stderr, "pharos-bench:", layout)
@@ -164,6 +165,12 @@ func runLayout(ctx context.Context, cfg bench.Config, binary, layout, dir string
 		fmt.Fprintln(os.Stderr, "pharos-bench:", layout+": query frontend, restarting on the same data")
 		if err := bench.RunFrontend(ctx, cfg, c, client, r, shards, cache); err != nil {
 			return bench.Pair{}, fmt.Errorf("query frontend: %w", err)
+		}
+	}
+	if cfg.QueryBlocks {
+		fmt.Fprintln(os.Stderr, "pharos-bench:", layout+": queries on blocks, restarting on the compacted heads")
+		if err := bench.RunBlocks(ctx, cfg, c, client, r); err != nil {
+			return bench.Pair{}, fmt.Errorf("queries on blocks: %w", err)
 		}
 	}
 	return p, nil

@@ -19,6 +19,11 @@ type DiskUsage struct {
 	// BlockBytes and BlockSamples are summed over the blocks that
 	// compacting each replica's head produced.
 	BlockBytes, BlockSamples int64
+	// BlockDirs are where those blocks were left, one directory per
+	// measured tsdb directory, in order: each holds the blocks of one
+	// replica's head, a tsdb directory of its own (see RunBlocks). They are
+	// inside the scratch directory, which the caller removes.
+	BlockDirs []string
 }
 
 // BytesPerSample is the compacted size per stored sample (replicas
@@ -33,7 +38,8 @@ func (d DiskUsage) BytesPerSample() float64 {
 // MeasureDisk measures the closed tsdb directories dirs. It compacts each
 // head as the tsdb would when the head is full, through a read-only open
 // that flushes the WAL into a block in a scratch directory, so the data
-// directory itself is left as it was.
+// directory itself is left as it was. The blocks stay in scratch
+// (DiskUsage.BlockDirs).
 func MeasureDisk(scratch string, dirs ...string) (DiskUsage, error) {
 	var u DiskUsage
 	for i, dir := range dirs {
@@ -52,12 +58,12 @@ func MeasureDisk(scratch string, dirs ...string) (DiskUsage, error) {
 			return u, fmt.Errorf("compact the head of %s: %w", dir, err)
 		}
 		bytes, samples, err := blockStats(out)
-		_ = os.RemoveAll(out)
 		if err != nil {
 			return u, err
 		}
 		u.BlockBytes += bytes
 		u.BlockSamples += samples
+		u.BlockDirs = append(u.BlockDirs, out)
 	}
 	return u, nil
 }

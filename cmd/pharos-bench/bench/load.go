@@ -35,6 +35,9 @@ type Config struct {
 	// QuerySettle is the least wait before each timed query phase, which
 	// then also waits for a quiet process (see Settle); 0 times at once.
 	QuerySettle time.Duration `yaml:"query_settle"`
+	// QueryBlocks also times the range queries on the same data compacted
+	// into blocks (RunBlocks, and the local tsdb's own blocks).
+	QueryBlocks bool `yaml:"query_blocks"`
 
 	// ProfileDir receives CPU and heap profiles of the target's processes
 	// in the write and the query phase; "" takes none.
@@ -58,6 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.QueryRange, "query.range", time.Hour, "Range of the range queries.")
 	fs.DurationVar(&c.QueryStep, "query.step", 15*time.Second, "Step of the range queries.")
 	fs.DurationVar(&c.QuerySettle, "query.settle", 0, "Before each timed query phase (both sides, and every restart), wait at least this long and until the process uses under 0.1 cores, so that queries are not timed while the head writes a write burst's chunks to disk (once a minute: 65s covers it); 0 times them at once.")
+	fs.BoolVar(&c.QueryBlocks, "query.blocks", true, "After the other phases, time the range queries again on the written data compacted into blocks, the head empty, on both sides (with -pharos: restarted on the blocks alone), as a dashboard reads yesterday's data.")
 	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile, a heap profile and a 2s execution trace of each Pharos process, in the write phase (from when every series exists) and the query phase, into this directory.")
 }
 

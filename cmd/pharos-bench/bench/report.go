@@ -121,7 +121,71 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 	}
 
 	reportShards(w, cfg, pairs)
+	reportBlocks(w, cfg, pairs)
 	reportCache(w, pairs)
+}
+
+// reportBlocks sets the range queries on blocks beside the local tsdb's on
+// its own blocks.
+func reportBlocks(w io.Writer, cfg Config, pairs []Pair) {
+	shown := false
+	for _, p := range pairs {
+		shown = shown || (p.Target != nil && p.Target.Blocks != nil)
+	}
+	if !shown {
+		return
+	}
+	fmt.Fprintf(w, "\n## queries on blocks (range queries over %s at %s step, same data and end as above, compacted into one block per replica, the head empty; Pharos restarted on the blocks alone, no sharding, results cache off%s; open = start, or the local tsdb's open, to ready; same = the answer equals the local tsdb's on its head)\n"+
+		"| side | open | query | p50 | p99 | runs | series | same | p50 vs tsdb on blocks | p50 vs its own head |\n|---|---|---|---|---|---|---|---|---|---|\n", cfg.QueryRange, cfg.QueryStep, settleNote(cfg))
+	for _, q := range RangeQueries() {
+		for _, p := range pairs {
+			if p.Target == nil || p.Target.Blocks == nil {
+				continue
+			}
+			var lb *QueryResult
+			if p.Local != nil && p.Local.Blocks != nil {
+				lb = p.Local.Blocks.query(q.Name)
+			}
+			for _, r := range []*Result{p.Local, p.Target} {
+				if r == nil || r.Blocks == nil {
+					continue
+				}
+				bq := r.Blocks.query(q.Name)
+				if bq == nil {
+					continue
+				}
+				p50 := Quantile(bq.Latencies, 0.5)
+				vsLocal, vsHead, same := "1", "-", ""
+				if hq := r.query(q.Name); hq != nil {
+					vsHead = fmtRatio(p50.Seconds(), Quantile(hq.Latencies, 0.5).Seconds())
+				}
+				if r == p.Target {
+					vsLocal = "-"
+					if lb != nil {
+						vsLocal = fmtRatio(p50.Seconds(), Quantile(lb.Latencies, 0.5).Seconds())
+					}
+				}
+				if lq := p.Local.query(q.Name); lq != nil {
+					same = sameAs(p, *bq, lq)
+				}
+				fmt.Fprintf(w, "| %s | %s | `%s` | %s | %s | %d | %d | %s | %s | %s |\n", r.Name, fmtDur(r.Blocks.Open), q.Name,
+					fmtDur(p50), fmtDur(Quantile(bq.Latencies, 0.99)), len(bq.Latencies), bq.Series, same, vsLocal, vsHead)
+				if bq.FirstErr != nil {
+					fmt.Fprintf(w, "|  | %d errors: %v |||||\n", bq.Errors, bq.FirstErr)
+				}
+			}
+		}
+	}
+}
+
+// query is b's result for the query named name, nil if it has none.
+func (b *BlockRun) query(name string) *QueryResult {
+	for i := range b.Queries {
+		if b.Queries[i].Query.Name == name {
+			return &b.Queries[i]
+		}
+	}
+	return nil
 }
 
 func queryRow(w io.Writer, side string, q QueryResult, same, ratio string) {

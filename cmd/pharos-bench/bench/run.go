@@ -49,6 +49,9 @@ type Result struct {
 	// Shards and Cache are the query frontend's runs (RunFrontend).
 	Shards []ShardRun
 	Cache  *CacheRun
+	// Blocks is the range queries on the written data compacted into
+	// blocks (RunBlocks; for the local tsdb, in RunLocal); nil if not run.
+	Blocks *BlockRun
 	// ByLabels is, for the local tsdb, the same rounds appended again to a
 	// fresh tsdb.DB by label set rather than by cached reference
 	// (TSDBSink.ByLabels): write numbers only.
@@ -139,6 +142,11 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 		return nil, fmt.Errorf("measure disk: %w", err)
 	}
 	res.Disk = &d
+	if cfg.QueryBlocks && res.Write.EndMs >= 0 {
+		if res.Blocks, err = localBlocks(ctx, cfg, d.BlockDirs[0], res.Write.EndMs); err != nil {
+			return nil, fmt.Errorf("queries on blocks: %w", err)
+		}
+	}
 	// Exactly the rounds the first pass wrote, however long they take.
 	bc := cfg
 	bc.MaxRounds, bc.Duration = max(1, res.Write.Rounds), 10*max(cfg.Duration, time.Second)

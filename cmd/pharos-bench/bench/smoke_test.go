@@ -58,7 +58,7 @@ func TestHarnessSmoke(t *testing.T) {
 		Series: 600, Churn: 0.01, SamplesPerSeries: 2, Interval: 15 * time.Second,
 		BatchSeries: 100, Concurrency: 3, Duration: 700 * time.Millisecond, Lookback: 30 * time.Minute,
 		Protocol: "v1", QueryDuration: 10 * time.Millisecond, QueryConcurrency: 1,
-		QueryRange: 10 * time.Minute, QueryStep: time.Minute,
+		QueryRange: 10 * time.Minute, QueryStep: time.Minute, QueryBlocks: true,
 	}
 	require.NoError(t, cfg.Validate())
 	ctx := t.Context()
@@ -77,6 +77,20 @@ func TestHarnessSmoke(t *testing.T) {
 	require.Equal(t, bl.Rounds*cfg.Series*cfg.SamplesPerSeries, bl.Samples)
 	require.LessOrEqual(t, bl.Samples, local.Write.Samples)
 	require.Positive(t, local.ByLabels.ServerCPU)
+	// The same head compacted into a block, opened alone, answers as the
+	// head did.
+	require.NotNil(t, local.Blocks)
+	require.Positive(t, local.Blocks.Open)
+	require.Len(t, local.Blocks.Queries, len(RangeQueries()))
+	for _, bq := range local.Blocks.Queries {
+		require.NoError(t, bq.FirstErr, bq.Query.Name)
+		require.NotEmpty(t, bq.Latencies, bq.Query.Name)
+		hq := local.query(bq.Query.Name)
+		require.NotNil(t, hq, bq.Query.Name)
+		require.Positive(t, bq.Series, bq.Query.Name)
+		require.Equal(t, hq.Series, bq.Series, bq.Query.Name)
+		require.Equal(t, hq.Digest, bq.Digest, "%s on the block answers as on the head", bq.Query.Name)
+	}
 
 	client := &http.Client{Timeout: 30 * time.Second}
 	var pairs []Pair
@@ -131,6 +145,7 @@ func TestHarnessSmoke(t *testing.T) {
 	require.Contains(t, out.String(), "## memory")
 	require.Contains(t, out.String(), "| local tsdb by labels for allinone-v1 |")
 	require.Contains(t, out.String(), "## query sharding")
+	require.NotContains(t, out.String(), "## queries on blocks", "only a spawned target is restarted on blocks")
 	require.Contains(t, out.String(), "## results cache, allinone-v1")
 }
 
