@@ -165,8 +165,10 @@ func reportBlocks(w io.Writer, cfg Config, pairs []Pair) {
 						vsLocal = fmtRatio(p50.Seconds(), Quantile(lb.Latencies, 0.5).Seconds())
 					}
 				}
-				if lq := p.Local.query(q.Name); lq != nil {
-					same = sameAs(p, *bq, lq)
+				if p.Local != nil {
+					if lq := p.Local.query(q.Name); lq != nil {
+						same = sameAs(p, *bq, lq)
+					}
 				}
 				fmt.Fprintf(w, "| %s | %s | `%s` | %s | %s | %d | %d | %s | %s | %s |\n", r.Name, fmtDur(r.Blocks.Open), q.Name,
 					fmtDur(p50), fmtDur(Quantile(bq.Latencies, 0.99)), len(bq.Latencies), bq.Series, same, vsLocal, vsHead)

@@ -146,6 +146,13 @@ func TestHarnessSmoke(t *testing.T) {
 	require.Contains(t, out.String(), "| local tsdb by labels for allinone-v1 |")
 	require.Contains(t, out.String(), "## query sharding")
 	require.NotContains(t, out.String(), "## queries on blocks", "only a spawned target is restarted on blocks")
+
+	// A spawned target's blocks run reported without the local tsdb
+	// (-local.skip): no comparison, no panic.
+	var skipped bytes.Buffer
+	Report(&skipped, cfg, []Pair{{Target: &Result{Name: "spawned", Queries: local.Queries, Blocks: local.Blocks}}})
+	require.Contains(t, skipped.String(), "## queries on blocks")
+	require.Contains(t, skipped.String(), "| spawned |")
 	require.Contains(t, out.String(), "## results cache, allinone-v1")
 }
 
