@@ -32,7 +32,7 @@ func localBlocks(ctx context.Context, cfg Config, dir string, endMs int64) (_ *B
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
 	run := &BlockRun{Open: time.Since(t)}
-	if _, err := Settle(ctx, cfg.QuerySettle, func() (float64, error) { return selfUsage().CPUSeconds, nil }); err != nil {
+	if err := settleSelf(ctx, cfg.QuerySettle); err != nil {
 		return nil, err
 	}
 	run.Queries = runQueries(ctx, cfg, NewLocalQuerier(db), endMs, RangeQueries())

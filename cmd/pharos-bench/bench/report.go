@@ -128,11 +128,7 @@ func Report(w io.Writer, cfg Config, pairs []Pair) {
 // reportBlocks sets the range queries on blocks beside the local tsdb's on
 // its own blocks.
 func reportBlocks(w io.Writer, cfg Config, pairs []Pair) {
-	shown := false
-	for _, p := range pairs {
-		shown = shown || (p.Target != nil && p.Target.Blocks != nil)
-	}
-	if !shown {
+	if !anyTarget(pairs, func(r *Result) bool { return r.Blocks != nil }) {
 		return
 	}
 	fmt.Fprintf(w, "\n## queries on blocks (range queries over %s at %s step, same data and end as above, compacted into one block per replica, the head empty; Pharos restarted on the blocks alone, no sharding, results cache off%s; open = start, or the local tsdb's open, to ready; same = the answer equals the local tsdb's on its head)\n"+
@@ -144,13 +140,13 @@ func reportBlocks(w io.Writer, cfg Config, pairs []Pair) {
 			}
 			var lb *QueryResult
 			if p.Local != nil && p.Local.Blocks != nil {
-				lb = p.Local.Blocks.query(q.Name)
+				lb = findQuery(p.Local.Blocks.Queries, q.Name)
 			}
 			for _, r := range []*Result{p.Local, p.Target} {
 				if r == nil || r.Blocks == nil {
 					continue
 				}
-				bq := r.Blocks.query(q.Name)
+				bq := findQuery(r.Blocks.Queries, q.Name)
 				if bq == nil {
 					continue
 				}
@@ -180,14 +176,15 @@ func reportBlocks(w io.Writer, cfg Config, pairs []Pair) {
 	}
 }
 
-// query is b's result for the query named name, nil if it has none.
-func (b *BlockRun) query(name string) *QueryResult {
-	for i := range b.Queries {
-		if b.Queries[i].Query.Name == name {
-			return &b.Queries[i]
+// anyTarget says whether some pair's target has what has looks for: a
+// table of a phase only some runs have is printed only then.
+func anyTarget(pairs []Pair, has func(*Result) bool) bool {
+	for _, p := range pairs {
+		if p.Target != nil && has(p.Target) {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 func queryRow(w io.Writer, side string, q QueryResult, same, ratio string) {
@@ -210,21 +207,20 @@ func sameAs(p Pair, q QueryResult, lq *QueryResult) string {
 }
 
 // query is r's result for the query named name, nil if it has none.
-func (r *Result) query(name string) *QueryResult {
-	for i := range r.Queries {
-		if r.Queries[i].Query.Name == name {
-			return &r.Queries[i]
+func (r *Result) query(name string) *QueryResult { return findQuery(r.Queries, name) }
+
+// findQuery is the result in qs of the query named name, nil if none.
+func findQuery(qs []QueryResult, name string) *QueryResult {
+	for i := range qs {
+		if qs[i].Query.Name == name {
+			return &qs[i]
 		}
 	}
 	return nil
 }
 
 func reportShards(w io.Writer, cfg Config, pairs []Pair) {
-	shown := false
-	for _, p := range pairs {
-		shown = shown || (p.Target != nil && len(p.Target.Shards) > 0)
-	}
-	if !shown {
+	if !anyTarget(pairs, func(r *Result) bool { return len(r.Shards) > 0 }) {
 		return
 	}
 	fmt.Fprintf(w, "\n## query sharding (range queries over %s at %s step, same data and end as above; Pharos restarted on the same data directories with -query-frontend.query-sharding-total-shards=N and the results cache off%s; restart = start to first acknowledged write, WAL replay mostly; same = the answer equals the local tsdb's)\n"+
@@ -243,12 +239,7 @@ func reportShards(w io.Writer, cfg Config, pairs []Pair) {
 			}
 			var base time.Duration
 			for _, sr := range p.Target.Shards {
-				var sq *QueryResult
-				for i := range sr.Queries {
-					if sr.Queries[i].Query.Name == q.Name {
-						sq = &sr.Queries[i]
-					}
-				}
+				sq := findQuery(sr.Queries, q.Name)
 				if sq == nil {
 					continue
 				}

@@ -123,7 +123,7 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 	debug.FreeOSMemory()
 	res.RSSAfterFreed = selfUsage().RSSBytes
 	if res.Write.EndMs >= 0 {
-		if _, err := Settle(ctx, cfg.QuerySettle, func() (float64, error) { return selfUsage().CPUSeconds, nil }); err != nil {
+		if err := settleSelf(ctx, cfg.QuerySettle); err != nil {
 			return nil, err
 		}
 		res.Queries = RunQueries(ctx, cfg, NewLocalQuerier(db), res.Write.EndMs)

@@ -59,6 +59,12 @@ func settle(ctx context.Context, minWait, tick time.Duration, cpu func() (float6
 	}
 }
 
+// settleSelf is Settle for this process, which holds the local tsdb.
+func settleSelf(ctx context.Context, minWait time.Duration) error {
+	_, err := Settle(ctx, minWait, func() (float64, error) { return selfUsage().CPUSeconds, nil })
+	return err
+}
+
 // Settle is Settle for the target's processes, their CPU summed.
 func (t *Target) Settle(ctx context.Context, client *http.Client, minWait time.Duration) error {
 	_, err := Settle(ctx, minWait, func() (float64, error) {
