@@ -28,12 +28,14 @@ type pushState struct {
 	// tenant is the value of tenant.Label in the request's series, "" for
 	// none (the default tenant).
 	tenant string
-	// key holds the series' labels as stored (client's tenant label and
-	// empty values dropped, st.tenant in place), encoded by appendKeyLabel:
-	// what the ref cache hashes, and on a miss what the labels are built
-	// from. Copying the bytes costs less than keeping pairs of strings,
-	// whose pointers the GC's write barrier would see.
+	// key holds the series' key bytes (appendKey): st.tenant's label,
+	// prefixLen bytes, then the client's labels as stored (its tenant
+	// label and empty values dropped). What the ref cache hashes, and on a
+	// miss what the labels are built from. Copying the bytes costs less
+	// than keeping pairs of strings, whose pointers the GC's write barrier
+	// would see.
 	key        []byte
+	prefixLen  int
 	sb         labels.ScratchBuilder // series labels, written with Overwrite
 	ls         labels.Labels         // may alias sb or the request: never handed to the tsdb
 	ownSB      labels.ScratchBuilder // builds the copies of new series' labels
@@ -44,12 +46,19 @@ type pushState struct {
 	// messages, as the values appendSeries reads.
 	samples []sampleView
 
-	// The labels of the series being read (beginLabels, addLabel): how
-	// many of the client's own, and whether st.tenant is added yet; once
-	// seriesLabels has built them, whether they came out of order.
-	nLabels    int
-	tenantDone bool
-	unsorted   bool
+	// The series being read: its input and index there, for its labels
+	// to be read when needed (labels); raw, when not nil, is the span of
+	// the request that may be its key bytes without st.tenant's label
+	// (pushRequest.readSeries).
+	in         pushInput
+	k          int
+	labelsRead bool
+	raw        []byte
+	// Its labels, once read (beginLabels, addLabel): how many of the
+	// client's own; once seriesRef has built them, whether they came out
+	// of order.
+	nLabels  int
+	unsorted bool
 }
 
 var pushStatePool = sync.Pool{New: func() any {
@@ -69,6 +78,7 @@ func (st *pushState) release() {
 	if cap(st.key) > maxPooledKey {
 		st.key = nil
 	}
+	st.in, st.raw = nil, nil
 	pushStatePool.Put(st)
 }
 
@@ -87,10 +97,12 @@ const maxPooledSamples = 64 << 10
 // reused as soon as the push returns.
 type pushInput interface {
 	numSeries() int
-	// readSeries writes the labels of series k into st (beginLabels, then
-	// addLabel for each) and returns the rest of the series, valid until
-	// the next call.
+	// readSeries makes series k st's current one (st.series) and returns
+	// the rest of the series, valid until the next call.
 	readSeries(k int, st *pushState) seriesData
+	// readLabels writes the labels of series k into st: beginLabels, then
+	// addLabel for each.
+	readLabels(k int, st *pushState)
 	pushMetadata() []*ingesterpb.MetricMetadata
 }
 
@@ -109,17 +121,28 @@ var (
 
 func (r *pushRequest) numSeries() int { return len(r.series) }
 
+// readSeries leaves the labels unread: a series whose span of label fields
+// is its key bytes is found in the ref cache by them (st.raw), and only a
+// miss reads its labels.
 func (r *pushRequest) readSeries(k int, st *pushState) seriesData {
 	s := r.series[k]
-	st.beginLabels()
-	for _, lv := range r.labels[s.labels.lo:s.labels.hi] {
-		st.addLabel(yoloString(r.bytes(lv.name)), yoloString(r.bytes(lv.value)))
+	st.series(r, k)
+	if s.keyOK {
+		st.raw = r.bytes(s.keyBytes)
 	}
 	return seriesData{
 		samples:    r.samples[s.samples.lo:s.samples.hi],
 		histograms: r.histograms[s.histograms.lo:s.histograms.hi],
 		exemplars:  r.exemplars[s.exemplars.lo:s.exemplars.hi],
 		startMs:    s.startMs,
+	}
+}
+
+func (r *pushRequest) readLabels(k int, st *pushState) {
+	s := r.series[k]
+	st.beginLabels()
+	for _, lv := range r.labels[s.labels.lo:s.labels.hi] {
+		st.addLabel(yoloString(r.bytes(lv.name)), yoloString(r.bytes(lv.value)))
 	}
 }
 
@@ -132,12 +155,11 @@ type protoPush ingesterpb.PushRequest
 
 func (p *protoPush) numSeries() int { return len(p.Series) }
 
+// readSeries reads the labels right away: messages hold no key bytes.
 func (p *protoPush) readSeries(k int, st *pushState) seriesData {
 	ts := p.Series[k]
-	st.beginLabels()
-	for _, lp := range ts.GetLabels() {
-		st.addLabel(yoloString(lp.GetName()), yoloString(lp.GetValue()))
-	}
+	st.series(p, k)
+	st.labels()
 	st.samples = st.samples[:0]
 	for _, smp := range ts.GetSamples() {
 		st.samples = append(st.samples, sampleView{t: smp.GetTimestampMs(), v: smp.GetValue()})
@@ -147,6 +169,13 @@ func (p *protoPush) readSeries(k int, st *pushState) seriesData {
 		histograms: ts.GetHistograms(),
 		exemplars:  ts.GetExemplars(),
 		startMs:    ts.GetStartTimestampMs(),
+	}
+}
+
+func (p *protoPush) readLabels(k int, st *pushState) {
+	st.beginLabels()
+	for _, lp := range p.Series[k].GetLabels() {
+		st.addLabel(yoloString(lp.GetName()), yoloString(lp.GetValue()))
 	}
 }
 
@@ -207,10 +236,7 @@ func (i *Ingester) push(ctx context.Context, id string, in pushInput) (*ingester
 
 	st := pushStatePool.Get().(*pushState)
 	defer st.release()
-	st.tenant = id
-	if id == tenant.DefaultTenant {
-		st.tenant = "" // stored without the label, see tenant.go
-	}
+	st.setTenant(id)
 
 	var rejected [numReasons]uint64
 	for idx := range in.numSeries() {
@@ -300,7 +326,7 @@ func (i *Ingester) appendSeries(ctx context.Context, st *pushState, app storage.
 		}
 		res.histograms++
 	}
-	if sr.ref != 0 && sr.ref != sr.cached && i.refs != nil && !st.unsorted {
+	if sr.ref != 0 && sr.ref != sr.cached && i.refs != nil && st.cacheable() {
 		// New to the cache, or its cached ref had gone stale and the
 		// appender made the series anew.
 		i.refs.put(i.refs.key(st.key), sr.ref)
@@ -435,27 +461,70 @@ func (i *Ingester) forgiveStoredDuplicates(ctx context.Context, tenantValue stri
 	}
 }
 
-// beginLabels starts the labels of the next series; addLabel adds them.
-func (st *pushState) beginLabels() {
+// setTenant starts a push for tenant id: its series' key bytes begin with
+// its label.
+func (st *pushState) setTenant(id string) {
+	st.tenant = id
+	if id == tenant.DefaultTenant {
+		st.tenant = "" // stored without the label, see tenant.go
+	}
 	st.key = st.key[:0]
+	if st.tenant != "" {
+		st.key = appendKeyLabel(st.key, tenant.Label, st.tenant)
+	}
+	st.prefixLen = len(st.key)
+}
+
+// series makes series k of in the current one, its labels not read yet.
+func (st *pushState) series(in pushInput, k int) {
+	st.in, st.k, st.labelsRead, st.raw = in, k, false, nil
+}
+
+// labels reads the current series' labels into st, once.
+func (st *pushState) labels() {
+	if !st.labelsRead {
+		st.in.readLabels(st.k, st)
+		st.labelsRead = true
+	}
+}
+
+// rawKey returns the key bytes the current series has if st.raw is its
+// labels as stored: st.raw itself for the default tenant, else a copy
+// after the tenant's label.
+func (st *pushState) rawKey() []byte {
+	if st.prefixLen == 0 {
+		return st.raw
+	}
+	st.key = append(st.key[:st.prefixLen], st.raw...)
+	return st.key
+}
+
+// cacheable says whether the current series' labels, read, may be cached
+// under their key bytes: only sorted ones, so that appendKey finds them
+// again when the head deletes the series; and of a pushRequest only those
+// whose raw span is the key bytes, the only ones a later push can find by
+// that span. Either way nothing but the bytes a series' labels encode to
+// is ever a key, so a hit is always the series pushed.
+func (st *pushState) cacheable() bool {
+	return st.labelsRead && !st.unsorted && (st.raw == nil || string(st.raw) == string(st.key[st.prefixLen:]))
+}
+
+// beginLabels starts the labels of the current series; addLabel adds them.
+func (st *pushState) beginLabels() {
+	st.key = st.key[:st.prefixLen]
 	st.nLabels = 0
-	st.tenantDone, st.unsorted = st.tenant == "", false
+	st.unsorted = false
 }
 
 // addLabel adds one label of the client's to the series. Both strings may
 // alias the request. A client's tenant.Label is dropped; st.tenant, if set,
-// takes its place, inserted in order so that sorted input stays sorted
-// without a sort. Order is not checked here: a series sent out of order
-// misses the cache, whose keys are all sorted, and is sorted on the way to
-// the head's lookup.
+// takes its place (as the key's prefix). Order is not checked here: a
+// series sent out of order misses the cache, whose keys are all sorted, and
+// is sorted on the way to the head's lookup.
 func (st *pushState) addLabel(name, value string) {
 	if value == "" || name == tenant.Label {
 		// Prometheus treats an empty value as an absent label.
 		return
-	}
-	if !st.tenantDone && name > tenant.Label {
-		st.key = appendKeyLabel(st.key, tenant.Label, st.tenant)
-		st.tenantDone = true
 	}
 	st.key = appendKeyLabel(st.key, name, value)
 	st.nLabels++
@@ -479,28 +548,39 @@ type pushedSeries struct {
 // pay for a copy, which the head keeps. An invalid series (no labels of
 // the client's own) has neither ref nor labels.
 func (st *pushState) seriesRef(refs *refCache, getRef storage.GetRef) pushedSeries {
+	if refs != nil && st.raw != nil && !st.labelsRead {
+		if ref, ok := refs.get(refs.key(st.rawKey())); ok {
+			return pushedSeries{ref: ref, cached: ref, ls: labels.EmptyLabels()}
+		}
+	}
+	st.labels()
 	if st.nLabels == 0 {
 		// No labels of the client's own: the series is invalid, tenant or not.
 		return pushedSeries{ls: labels.EmptyLabels()}
 	}
-	if !st.tenantDone {
-		st.key = appendKeyLabel(st.key, tenant.Label, st.tenant)
-		st.tenantDone = true
-	}
-	if refs != nil {
+	if refs != nil && st.raw == nil {
 		if ref, ok := refs.get(refs.key(st.key)); ok {
 			return pushedSeries{ref: ref, cached: ref, ls: labels.EmptyLabels()}
 		}
 	}
 	st.sb.Reset()
 	prev := ""
-	rangeKey(st.key, func(name, value string) {
+	tenantDone := st.tenant == ""
+	rangeKey(st.key[st.prefixLen:], func(name, value string) {
 		if name < prev {
 			st.unsorted = true
 		}
 		prev = name
+		if !tenantDone && name > tenant.Label {
+			// In order, so that sorted input stays sorted without a sort.
+			st.sb.Add(tenant.Label, st.tenant)
+			tenantDone = true
+		}
 		st.sb.Add(name, value)
 	})
+	if !tenantDone {
+		st.sb.Add(tenant.Label, st.tenant)
+	}
 	if st.unsorted {
 		st.sb.Sort()
 	}

@@ -39,7 +39,13 @@ type span struct{ lo, hi int }
 
 type seriesView struct {
 	labels, samples, histograms, exemplars span
-	startMs                                int64
+	// keyBytes is the span of buf from the first label field's tag to the
+	// last one's end, when no other field lies between them: the series'
+	// key bytes if the distributor sent them in the ingester's own order
+	// (see appendKey). keyOK says whether it is set.
+	keyBytes span
+	keyOK    bool
+	startMs  int64
 }
 
 type labelView struct{ name, value span }
@@ -202,7 +208,9 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 		exemplars:  span{len(r.exemplars), len(r.exemplars)},
 	}
 	b := r.buf[:hi]
+	contiguous := true // the label fields so far, up to s.keyBytes.hi
 	for off := lo; off < hi; {
+		tagAt := off
 		num, typ, n := protowire.ConsumeTag(b[off:])
 		if n < 0 {
 			return protowire.ParseError(n)
@@ -225,6 +233,12 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 				if err != nil {
 					return fmt.Errorf("label: %w", err)
 				}
+				if len(r.labels) == s.labels.lo {
+					s.keyBytes.lo = tagAt
+				} else if s.keyBytes.hi != tagAt {
+					contiguous = false
+				}
+				s.keyBytes.hi = off
 				r.labels = append(r.labels, l)
 			case 2:
 				smp, err := decodeSample(v)
@@ -265,6 +279,7 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 	}
 	s.labels.hi, s.samples.hi = len(r.labels), len(r.samples)
 	s.histograms.hi, s.exemplars.hi = len(r.histograms), len(r.exemplars)
+	s.keyOK = contiguous && s.labels.hi > s.labels.lo
 	r.series = append(r.series, s)
 	return nil
 }
@@ -272,6 +287,14 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 // decodeLabel parses the LabelPair in r.buf[lo:hi]; the last occurrence of a
 // field wins, as in any proto decoder.
 func (r *pushRequest) decodeLabel(lo, hi int) (labelView, error) {
+	// What every encoder writes for a label of short name and value: the
+	// name's field, then the value's, each under 128 bytes.
+	if b := r.buf[lo:hi]; len(b) >= 4 && b[0] == labelsField && b[1] < 0x80 {
+		name := 2 + int(b[1])
+		if name+2 <= len(b) && b[name] == valueField && b[name+1] < 0x80 && name+2+int(b[name+1]) == len(b) {
+			return labelView{name: span{lo + 2, lo + name}, value: span{lo + name + 2, hi}}, nil
+		}
+	}
 	var l labelView
 	b := r.buf[:hi]
 	for off := lo; off < hi; {

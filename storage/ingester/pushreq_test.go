@@ -37,12 +37,13 @@ type decodedSeries struct {
 func viewOf(in pushInput) ([]decodedSeries, []*ingesterpb.MetricMetadata) {
 	st := pushStatePool.Get().(*pushState)
 	defer st.release()
-	st.tenant = ""
+	st.setTenant(tenant.DefaultTenant)
 	var out []decodedSeries
 	for k := range in.numSeries() {
 		s := in.readSeries(k, st)
+		st.labels()
 		d := decodedSeries{StartMs: s.startMs}
-		rangeKey(st.key, func(name, value string) {
+		rangeKey(st.key[st.prefixLen:], func(name, value string) {
 			// Copies: the strings alias st.key, which the next series reuses.
 			d.Labels = append(d.Labels, [2]string{strings.Clone(name), strings.Clone(value)})
 		})

@@ -1,13 +1,15 @@
 package ingester
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pharos-tsdb/pharos/internal/tenant"
 )
 
 // refCache maps the labels of a pushed series to its head reference, as
@@ -18,8 +20,9 @@ import (
 // most of it cache misses in the head's many small per-stripe maps.
 //
 // The key is a 128-bit hash of the series' labels as the ingester stores
-// them (sorted, empty values dropped, tenant label in place), computed from
-// the request without building labels: 64 bits pick the entry, the other
+// them (sorted, empty values dropped, the tenant's label first; see
+// appendKey), computed from the request without building labels, over gRPC
+// without even decoding them: 64 bits pick the entry, the other
 // 64 must match it. Both come from maphash with seeds drawn at start, so a
 // client cannot craft a collision, and a chance one needs about 2^64
 // series; comparing the labels instead cost more than the rest of a hit
@@ -73,7 +76,7 @@ func newRefCache() *refCache {
 	return c
 }
 
-// key returns the key of the series whose appendKey bytes are b.
+// key returns the key of the series whose key bytes (appendKey) are b.
 func (c *refCache) key(b []byte) refKey {
 	k := refKey{h: maphash.Bytes(c.seeds[0], b), check: maphash.Bytes(c.seeds[1], b)}
 	if k.h == 0 {
@@ -221,33 +224,71 @@ func (c *refCache) len() int {
 	return n
 }
 
-// appendKey appends the bytes a series' key hash is computed over:
-// pushState.addLabel builds the same bytes from a request.
+// A series' key bytes, what its cache key hashes, are its tenant label
+// first (for a tenant other than the default one) and then its other
+// labels in order, each encoded as ingester.proto encodes a TimeSeries'
+// labels field: a LabelPair message under field 1, name then value, proto3
+// style (an empty field is left out). A series a distributor sends is
+// therefore its own key bytes, from the first label's tag to the last
+// label's end: a push over gRPC hashes that span of the request as it is,
+// without decoding the labels (see pushRequest.readSeries).
+const (
+	labelsField = 1<<3 | 2 // TimeSeries.labels, and LabelPair.name: field 1, bytes
+	valueField  = 2<<3 | 2 // LabelPair.value: field 2, bytes
+)
+
+// appendKey appends the key bytes of a stored series, ls.
 func appendKey(buf []byte, ls labels.Labels) []byte {
-	ls.Range(func(l labels.Label) { buf = appendKeyLabel(buf, l.Name, l.Value) })
+	if t := ls.Get(tenant.Label); t != "" {
+		buf = appendKeyLabel(buf, tenant.Label, t)
+	}
+	ls.Range(func(l labels.Label) {
+		if l.Name != tenant.Label {
+			buf = appendKeyLabel(buf, l.Name, l.Value)
+		}
+	})
 	return buf
 }
 
-// appendKeyLabel appends one label: name and value, each after its length
-// as a uvarint, so that rangeKey can read any bytes back.
+// appendKeyLabel appends one label as a TimeSeries' labels field.
 func appendKeyLabel(buf []byte, name, value string) []byte {
-	buf = binary.AppendUvarint(buf, uint64(len(name)))
-	buf = append(buf, name...)
-	buf = binary.AppendUvarint(buf, uint64(len(value)))
-	return append(buf, value...)
+	n := 0
+	if name != "" {
+		n += 1 + protowire.SizeBytes(len(name))
+	}
+	if value != "" {
+		n += 1 + protowire.SizeBytes(len(value))
+	}
+	buf = append(buf, labelsField)
+	buf = protowire.AppendVarint(buf, uint64(n))
+	if name != "" {
+		buf = append(buf, labelsField)
+		buf = protowire.AppendString(buf, name)
+	}
+	if value != "" {
+		buf = append(buf, valueField)
+		buf = protowire.AppendString(buf, value)
+	}
+	return buf
 }
 
-// rangeKey calls f with each label of key, as strings that alias it.
+// rangeKey calls f with each label of key bytes that appendKeyLabel wrote,
+// as strings that alias them.
 func rangeKey(key []byte, f func(name, value string)) {
-	next := func() string {
-		n, w := binary.Uvarint(key)
-		s := yoloString(key[w : w+int(n)])
-		key = key[w+int(n):]
-		return s
-	}
 	for len(key) > 0 {
-		name := next()
-		f(name, next())
+		pair, n := protowire.ConsumeBytes(key[1:])
+		key = key[1+n:]
+		var name, value string
+		for len(pair) > 0 {
+			v, n := protowire.ConsumeBytes(pair[1:])
+			if pair[0] == labelsField {
+				name = yoloString(v)
+			} else {
+				value = yoloString(v)
+			}
+			pair = pair[1+n:]
+		}
+		f(name, value)
 	}
 }
 

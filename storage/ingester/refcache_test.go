@@ -107,6 +107,29 @@ func TestRefCacheCollision(t *testing.T) {
 	require.Equal(t, aRef, s.entries[s.find(bKey.h)].ref, "the colliding entry keeps its slot")
 }
 
+// Over gRPC a known series is found by the span of its label fields in the
+// request, which is cached only when it is the series' key bytes: an empty
+// value, dropped on the way to the head, keeps a series out of the cache.
+// Either way every sample lands in the one series.
+func TestRefCacheRawKeys(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	refs := h.ing.refs
+	teamUp := labels.FromStrings("__name__", "up", tenant.Label, "team-a", "job", "node")
+
+	pushUpAs(t, h.client, "team-a", 1000, 1, "zone", "")
+	pushUpAs(t, h.client, "team-a", 2000, 2, "zone", "")
+	require.Zero(t, refs.len(), "a span with an empty value is not the key bytes")
+	pushUpAs(t, h.client, "team-a", 3000, 3)
+	require.Equal(t, 1, refs.len())
+	require.Equal(t, headRef(t, h.ing, teamUp), cachedRef(refs, teamUp))
+	pushUpAs(t, h.client, "team-a", 4000, 4)
+	pushUpAs(t, h.client, "team-a", 5000, 5, "zone", "")
+	require.Equal(t, 1, refs.len())
+	require.Equal(t, map[string][]sample{`{__name__="up", job="node"}`: {
+		{T: 1000, F: 1}, {T: 2000, F: 2}, {T: 3000, F: 3}, {T: 4000, F: 4}, {T: 5000, F: 5},
+	}}, queryAs(t, h.client, "team-a", eq("__name__", "up")))
+}
+
 // Labels sent out of order are sorted before the lookup, and skip the
 // cache, whose keys are built from sorted labels only.
 func TestRefCacheUnsortedLabels(t *testing.T) {

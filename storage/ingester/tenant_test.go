@@ -194,10 +194,7 @@ func BenchmarkSeriesLabels(b *testing.B) {
 				getRef := app.(storage.GetRef)
 				st := pushStatePool.Get().(*pushState)
 				defer st.release()
-				st.tenant = id
-				if id == tenant.DefaultTenant {
-					st.tenant = ""
-				}
+				st.setTenant(id)
 				for _, refs := range []*refCache{nil, h.ing.refs} {
 					b.Run(fmt.Sprintf("ref_cache=%t", refs != nil), func(b *testing.B) {
 						b.ReportAllocs()
