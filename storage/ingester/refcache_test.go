@@ -1,8 +1,10 @@
 package ingester
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -209,4 +211,31 @@ func TestRefCacheRejectionNamesTheSeries(t *testing.T) {
 	require.Len(t, resp.Errors, 1)
 	require.Equal(t, ingesterpb.SeriesError_OUT_OF_ORDER, resp.Errors[0].Reason)
 	require.Contains(t, resp.Errors[0].Message, `{__name__="up", job="node"}`)
+}
+
+// The premise of looking series up by their label bytes: what the
+// distributor's encoder writes for a series' labels is their key bytes, for
+// long names and values too (which miss decodeLabel's fast path), so a
+// known series pushed over gRPC is a hit without decoding.
+func TestKeyBytesAreTheWire(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		b := labels.NewScratchBuilder(8)
+		for k := range 1 + rng.IntN(8) {
+			b.Add(fmt.Sprintf("l%02d%s", k, strings.Repeat("n", rng.IntN(200))), strings.Repeat("v", 1+rng.IntN(300)))
+		}
+		b.Sort()
+		ls := b.Labels()
+		ts := &ingesterpb.TimeSeries{Samples: floats(1000, 1)}
+		ls.Range(func(l labels.Label) {
+			ts.Labels = append(ts.Labels, &ingesterpb.LabelPair{Name: []byte(l.Name), Value: []byte(l.Value)})
+		})
+		wire, err := (&ingesterpb.PushRequest{Series: []*ingesterpb.TimeSeries{ts}}).MarshalVT()
+		require.NoError(t, err)
+		r := newPushRequests().get()
+		require.NoError(t, r.UnmarshalVT(wire))
+		s := r.series[0]
+		require.True(t, s.keyOK)
+		require.Equal(t, appendKey(nil, ls), r.bytes(s.keyBytes), "labels %s", ls)
+	}
 }
