@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pharos-tsdb/pharos/internal/dnsaddr"
 	"github.com/pharos-tsdb/pharos/internal/tenant"
 	"github.com/pharos-tsdb/pharos/internal/tlsconfig"
 )
@@ -96,9 +97,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("raft_bind: %w", err)
 	}
 	for _, p := range c.Peers {
-		hp := strings.TrimPrefix(p, "dns+")
-		if _, _, err := net.SplitHostPort(hp); err != nil {
-			return fmt.Errorf("peers: %q: %w", p, err)
+		if err := dnsaddr.Validate(p); err != nil {
+			return fmt.Errorf("peers: %w", err)
+		}
+		if strings.HasPrefix(p, "dnssrv+") {
+			// SRV records name hosts, and raft knows a peer by the
+			// address it advertises (an IP in a StatefulSet).
+			return fmt.Errorf("peers: %q: dnssrv+ is not supported, use dns+name:port", p)
 		}
 	}
 	for _, u := range c.AlertmanagerURL {

@@ -120,6 +120,24 @@ func TestResolvePeersOrdersNumerically(t *testing.T) {
 	require.Contains(t, got, "127.0.0.1:9096")
 }
 
+func TestConfigPeers(t *testing.T) {
+	for peer, want := range map[string]string{
+		"10.0.0.1:9096":               "",
+		"dns+ruler.svc:9096":          "",
+		"ruler.svc":                   `peers: "ruler.svc": address ruler.svc: missing port in address`,
+		"dnssrv+_raft._tcp.ruler.svc": `peers: "dnssrv+_raft._tcp.ruler.svc": dnssrv+ is not supported, use dns+name:port`,
+	} {
+		cfg := testConfig()
+		cfg.Peers = []string{peer}
+		err := cfg.Validate()
+		if want == "" {
+			require.NoError(t, err, peer)
+		} else {
+			require.EqualError(t, err, want, peer)
+		}
+	}
+}
+
 func newParserForTest() parser.Parser { return parser.NewParser(parser.Options{}) }
 
 // FuzzFSMApply feeds arbitrary log entries to the FSM, as a corrupt or

@@ -20,6 +20,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/pharos-tsdb/pharos/internal/dnsaddr"
 )
 
 // raftNode is the raft instance with the stores and transport it owns.
@@ -231,29 +233,15 @@ func (n *raftNode) closeStores() error {
 }
 
 func hasDNSPeer(peers []string) bool {
-	return slices.ContainsFunc(peers, func(p string) bool { return strings.HasPrefix(p, "dns+") })
+	return slices.ContainsFunc(peers, dnsaddr.Dynamic)
 }
 
 // resolvePeers expands dns+ entries and returns every address, sorted.
+// Raft must know every peer: any that does not resolve is an error.
 func resolvePeers(ctx context.Context, peers []string) ([]string, error) {
-	var out []string
-	for _, p := range peers {
-		hp, ok := strings.CutPrefix(p, "dns+")
-		if !ok {
-			out = append(out, p)
-			continue
-		}
-		host, port, err := net.SplitHostPort(hp)
-		if err != nil {
-			return nil, fmt.Errorf("peer %q: %w", p, err)
-		}
-		ips, err := net.DefaultResolver.LookupHost(ctx, host)
-		if err != nil {
-			return nil, fmt.Errorf("resolve %q: %w", host, err)
-		}
-		for _, ip := range ips {
-			out = append(out, net.JoinHostPort(ip, port))
-		}
+	out, err := dnsaddr.Resolve(ctx, dnsaddr.Net{}, peers)
+	if err != nil {
+		return nil, fmt.Errorf("peers: %w", err)
 	}
 	// A StatefulSet's pods resolve back to <name>-<ordinal>.<service>:
 	// order by ordinal where the names say it, so pod 0 bootstraps.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pharos-tsdb/pharos/internal/dnsaddr"
 )
 
 // Config configures the memberlist transport. The YAML section is
@@ -89,7 +91,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, j := range c.Join {
-		if _, err := parseJoin(j); err != nil {
+		if err := dnsaddr.Validate(j); err != nil {
 			errs = append(errs, fmt.Errorf("memberlist.join: %w", err))
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/pharos-tsdb/pharos/cluster/ring"
+	"github.com/pharos-tsdb/pharos/internal/dnsaddr"
 )
 
 // maxPacketMsg is the largest update sent by UDP gossip. memberlist's UDP
@@ -241,7 +242,7 @@ func (k *KV) join(ctx context.Context) error {
 }
 
 func (k *KV) joinOnce(ctx context.Context) (int, error) {
-	addrs, rerr := resolveJoin(ctx, netResolver{}, k.cfg.Join)
+	addrs, rerr := dnsaddr.Resolve(ctx, dnsaddr.Net{}, k.cfg.Join)
 	if len(addrs) == 0 {
 		return 0, errors.Join(errors.New("no seed address resolved"), rerr)
 	}

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"strings"
 	"time"
+
+	"github.com/pharos-tsdb/pharos/internal/dnsaddr"
 )
 
 // Config is the `query_frontend:` YAML section.
@@ -51,8 +52,9 @@ const (
 type MemcachedConfig struct {
 	// Addresses is a comma-separated list of servers: host:port, or
 	// dns+host:port for every address the name resolves to (a headless
-	// Kubernetes Service). Names are resolved again every
-	// DNSRefreshInterval; keys are spread over the sorted addresses.
+	// Kubernetes Service), or dnssrv+name for its SRV records. Names are
+	// resolved again every DNSRefreshInterval; keys are spread over the
+	// sorted addresses.
 	Addresses string `yaml:"addresses"`
 	// Timeout bounds each call, dialling included; a slow or absent server
 	// is a cache miss, never a failed query.
@@ -75,7 +77,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxCacheFreshness, "query-frontend.max-cache-freshness", time.Minute, "Results newer than this are not cached, so late samples are seen.")
 	fs.DurationVar(&c.CacheTTL, "query-frontend.results-cache-ttl", 7*24*time.Hour, "How long a cached result is served before it is evaluated again, so that backfilled or out-of-order samples are seen; 0 keeps results until evicted.")
 	fs.StringVar(&c.CacheBackend, "query-frontend.results-cache.backend", BackendInMemory, "Where cached results live: inmemory (this process), or memcached (shared by every frontend naming the same servers).")
-	fs.StringVar(&c.Memcached.Addresses, "query-frontend.results-cache.memcached.addresses", "", "Comma-separated memcached servers of the results cache: host:port, or dns+host:port for every address of a name.")
+	fs.StringVar(&c.Memcached.Addresses, "query-frontend.results-cache.memcached.addresses", "", "Comma-separated memcached servers of the results cache: host:port, dns+host:port for every address of a name, or dnssrv+name for its SRV records.")
 	fs.DurationVar(&c.Memcached.Timeout, "query-frontend.results-cache.memcached.timeout", 200*time.Millisecond, "Timeout of each memcached call; a timed-out call is a cache miss.")
 	fs.IntVar(&c.Memcached.MaxItemSize, "query-frontend.results-cache.memcached.max-item-size", 1<<20, "Largest cached value sent to memcached, its -I setting; larger results are not cached.")
 	fs.IntVar(&c.Memcached.MaxIdleConnections, "query-frontend.results-cache.memcached.max-idle-connections", 16, "Idle connections kept open per memcached server.")
@@ -116,8 +118,8 @@ func (c *MemcachedConfig) validate() error {
 		return errors.New("results_cache_memcached.addresses: needed by results_cache_backend memcached")
 	}
 	for _, a := range addrs {
-		if _, _, err := net.SplitHostPort(strings.TrimPrefix(a, "dns+")); err != nil {
-			return fmt.Errorf("results_cache_memcached.addresses: %q: %w", a, err)
+		if err := dnsaddr.Validate(a); err != nil {
+			return fmt.Errorf("results_cache_memcached.addresses: %w", err)
 		}
 	}
 	switch {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,8 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/pharos-tsdb/pharos/internal/dnsaddr"
 )
 
 // memcachedStore keeps extents in memcached, where every frontend naming
@@ -201,28 +202,11 @@ func (r *resolvingServers) refresh() {
 	r.resolved = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), max(r.timeout, time.Second))
 	defer cancel()
-	var out []string
-	var errs []error
-	for _, a := range r.addrs {
-		hp, dns := strings.CutPrefix(a, "dns+")
-		host, port, _ := net.SplitHostPort(hp) // checked by Config.Validate
-		if !dns {
-			out = append(out, hp)
-			continue
-		}
-		hosts, err := net.DefaultResolver.LookupHost(ctx, host)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, h := range hosts {
-			out = append(out, net.JoinHostPort(h, port))
-		}
-	}
-	if len(errs) > 0 && len(out) == 0 {
+	out, err := dnsaddr.Resolve(ctx, dnsaddr.Net{}, r.addrs)
+	if err != nil && len(out) == 0 {
 		// Keep what resolved before: a DNS hiccup is no reason to lose
 		// every server.
-		r.logger.Warn("results cache: memcached addresses not resolved", "err", errors.Join(errs...))
+		r.logger.Warn("results cache: memcached addresses not resolved", "err", err)
 		return
 	}
 	slices.Sort(out)
