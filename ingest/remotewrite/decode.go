@@ -182,13 +182,9 @@ func (r *Request) decodeV1Series(b []byte) error {
 
 // decodeLabel decodes a prometheus.Label {1: name, 2: value}.
 func decodeLabel(b []byte) (name, value []byte, err error) {
-	// Fastest path: name then value, each shorter than 128 bytes, and
-	// nothing else, which is how every encoder writes a label with a value.
-	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
-		v := 2 + int(b[1]) // the value's tag
-		if v+2 <= len(b) && b[v] == 0x12 && b[v+1] < 0x80 && v+2+int(b[v+1]) == len(b) {
-			return b[2:v:v], b[v+2 : len(b) : len(b)], nil
-		}
+	// Fastest path: how every encoder writes a label with a value.
+	if v := ingesterpb.SplitShortLabelPair(b); v >= 0 {
+		return b[2:v:v], b[v+2 : len(b) : len(b)], nil
 	}
 	for len(b) > 0 {
 		// Fast path: one-byte tags 0x0a / 0x12 and one-byte lengths.

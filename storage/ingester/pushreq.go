@@ -287,13 +287,9 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 // decodeLabel parses the LabelPair in r.buf[lo:hi]; the last occurrence of a
 // field wins, as in any proto decoder.
 func (r *pushRequest) decodeLabel(lo, hi int) (labelView, error) {
-	// What every encoder writes for a label of short name and value: the
-	// name's field, then the value's, each under 128 bytes.
-	if b := r.buf[lo:hi]; len(b) >= 4 && b[0] == labelsField && b[1] < 0x80 {
-		name := 2 + int(b[1])
-		if name+2 <= len(b) && b[name] == valueField && b[name+1] < 0x80 && name+2+int(b[name+1]) == len(b) {
-			return labelView{name: span{lo + 2, lo + name}, value: span{lo + name + 2, hi}}, nil
-		}
+	// Fastest path: how every encoder writes a label with a value.
+	if v := ingesterpb.SplitShortLabelPair(r.buf[lo:hi]); v >= 0 {
+		return labelView{name: span{lo + 2, lo + v}, value: span{lo + v + 2, hi}}, nil
 	}
 	var l labelView
 	b := r.buf[:hi]

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pharos-tsdb/pharos/internal/tenant"
+	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
 // refCache maps the labels of a pushed series to its head reference, as
@@ -232,11 +233,6 @@ func (c *refCache) len() int {
 // therefore its own key bytes, from the first label's tag to the last
 // label's end: a push over gRPC hashes that span of the request as it is,
 // without decoding the labels (see pushRequest.readSeries).
-const (
-	labelsField = 1<<3 | 2 // TimeSeries.labels, and LabelPair.name: field 1, bytes
-	valueField  = 2<<3 | 2 // LabelPair.value: field 2, bytes
-)
-
 // appendKey appends the key bytes of a stored series, ls.
 func appendKey(buf []byte, ls labels.Labels) []byte {
 	if t := ls.Get(tenant.Label); t != "" {
@@ -259,14 +255,14 @@ func appendKeyLabel(buf []byte, name, value string) []byte {
 	if value != "" {
 		n += 1 + protowire.SizeBytes(len(value))
 	}
-	buf = append(buf, labelsField)
+	buf = append(buf, ingesterpb.TagTimeSeriesLabels)
 	buf = protowire.AppendVarint(buf, uint64(n))
 	if name != "" {
-		buf = append(buf, labelsField)
+		buf = append(buf, ingesterpb.TagLabelPairName)
 		buf = protowire.AppendString(buf, name)
 	}
 	if value != "" {
-		buf = append(buf, valueField)
+		buf = append(buf, ingesterpb.TagLabelPairValue)
 		buf = protowire.AppendString(buf, value)
 	}
 	return buf
@@ -281,7 +277,7 @@ func rangeKey(key []byte, f func(name, value string)) {
 		var name, value string
 		for len(pair) > 0 {
 			v, n := protowire.ConsumeBytes(pair[1:])
-			if pair[0] == labelsField {
+			if pair[0] == ingesterpb.TagLabelPairName {
 				name = yoloString(v)
 			} else {
 				value = yoloString(v)

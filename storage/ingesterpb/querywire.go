@@ -18,6 +18,7 @@ const (
 	TagChunkSeriesChunks   = 2<<3 | 2 // ChunkSeries.chunks
 	TagLabelPairName       = 1<<3 | 2
 	TagLabelPairValue      = 2<<3 | 2
+	TagTimeSeriesLabels    = 1<<3 | 2 // TimeSeries.labels, which PushRequest carries
 	TagChunkMinTime        = 1 << 3
 	TagChunkMaxTime        = 2 << 3
 	TagChunkEncoding       = 3 << 3
