@@ -9,7 +9,8 @@
 //
 // What makes a failover invisible to the receiver is the alert state: after
 // every evaluation that changed an alert (pending, firing, resolved, last
-// sent), the leader commits the group's alert state to the raft log. A new
+// sent), the leader commits the group's alert state to the raft log, and
+// only then sends the evaluation's notifications. A new
 // leader waits for its FSM to catch up (raft.Barrier) and seeds each alerting
 // rule with that state before its first evaluation, so `for` progress,
 // startsAt and resend timing carry over. Prometheus's own restore from

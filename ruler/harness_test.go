@@ -130,6 +130,9 @@ type receiver struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	alerts []receivedAlert
+	// check, when set, sees each alert as it arrives, before the
+	// request is answered.
+	check func(receivedAlert)
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -147,12 +150,18 @@ func newReceiver(t testing.TB) *receiver {
 		}
 		now := time.Now()
 		rc.mu.Lock()
+		check := rc.check
 		for i := range as {
 			as[i].At = now
 			as[i].Tenant = r.Header.Get("X-Scope-OrgID")
 		}
 		rc.alerts = append(rc.alerts, as...)
 		rc.mu.Unlock()
+		if check != nil {
+			for _, a := range as {
+				check(a)
+			}
+		}
 	}))
 	t.Cleanup(rc.srv.Close)
 	return rc

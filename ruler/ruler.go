@@ -294,9 +294,11 @@ type session struct {
 	mu       sync.Mutex
 	managers map[string]*tenantManager // by tenant
 	// seeded holds the groups whose alerts were restored from the FSM;
-	// committed the alert state last committed per group.
+	// committed the alert state last committed per group; outboxes the
+	// alerts of each group waiting for their commit.
 	seeded    map[stateKey]bool
 	committed map[stateKey]*groupState
+	outboxes  map[stateKey]*outbox
 }
 
 // stateKey names a group's alert state: its tenant and rules.GroupKey.
@@ -305,6 +307,8 @@ type stateKey struct{ tenant, group string }
 type tenantManager struct {
 	manager *rules.Manager
 	done    chan struct{}
+	// deliver sends alerts of one rule to the tenant's Alertmanagers.
+	deliver func(ctx context.Context, expr string, alerts ...*rules.Alert)
 }
 
 func (s *session) manager(id string) *tenantManager {
@@ -326,7 +330,7 @@ func (r *Ruler) startSession(ctx context.Context, mode Mode) error {
 		}
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &session{mode: mode, ctx: sctx, cancel: cancel, managers: map[string]*tenantManager{}, seeded: map[stateKey]bool{}, committed: map[stateKey]*groupState{}}
+	s := &session{mode: mode, ctx: sctx, cancel: cancel, managers: map[string]*tenantManager{}, seeded: map[stateKey]bool{}, committed: map[stateKey]*groupState{}, outboxes: map[stateKey]*outbox{}}
 	r.mu.Lock()
 	r.session = s
 	r.mu.Unlock()
@@ -345,15 +349,22 @@ func (r *Ruler) startManager(s *session, id string) (*tenantManager, error) {
 	}
 	send := rules.SendAlerts(rt.notifier, r.extURL.String())
 	mode := s.mode
+	deliver := func(ctx context.Context, expr string, alerts ...*rules.Alert) {
+		if len(alerts) == 0 || !r.mayAct(mode) {
+			return
+		}
+		r.metrics.alertsSent.WithLabelValues(id).Add(float64(len(alerts)))
+		send(ctx, expr, alerts...)
+	}
 	m := rules.NewManager(&rules.ManagerOptions{
 		ExternalURL: r.extURL,
 		QueryFunc:   rules.EngineQueryFunc(r.opts.Engine, r.opts.Queryable),
 		NotifyFunc: func(ctx context.Context, expr string, alerts ...*rules.Alert) {
-			if len(alerts) == 0 || !r.mayAct(mode) {
+			if ob := outboxFrom(ctx); ob != nil {
+				ob.hold(expr, alerts)
 				return
 			}
-			r.metrics.alertsSent.WithLabelValues(id).Add(float64(len(alerts)))
-			send(ctx, expr, alerts...)
+			deliver(ctx, expr, alerts...)
 		},
 		// Groups run with this context: the engine hands it to Select,
 		// and the group to AppenderV2.
@@ -375,7 +386,7 @@ func (r *Ruler) startManager(s *session, id string) (*tenantManager, error) {
 	if err := m.Update(r.cfg.EvaluationInterval, nil, r.opts.ExternalLabels, r.extURL.String(), nil); err != nil {
 		return nil, fmt.Errorf("rule manager of tenant %q: %w", id, err)
 	}
-	tm := &tenantManager{manager: m, done: make(chan struct{})}
+	tm := &tenantManager{manager: m, done: make(chan struct{}), deliver: deliver}
 	go func() {
 		defer close(tm.done)
 		m.Run()
@@ -476,6 +487,7 @@ func (r *Ruler) loadRules(s *session) error {
 			if k.tenant == id {
 				delete(s.seeded, k)
 				delete(s.committed, k)
+				delete(s.outboxes, k)
 			}
 		}
 		s.mu.Unlock()
@@ -489,7 +501,9 @@ func (r *Ruler) loadRules(s *session) error {
 
 // iterate wraps one evaluation of a group of tenant id: it refuses to
 // evaluate when this replica may no longer act, seeds alert state before
-// a group's first evaluation, and commits changed state after each.
+// a group's first evaluation, and commits changed state after each. A
+// leader sends the evaluation's alerts only once that state is committed
+// (see outbox).
 func (r *Ruler) iterate(s *session, id string) rules.GroupEvalIterationFunc {
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
 		if !r.mayAct(s.mode) {
@@ -507,25 +521,35 @@ func (r *Ruler) iterate(s *session, id string) rules.GroupEvalIterationFunc {
 			s.committed[key] = st
 			s.mu.Unlock()
 		}
-		rules.DefaultEvalIterationFunc(ctx, g, ts)
-		r.metrics.evaluations.WithLabelValues(string(s.mode), id).Inc()
 		if s.mode != ModeLeader {
+			rules.DefaultEvalIterationFunc(ctx, g, ts)
+			r.metrics.evaluations.WithLabelValues(string(s.mode), id).Inc()
 			return
 		}
-		st := collectState(g)
 		s.mu.Lock()
+		ob := s.outboxes[key]
+		if ob == nil {
+			ob = &outbox{}
+			s.outboxes[key] = ob
+		}
 		prev := s.committed[key]
 		s.mu.Unlock()
-		if sameGroupState(prev, st) {
-			return
+		rules.DefaultEvalIterationFunc(withOutbox(ctx, ob), g, ts)
+		r.metrics.evaluations.WithLabelValues(string(s.mode), id).Inc()
+		if st := collectState(g); !sameGroupState(prev, st) {
+			if err := r.apply(&command{Op: opAlertState, Tenant: id, GroupKey: key.group, State: st}); err != nil {
+				r.logger.Warn("committing alert state failed; its alerts wait for the next commit", "tenant", id, "group", key.group, "err", err)
+				return
+			}
+			s.mu.Lock()
+			s.committed[key] = st
+			s.mu.Unlock()
 		}
-		if err := r.apply(&command{Op: opAlertState, Tenant: id, GroupKey: key.group, State: st}); err != nil {
-			r.logger.Warn("committing alert state failed", "tenant", id, "group", key.group, "err", err)
-			return
+		tm := s.manager(id)
+		if tm == nil {
+			return // the tenant's rules are gone
 		}
-		s.mu.Lock()
-		s.committed[key] = st
-		s.mu.Unlock()
+		ob.flush(func(expr string, alerts []*rules.Alert) { tm.deliver(ctx, expr, alerts...) })
 	}
 }
 

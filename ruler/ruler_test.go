@@ -4,13 +4,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-tsdb/pharos/internal/tenant"
@@ -289,6 +292,68 @@ func TestIsolatedFallbackFiresAndHandsBack(t *testing.T) {
 		return testutil.ToFloat64(must(leader.r.metrics.evaluations.GetMetricWithLabelValues("leader", tenant.DefaultTenant))) >= before+3
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, evals, testutil.ToFloat64(must(lone.r.metrics.evaluations.GetMetricWithLabelValues("fallback", tenant.DefaultTenant))), "fallback evaluation stopped after healing")
+}
+
+// A notification is sent only after the alert state that says it was sent
+// is committed: a leader lost between the two would otherwise leave a
+// successor that fires the alert anew, with another startsAt.
+func TestAlertSentOnlyOnceCommitted(t *testing.T) {
+	c := newCluster(t, 3, tutorialRules("1s"), nil)
+	l := c.leader()
+	require.Eventually(t, func() bool { return len(l.r.RuleGroups()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	g := l.r.RuleGroups()[0]
+	group, id := rules.GroupKey(g.File(), g.Name()), l.r.cfg.RuleFilesTenant
+
+	var fsms []*fsm
+	for _, rp := range c.replicas {
+		fsms = append(fsms, rp.r.fsm)
+	}
+	var mu sync.Mutex
+	var uncommitted []receivedAlert
+	c.recv.mu.Lock()
+	c.recv.check = func(a receivedAlert) {
+		for _, f := range fsms {
+			st := f.groupState(id, group)
+			if st == nil {
+				continue
+			}
+			for _, as := range st.Rules {
+				for _, s := range as {
+					// What SendAlerts makes of the state: startsAt is
+					// when it fired, endsAt when it resolved or, while
+					// firing, until when this send holds.
+					end := fromNanos(s.ValidUntil)
+					if s.ResolvedAt != 0 {
+						end = fromNanos(s.ResolvedAt)
+					}
+					// API v2 carries milliseconds.
+					ms := func(t time.Time) int64 { return t.UnixMilli() }
+					if maps.Equal(s.Labels, a.Labels) && ms(fromNanos(s.FiredAt)) == ms(a.StartsAt) && ms(end) == ms(a.EndsAt) {
+						return
+					}
+				}
+			}
+		}
+		mu.Lock()
+		uncommitted = append(uncommitted, a)
+		mu.Unlock()
+	}
+	c.recv.mu.Unlock()
+
+	setNodes := c.store.feedNodes(t, 3)
+	require.Eventually(t, func() bool { return len(c.recv.named("TooManyNodes")) >= 3 }, 15*time.Second, 20*time.Millisecond)
+	setNodes(0)
+	require.Eventually(t, func() bool {
+		for _, a := range c.recv.named("TooManyNodes") {
+			if !a.EndsAt.After(a.At) {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "no resolved notification")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, uncommitted, "alerts reached the notifier before their firing state was committed")
 }
 
 func TestRestartAllKeepsAlertState(t *testing.T) {
