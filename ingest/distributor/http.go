@@ -10,8 +10,10 @@ import (
 	"github.com/pharos-tsdb/pharos/ingest/remotewrite"
 )
 
-// Response headers of remote write 2.0; set for 1.0 too, where senders
-// ignore them.
+// Response headers of remote write 2.0. A 1.0 answer goes without them,
+// as Prometheus's receiver's does: 1.0 defines none, and a 1.0 client that
+// reads them anyway (client_golang's, before its fix) took counts on a
+// 1.0 answer for a partial write.
 const (
 	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
 	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
@@ -75,6 +77,10 @@ func (d *Distributor) write(w http.ResponseWriter, r *http.Request) (int, string
 	for _, s := range req.Invalid {
 		rej := Rejection{Index: s.Index, Reason: ReasonInvalidSymbolRef, Series: fmt.Sprintf("#%d", s.Index),
 			Message: s.Err.Error(), Samples: s.Samples, Histograms: s.Histograms}
+		if errors.Is(s.Err, remotewrite.ErrNoSamples) {
+			rej.Reason, rej.Series = ReasonNoSamples, FormatSeries(s.Labels)
+			rej.Message = fmt.Sprintf("%v (%d exemplars)", s.Err, s.Exemplars)
+		}
 		d.discard(tenantOf(r.Context()), rej.Reason, rej.Samples+rej.Histograms)
 		invalid = append(invalid, rej)
 	}
@@ -86,10 +92,12 @@ func (d *Distributor) write(w http.ResponseWriter, r *http.Request) (int, string
 		}
 		return httpStatus(err), err.Error()
 	}
-	h := w.Header()
-	h.Set(headerSamplesWritten, strconv.FormatUint(res.SamplesWritten, 10))
-	h.Set(headerHistogramsWritten, strconv.FormatUint(res.HistogramsWritten, 10))
-	h.Set(headerExemplarsWritten, strconv.FormatUint(res.ExemplarsWritten, 10))
+	if version == remotewrite.V2 {
+		h := w.Header()
+		h.Set(headerSamplesWritten, strconv.FormatUint(res.SamplesWritten, 10))
+		h.Set(headerHistogramsWritten, strconv.FormatUint(res.HistogramsWritten, 10))
+		h.Set(headerExemplarsWritten, strconv.FormatUint(res.ExemplarsWritten, 10))
+	}
 	if res.Deduplicated {
 		// Accepted, not written: the sender must not retry (Mimir's answer).
 		return http.StatusAccepted, ""

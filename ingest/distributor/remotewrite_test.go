@@ -177,7 +177,8 @@ func TestRemoteWriteBadInput(t *testing.T) {
 	t.Run("still serving", func(t *testing.T) {
 		resp := e.write(t, ctV1, v1(ok("after_all_bad")))
 		require.Equal(t, http.StatusNoContent, resp.code, resp.body)
-		require.Equal(t, "1", resp.header.Get(headerSamplesWritten))
+		// 1.0 answers carry no written counts, as Prometheus's do.
+		require.Empty(t, resp.header.Get(headerSamplesWritten))
 		require.Equal(t, 1, e.samplesOf(t, "after_all_bad"))
 	})
 }
@@ -205,6 +206,41 @@ func TestRemoteWriteV2RoundTrip(t *testing.T) {
 	require.Equal(t, "0", resp.header.Get(headerExemplarsWritten))
 	require.Equal(t, 12, e.samplesOf(t, "rt"))
 	require.Equal(t, 12.0, testutil.ToFloat64(e.dist.receivedSamples))
+}
+
+func TestRemoteWriteV2SeriesWithoutSamples(t *testing.T) {
+	e := newEnv(t, nil)
+	now := time.Now().UnixMilli()
+	st := writev2.NewSymbolTable()
+	exemplar := writev2.Exemplar{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "t1"), nil), Value: 42, Timestamp: now}
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "kept"), nil),
+			Samples:    []writev2.Sample{{Timestamp: now, Value: 1}},
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "orphan", "job", "j"), nil),
+			Exemplars:  []writev2.Exemplar{exemplar},
+		},
+	}}
+	req.Symbols = st.Symbols()
+	resp := e.write(t, ctV2, encode(t, req))
+	// Not a 2xx: the exemplar was not written, and the spec forbids a 2xx
+	// then. The rest of the request is.
+	require.Equal(t, http.StatusBadRequest, resp.code, resp.body)
+	require.Equal(t, `timeseries must contain at least one sample or histogram (1 exemplars) for series {__name__="orphan", job="j"}`, strings.TrimSpace(resp.body))
+	require.Equal(t, "1", resp.header.Get(headerSamplesWritten))
+	require.Equal(t, "0", resp.header.Get(headerExemplarsWritten))
+	require.Equal(t, 1, e.samplesOf(t, "kept"))
+	require.NotContains(t, e.metricNames(t), "orphan")
+	require.Equal(t, 1.0, testutil.ToFloat64(e.dist.requests.WithLabelValues("400")))
+
+	// 1.0 senders send exemplars in series of their own: accepted.
+	resp = e.write(t, ctV1, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:    []prompb.Label{{Name: "__name__", Value: "kept"}},
+		Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "t2"}}, Value: 1, Timestamp: now}},
+	}}}))
+	require.Equal(t, http.StatusNoContent, resp.code, resp.body)
 }
 
 func TestRemoteWriteIngesterDown(t *testing.T) {

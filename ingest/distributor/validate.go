@@ -27,6 +27,7 @@ const (
 	ReasonMaxLabelNames        = "max_label_names_per_series"
 	ReasonInvalidUTF8          = "invalid_utf8"
 	ReasonInvalidSymbolRef     = "invalid_symbol_reference"
+	ReasonNoSamples            = "no_samples"
 	ReasonTooFarInFuture       = "too_far_in_future"
 	ReasonTooOld               = "too_old"
 	ReasonOutOfOrder           = "out_of_order"

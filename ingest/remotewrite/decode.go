@@ -552,12 +552,28 @@ func (r *Request) decodeV2Series(b []byte, index int) error {
 	ts.Histograms = window(r.histPtrs, h0)
 	ts.Exemplars = window(r.exemplarPtrs, e0)
 	ts.StartTimestampMs = start
+	if refsErr == nil && nSamples == 0 && nHis == 0 {
+		// "At least one element in samples or in histograms MUST be
+		// provided": a series of exemplars alone (or of nothing) is
+		// invalid in 2.0, and answered 400 as Prometheus's receiver does,
+		// rather than accepted with its exemplars dropped for want of a
+		// series to attach them to. 1.0 senders do send exemplars alone.
+		refsErr = ErrNoSamples
+	}
 	if refsErr != nil {
-		// Unresolvable series are reported, not fatal: the rest of the
-		// request is still written, as the 2.0 spec's partial writes allow.
+		// Invalid series are reported, not fatal: the rest of the request
+		// is still written, as the 2.0 spec's partial writes allow.
+		inv := InvalidSeries{Index: index, Samples: nSamples, Histograms: nHis, Exemplars: len(ts.Exemplars), Err: refsErr}
+		if refsErr == ErrNoSamples {
+			// Its labels resolved: copied out of the slab, which the next
+			// series reuses, for the error to name the series.
+			for _, l := range ts.Labels {
+				inv.Labels = append(inv.Labels, &ingesterpb.LabelPair{Name: l.Name, Value: l.Value})
+			}
+		}
 		r.seriesPtrs = r.seriesPtrs[:len(r.seriesPtrs)-1]
 		r.labelPtrs, r.samplePtrs, r.histPtrs, r.exemplarPtrs = r.labelPtrs[:l0], r.samplePtrs[:s0], r.histPtrs[:h0], r.exemplarPtrs[:e0]
-		r.Invalid = append(r.Invalid, InvalidSeries{Index: index, Samples: nSamples, Histograms: nHis, Err: refsErr})
+		r.Invalid = append(r.Invalid, inv)
 		return nil
 	}
 	if meta != nil {

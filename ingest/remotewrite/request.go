@@ -94,14 +94,22 @@ func CheckContentEncoding(enc string) error {
 	return fmt.Errorf("%w: content encoding %q, only snappy is accepted", ErrUnsupportedMediaType, enc)
 }
 
-// InvalidSeries is a series of a 2.0 request that could not be turned into
-// labels (bad symbol references). It is left out of Push.
+// ErrNoSamples is the error of an InvalidSeries that carried neither
+// samples nor histograms.
+var ErrNoSamples = errors.New("timeseries must contain at least one sample or histogram")
+
+// InvalidSeries is a series of a 2.0 request that is left out of Push: its
+// labels could not be resolved (bad symbol references), or it carried no
+// sample and no histogram (Err is ErrNoSamples).
 type InvalidSeries struct {
 	// Index of the series in the request.
 	Index int
-	// Samples and Histograms the series carried.
-	Samples, Histograms int
-	Err                 error
+	// Samples, Histograms and Exemplars the series carried.
+	Samples, Histograms, Exemplars int
+	// Labels of the series when they resolved (ErrNoSamples), else nil.
+	// The pairs alias the request's buffers: valid until Release.
+	Labels []*ingesterpb.LabelPair
+	Err    error
 }
 
 // Request is one decoded remote-write request. Push aliases the Request's
