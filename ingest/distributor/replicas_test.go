@@ -170,3 +170,39 @@ func TestReplicasGetIdenticalData(t *testing.T) {
 		})
 	}
 }
+
+// The exemplars a push reports written are those the ingesters wrote, not
+// those it carried: an out-of-order exemplar is dropped by every replica
+// (the series' sample is written, as Prometheus's receiver does) and must
+// not be counted, whether the request goes whole to the replicas (three
+// ingesters at RF 3) or in parts (four at RF 2).
+func TestExemplarsWrittenCountsReplicas(t *testing.T) {
+	for _, tc := range []struct{ n, rf int }{{3, 3}, {4, 2}} {
+		t.Run(fmt.Sprintf("%d-ingesters-rf%d", tc.n, tc.rf), func(t *testing.T) {
+			d, _, _ := startRingCluster(t, tc.n, tc.rf)
+			base := time.Now().Add(-time.Minute).UnixMilli()
+			push := func(sampleT, exemplarT int64) *PushResult {
+				req := &ingesterpb.PushRequest{}
+				for i := range 20 {
+					ts := promSeries(i, sampleT)
+					ts.Exemplars = []*ingesterpb.Exemplar{{
+						Labels:      []*ingesterpb.LabelPair{{Name: []byte("trace_id"), Value: []byte(strconv.Itoa(i))}},
+						Value:       1,
+						TimestampMs: exemplarT,
+					}}
+					req.Series = append(req.Series, ts)
+				}
+				res, err := d.Push(t.Context(), req)
+				require.NoError(t, err)
+				require.Empty(t, res.Rejected)
+				return res
+			}
+			res := push(base, base)
+			require.EqualValues(t, 20, res.SamplesWritten)
+			require.EqualValues(t, 20, res.ExemplarsWritten)
+			res = push(base+1000, base-1000)
+			require.EqualValues(t, 20, res.SamplesWritten)
+			require.Zero(t, res.ExemplarsWritten)
+		})
+	}
+}

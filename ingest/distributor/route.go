@@ -292,11 +292,30 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, ind
 	}
 	res.SamplesWritten -= uint64(min(rejS, int(res.SamplesWritten)))
 	res.HistogramsWritten -= uint64(min(rejH, int(res.HistogramsWritten)))
-	if len(batches) == 1 {
-		res.ExemplarsWritten = batches[0].resp.ExemplarsWritten
-	}
+	res.ExemplarsWritten = min(res.ExemplarsWritten, exemplarsWritten(batches, r.whole))
 	sortRejections(res.Rejected)
 	return nil
+}
+
+// exemplarsWritten bounds the exemplars of a push that some replica wrote.
+// Ingesters drop exemplars they cannot store without rejecting the series
+// (as Prometheus's receiver does), so only their counts say how many were
+// written. When every batch carried the whole request, an exemplar one of
+// them wrote is readable: the best replica's count is the answer. Batches
+// of parts of a request count different series, so their sum is only an
+// upper bound.
+func exemplarsWritten(batches []batch, whole bool) uint64 {
+	var best, sum uint64
+	for i := range batches {
+		if b := &batches[i]; b.err == nil {
+			best = max(best, b.resp.ExemplarsWritten)
+			sum += b.resp.ExemplarsWritten
+		}
+	}
+	if whole {
+		return best
+	}
+	return sum
 }
 
 // quorumError describes series i's replication set: who failed and why.
