@@ -106,13 +106,24 @@ func parallel[T any](items []T, f func(T)) {
 	wg.Wait()
 }
 
+// BenchmarkRemoteWrite times remote write 1.0 over HTTP into one ingester,
+// reached over gRPC (grpc) or in process as an all-in-one does (local).
 func BenchmarkRemoteWrite(b *testing.B) {
+	for _, via := range []string{"grpc", "local"} {
+		b.Run(via, func(b *testing.B) { benchRemoteWrite(b, via == "local") })
+	}
+}
+
+func benchRemoteWrite(b *testing.B, local bool) {
 	cfg := defaultConfig()
 	cfg.MaxRequestBodySize = 64 << 20
 	ing, addr := startIngester(b, b.TempDir())
-	_ = ing
-	client, err := dialBench(b, addr)
-	require.NoError(b, err)
+	var client ingesterpb.IngesterClient = ing.LocalClient()
+	if !local {
+		c, err := dialBench(b, addr)
+		require.NoError(b, err)
+		client = c
+	}
 	d, err := New(cfg, StaticIngesters{client}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	require.NoError(b, err)
 	srv := newBenchServer(b, d.RemoteWriteHandler())

@@ -144,6 +144,15 @@ func New(cfg Config, ings Ingesters, logger *slog.Logger, reg prometheus.Registe
 // error means the write failed as a whole and may be retried; the result is
 // then nil.
 func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*PushResult, error) {
+	return d.push(ctx, req, nil)
+}
+
+// push is Push for a request that may come with the span of the body each
+// series' labels were decoded from (remotewrite.Request.LabelSpans, nil
+// for none), which an ingester of the same process finds known series by
+// (see labelSpanPusher). A span is dropped with any change to its series'
+// labels but those the ingester makes itself.
+func (d *Distributor) push(ctx context.Context, req *ingesterpb.PushRequest, spans [][]byte) (*PushResult, error) {
 	if d.inflight != nil {
 		select {
 		case d.inflight <- struct{}{}:
@@ -154,8 +163,17 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 	}
 	id := tenantOf(ctx)
 	res := &PushResult{tenant: id}
-	if d.ha != nil && d.dedupeHA(ctx, req, res) {
-		return res, nil
+	if d.ha != nil {
+		done, relabelled := d.dedupeHA(ctx, req, res)
+		if done {
+			return res, nil
+		}
+		if relabelled {
+			spans = nil
+		}
+	}
+	if len(spans) != len(req.Series) {
+		spans = nil
 	}
 	now := d.now()
 	v := newValidator(&d.cfg, d.limits, id, now)
@@ -189,6 +207,13 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 		}
 		send = d.subRequest(req, keep)
 		defer d.putSubRequest(send)
+		if spans != nil {
+			kept := make([][]byte, len(keep))
+			for j, i := range keep {
+				kept[j] = spans[i]
+			}
+			spans = kept
+		}
 	}
 	if len(send.Series) == 0 {
 		return res, nil
@@ -196,7 +221,7 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 	if err := d.rateLimit(id, send, now); err != nil {
 		return nil, err
 	}
-	if err := d.send(ctx, send, keep, res); err != nil {
+	if err := d.send(ctx, send, spans, keep, res); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -394,21 +394,21 @@ func (d *Distributor) SetHATracker(t *HATracker, limits HALimits) {
 
 // dedupeHA applies the HA tracker to req, as Mimir does: the first series
 // decides for the whole request, since one Prometheus sends one external
-// label set. It reports true when nothing of req is to be written: a
+// label set. It reports done when nothing of req is to be written: a
 // non-elected replica (res.Deduplicated), or a cluster over the tenant's
 // limit (every series rejected). Otherwise it has removed the replica label
-// from every series of an HA request, so that both replicas write the same
-// series.
-func (d *Distributor) dedupeHA(ctx context.Context, req *ingesterpb.PushRequest, res *PushResult) bool {
+// from every series of an HA request (relabelled), so that both replicas
+// write the same series.
+func (d *Distributor) dedupeHA(ctx context.Context, req *ingesterpb.PushRequest, res *PushResult) (done, relabelled bool) {
 	if len(req.Series) == 0 {
-		return false
+		return false, false
 	}
 	id, err := tenant.FromContext(ctx)
 	if err != nil {
 		id = tenant.DefaultTenant // the scrape and rule paths carry none while tenancy is off
 	}
 	if !d.haLimits.AcceptHASamples(id) {
-		return false
+		return false, false
 	}
 	clusterLabel, replicaLabel := d.haLimits.HAClusterLabel(id), d.haLimits.HAReplicaLabel(id)
 	var cluster, replica string
@@ -421,7 +421,7 @@ func (d *Distributor) dedupeHA(ctx context.Context, req *ingesterpb.PushRequest,
 		}
 	}
 	if cluster == "" || replica == "" {
-		return false
+		return false, false
 	}
 	switch err := d.ha.Check(id, cluster, replica, d.haLimits.HAMaxClusters(id)); {
 	case errors.Is(err, ErrNotElected):
@@ -431,16 +431,16 @@ func (d *Distributor) dedupeHA(ctx context.Context, req *ingesterpb.PushRequest,
 		}
 		d.ha.deduped.WithLabelValues(id, cluster).Add(float64(n))
 		res.Deduplicated = true
-		return true
+		return true, false
 	case err != nil:
 		for i, ts := range req.Series {
 			d.reject(res, Rejection{Index: i, Reason: ReasonTooManyHAClusters, Series: FormatSeries(ts.Labels),
 				Message: err.Error(), Samples: len(ts.Samples), Histograms: len(ts.Histograms)})
 		}
-		return true
+		return true, false
 	}
 	for _, ts := range req.Series {
 		ts.Labels = slices.DeleteFunc(ts.Labels, func(l *ingesterpb.LabelPair) bool { return string(l.Name) == replicaLabel })
 	}
-	return false
+	return false, true
 }

@@ -85,7 +85,7 @@ func (d *Distributor) write(w http.ResponseWriter, r *http.Request) (int, string
 		invalid = append(invalid, rej)
 	}
 
-	res, err := d.Push(r.Context(), &req.Push)
+	res, err := d.push(r.Context(), &req.Push, req.LabelSpans())
 	if err != nil {
 		if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
 			w.Header().Set("Retry-After", strconv.Itoa(rl.retryAfterSeconds()))

@@ -26,9 +26,20 @@ type batch struct {
 	owned bool
 	// pos maps a series of req to its position in the request being sent;
 	// nil means the identity (the batch is the whole request).
-	pos  []int
-	resp *ingesterpb.PushResponse
-	err  error
+	pos []int
+	// spans: the label spans of req's series, when the client takes them
+	// and req is not the request being sent (pos set); scratch.
+	spans [][]byte
+	resp  *ingesterpb.PushResponse
+	err   error
+}
+
+// labelSpanPusher is a client that finds known series by the bytes their
+// labels were decoded from, as the ingester of the same process does (see
+// ingester's localClient.PushWithLabelSpans): a request decoded from
+// remote write 1.0 skips reading each series' labels again.
+type labelSpanPusher interface {
+	PushWithLabelSpans(ctx context.Context, req *ingesterpb.PushRequest, spans [][]byte) (*ingesterpb.PushResponse, error)
 }
 
 // routing is the per-push state of send. It is pooled: at 100k series per
@@ -68,6 +79,8 @@ func (d *Distributor) putRouting(r *routing) {
 		}
 		b.inst, b.client, b.resp, b.err = nil, nil, nil, nil
 		b.pos = b.pos[:0]
+		clear(b.spans)
+		b.spans = b.spans[:0]
 	}
 	r.batches = r.batches[:0]
 	r.whole = false
@@ -194,9 +207,9 @@ func (d *Distributor) routeEach(tenantID string, req *ingesterpb.PushRequest, r 
 }
 
 // send pushes req to its ingesters in parallel and waits for a write quorum
-// of every series. index maps req's series to the caller's request (nil:
-// identity).
-func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, index []int, res *PushResult) error {
+// of every series. spans are its series' label spans, or nil (see push);
+// index maps req's series to the caller's request (nil: identity).
+func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, spans [][]byte, index []int, res *PushResult) error {
 	// A push whose context names no tenant (an appender of a component
 	// that has none) is the default tenant's; the ingesters need to know.
 	id, err := tenant.FromContext(ctx)
@@ -214,7 +227,7 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, ind
 
 	batches := r.batches
 	if len(batches) == 1 {
-		d.pushOne(ctx, &batches[0])
+		d.pushOne(ctx, &batches[0], spans)
 	} else {
 		var opts []grpc.CallOption
 		if r.whole {
@@ -225,7 +238,7 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, ind
 		}
 		var wg sync.WaitGroup
 		for i := range batches {
-			wg.Go(func() { d.pushOne(ctx, &batches[i], opts...) })
+			wg.Go(func() { d.pushOne(ctx, &batches[i], spans, opts...) })
 		}
 		wg.Wait()
 	}
@@ -355,12 +368,24 @@ func containsSorted(s []int, v int) bool {
 	return j < len(s) && s[j] == v
 }
 
-func (d *Distributor) pushOne(ctx context.Context, b *batch, opts ...grpc.CallOption) {
+// pushOne sends b; spans are the label spans of the request being sent,
+// or nil.
+func (d *Distributor) pushOne(ctx context.Context, b *batch, spans [][]byte, opts ...grpc.CallOption) {
 	if b.err != nil { // no client
 		return
 	}
 	start := time.Now()
-	b.resp, b.err = b.client.Push(ctx, b.req, opts...)
+	if sp, ok := b.client.(labelSpanPusher); ok && spans != nil {
+		if b.pos != nil {
+			for _, p := range b.pos {
+				b.spans = append(b.spans, spans[p])
+			}
+			spans = b.spans
+		}
+		b.resp, b.err = sp.PushWithLabelSpans(ctx, b.req, spans)
+	} else {
+		b.resp, b.err = b.client.Push(ctx, b.req, opts...)
+	}
 	d.ingesterLatency.Observe(time.Since(start).Seconds())
 	d.ingesterPushes.WithLabelValues(grpcCode(b.err)).Inc()
 	if b.err != nil {

@@ -115,6 +115,17 @@ func (r *Request) decodeV1(b []byte) error {
 func (r *Request) decodeV1Series(b []byte) error {
 	ts := r.newSeries()
 	l0, s0, h0, e0 := len(r.labelPtrs), len(r.samplePtrs), len(r.histPtrs), len(r.exemplarPtrs)
+	// The span of the label fields, while they are contiguous (see
+	// LabelSpans): lo and hi are offsets in whole.
+	whole, lo, hi, contiguous := b, 0, 0, true
+	span := func(at int) {
+		if hi != at && hi != 0 {
+			contiguous = false
+		} else if hi == 0 {
+			lo = at
+		}
+		hi = len(whole) - len(b)
+	}
 	for len(b) > 0 {
 		// Fast path: a label (tag 0x0a) or sample (0x12) of less than 128
 		// bytes, which is nearly every field of a series, without field's
@@ -123,6 +134,7 @@ func (r *Request) decodeV1Series(b []byte) error {
 		if len(b) >= 2 && b[1] < 0x80 && (b[0] == 0x0a || b[0] == 0x12) && len(b) >= 2+int(b[1]) {
 			payload := b[2 : 2+int(b[1])]
 			tag := b[0]
+			at := len(whole) - len(b)
 			b = b[2+len(payload):]
 			if tag == 0x0a {
 				name, value, err := decodeLabel(payload)
@@ -130,11 +142,13 @@ func (r *Request) decodeV1Series(b []byte) error {
 					return fmt.Errorf("label: %w", err)
 				}
 				r.addLabel(name, value)
+				span(at)
 			} else if err := r.decodeSample(payload, nil); err != nil {
 				return fmt.Errorf("sample: %w", err)
 			}
 			continue
 		}
+		at := len(whole) - len(b)
 		num, typ, _, payload, n, err := field(b)
 		if err != nil {
 			return err
@@ -153,6 +167,7 @@ func (r *Request) decodeV1Series(b []byte) error {
 				return fmt.Errorf("label: %w", err)
 			}
 			r.addLabel(name, value)
+			span(at)
 		case 2:
 			if err := r.decodeSample(payload, nil); err != nil {
 				return fmt.Errorf("sample: %w", err)
@@ -177,6 +192,11 @@ func (r *Request) decodeV1Series(b []byte) error {
 	ts.Samples = window(r.samplePtrs, s0)
 	ts.Histograms = window(r.histPtrs, h0)
 	ts.Exemplars = window(r.exemplarPtrs, e0)
+	var labelSpan []byte
+	if contiguous && hi > lo {
+		labelSpan = whole[lo:hi:hi]
+	}
+	r.labelSpans = append(r.labelSpans, labelSpan)
 	return nil
 }
 

@@ -546,6 +546,24 @@ func fuzzDecode(t *testing.T, v Version, data []byte) {
 			}
 			require.Len(t, r.Push.Series[i].Samples, len(ts.Samples))
 		}
+		// A series' label span is its labels' fields and nothing else.
+		spans := r.LabelSpans()
+		require.Len(t, spans, len(r.Push.Series))
+		for i, span := range spans {
+			if span == nil {
+				continue
+			}
+			var got ingesterpb.TimeSeries
+			require.NoError(t, got.UnmarshalVT(span))
+			require.Empty(t, got.Samples)
+			require.Empty(t, got.Histograms)
+			require.Empty(t, got.Exemplars)
+			require.Len(t, got.Labels, len(r.Push.Series[i].Labels))
+			for j, l := range got.Labels {
+				require.Equal(t, string(r.Push.Series[i].Labels[j].Name), string(l.Name))
+				require.Equal(t, string(r.Push.Series[i].Labels[j].Value), string(l.Value))
+			}
+		}
 	}
 	if v == V2 {
 		var up writev2.Request
@@ -605,4 +623,53 @@ func FuzzDecodeV2(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(b[:len(b)/2])
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode(t, V2, data) })
+}
+
+// A 1.0 series' label span is the encoding an ingester keys it by when the
+// sender encodes as Prometheus does (labels first, sorted); labels split by
+// another field have none, and 2.0 requests have no spans at all.
+func TestDecodeV1LabelSpans(t *testing.T) {
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "node"}}, Samples: []prompb.Sample{{Timestamp: 1, Value: 1}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "x"}}, Samples: []prompb.Sample{{Timestamp: 1, Value: 2}}},
+	}}
+	body, err := req.Marshal()
+	require.NoError(t, err)
+	// A third series: a label, a sample, a label.
+	var third []byte
+	third = protowire.AppendTag(third, 1, protowire.BytesType)
+	third = protowire.AppendBytes(third, []byte("\x0a\x08__name__\x12\x01y"))
+	third = protowire.AppendTag(third, 2, protowire.BytesType)
+	third = protowire.AppendBytes(third, []byte("\x09\x00\x00\x00\x00\x00\x00\xf0\x3f\x10\x01"))
+	third = protowire.AppendTag(third, 1, protowire.BytesType)
+	third = protowire.AppendBytes(third, []byte("\x0a\x03job\x12\x01j"))
+	body = protowire.AppendTag(body, 1, protowire.BytesType)
+	body = protowire.AppendBytes(body, third)
+
+	r := NewRequest()
+	defer r.Release()
+	require.NoError(t, r.DecodeProto(V1, body))
+	spans := r.LabelSpans()
+	require.Len(t, spans, 3)
+	for i, ts := range r.Push.Series[:2] {
+		want, err := (&ingesterpb.TimeSeries{Labels: ts.Labels}).MarshalVT()
+		require.NoError(t, err)
+		require.Equal(t, want, spans[i], "series %d", i)
+	}
+	require.Nil(t, spans[2])
+	require.Len(t, r.Push.Series[2].Labels, 2)
+
+	st := writev2.NewSymbolTable()
+	v2 := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "up"), nil),
+		Samples:    []writev2.Sample{{Timestamp: 1, Value: 1}},
+	}}}
+	v2.Symbols = st.Symbols()
+	body, err = v2.Marshal()
+	require.NoError(t, err)
+	r2 := NewRequest()
+	defer r2.Release()
+	require.NoError(t, r2.DecodeProto(V2, body))
+	require.Len(t, r2.Push.Series, 1)
+	require.Nil(t, r2.LabelSpans())
 }

@@ -142,6 +142,10 @@ type Request struct {
 	exemplarPtrs []*ingesterpb.Exemplar
 	metaPtrs     []*ingesterpb.MetricMetadata
 
+	// labelSpans holds, per series of Push (1.0 only), the span of raw
+	// its label fields take (see LabelSpans).
+	labelSpans [][]byte
+
 	symbols [][]byte // 2.0 symbol table, sub-slices of raw
 	scratch []byte   // histogram re-encoding
 	pending [][]byte // 2.0 exemplars of the series being decoded
@@ -185,6 +189,8 @@ func (r *Request) reset() {
 	r.histPtrs = r.histPtrs[:0]
 	r.exemplarPtrs = r.exemplarPtrs[:0]
 	r.metaPtrs = r.metaPtrs[:0]
+	clear(r.labelSpans) // drop references into raw
+	r.labelSpans = r.labelSpans[:0]
 	clear(r.metaSeen)
 	clear(r.symbols) // drop references into raw
 	r.symbols = r.symbols[:0]
@@ -285,6 +291,23 @@ func (r *Request) DecodeProto(v Version, data []byte) error {
 		return fmt.Errorf("%w: decode %s: %w", ErrMalformed, v, err)
 	}
 	return nil
+}
+
+// LabelSpans returns, for each series of a 1.0 request's Push, the bytes of
+// the body its labels were decoded from: its label fields as they follow
+// one another in the TimeSeries message (tags included), nil for a series
+// whose label fields are not contiguous or that has none. A 1.0 Label has
+// the encoding of ingester.proto's LabelPair, so the span is what an
+// ingester keys known series by whenever the sender encoded the labels as
+// Pharos's distributor does (sorted, without empty values, with the
+// shortest lengths): see ingester's localClient.PushWithLabelSpans. Nil
+// for 2.0, whose labels are symbol references. Valid until Release, and
+// only while the series' labels are the ones decoded.
+func (r *Request) LabelSpans() [][]byte {
+	if len(r.labelSpans) != len(r.Push.Series) {
+		return nil
+	}
+	return r.labelSpans
 }
 
 const slabBlock = 1024

@@ -45,6 +45,24 @@ func (c localClient) Push(ctx context.Context, req *ingesterpb.PushRequest, _ ..
 	return unary(ctx, ingesterpb.Ingester_Push_FullMethodName, req, c.ing.Push)
 }
 
+// PushWithLabelSpans is Push for a request decoded from bytes that encode
+// each series' labels as ingester.proto's TimeSeries.labels fields do:
+// remote write 1.0's Label is the same message as LabelPair. spans[k], if
+// not nil, is series k's span of such fields, from which the decoder made
+// req.Series[k].Labels, and a series whose labels were changed since (but
+// for what the ingester itself normalises: empty values dropped, order,
+// the tenant label) must come without one. A known series is then found
+// by its span, without reading its labels, as over gRPC (see pushRequest).
+// spans must have one entry per series; otherwise it is ignored.
+func (c localClient) PushWithLabelSpans(ctx context.Context, req *ingesterpb.PushRequest, spans [][]byte) (*ingesterpb.PushResponse, error) {
+	if req == nil || len(spans) != len(req.Series) {
+		return c.Push(ctx, req)
+	}
+	return unary(ctx, ingesterpb.Ingester_Push_FullMethodName, req, func(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+		return c.ing.pushFrom(ctx, spanPush{protoPush: (*protoPush)(req), spans: spans})
+	})
+}
+
 // QueryStream implements ingesterpb.IngesterClient.
 func (c localClient) QueryStream(ctx context.Context, req *ingesterpb.QueryRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[ingesterpb.QueryStreamResponse], error) {
 	return serverStream(ctx, ingesterpb.Ingester_QueryStream_FullMethodName, req.CloneVT(), streamCodec[ingesterpb.QueryStreamResponse]{

@@ -560,3 +560,63 @@ func TestLocalPushAllocations(t *testing.T) {
 	require.LessOrEqual(t, large, small+3, "allocations grow with the series of a push")
 	require.LessOrEqual(t, large, 30.0, "a push allocates a few objects: contexts, appender, response")
 }
+
+// labelSpan is how a remote-write 1.0 body encodes the labels of a series
+// (its Label is LabelPair's encoding): the span the decoder hands on.
+func labelSpan(t *testing.T, pairs []*ingesterpb.LabelPair) []byte {
+	b, err := (&ingesterpb.TimeSeries{Labels: pairs}).MarshalVT()
+	require.NoError(t, err)
+	return b
+}
+
+// A series pushed in process with the span its labels were decoded from is
+// found by the span once known, for any tenant, without its labels being
+// read: the span decides, so that a message changed behind its span (which
+// callers must not send) lands where the span says. A span that is not the
+// key bytes (labels out of order in the body) finds nothing, and the series
+// is found by the key bytes of its labels; spans of the wrong length are
+// ignored. Every sample lands in its one series.
+func TestLocalPushWithLabelSpans(t *testing.T) {
+	h := startIngester(t, testConfig(t, t.TempDir()))
+	c := h.ing.LocalClient().(interface {
+		PushWithLabelSpans(context.Context, *ingesterpb.PushRequest, [][]byte) (*ingesterpb.PushResponse, error)
+	})
+	refs := h.ing.refs
+	push := func(id string, spans [][]byte, series ...*ingesterpb.TimeSeries) {
+		t.Helper()
+		resp, err := c.PushWithLabelSpans(asTenant(id), &ingesterpb.PushRequest{Series: series}, spans)
+		require.NoError(t, err)
+		require.Empty(t, resp.Errors)
+	}
+	up := lbls("__name__", "up", "job", "node")
+	down := lbls("__name__", "up", "job", "other")
+	for _, id := range []string{tenant.DefaultTenant, "team-a"} {
+		t.Run(id, func(t *testing.T) {
+			before := refs.len()
+			push(id, [][]byte{labelSpan(t, up)}, &ingesterpb.TimeSeries{Labels: up, Samples: floats(1000, 1)})
+			require.Equal(t, before+1, refs.len())
+			// The span finds the series: the messages are not read.
+			push(id, [][]byte{labelSpan(t, up)}, &ingesterpb.TimeSeries{Labels: down, Samples: floats(2000, 2)})
+			// No span, or spans that do not match the series: the labels.
+			push(id, nil, &ingesterpb.TimeSeries{Labels: down, Samples: floats(3000, 3)})
+			push(id, [][]byte{nil, labelSpan(t, up)}, &ingesterpb.TimeSeries{Labels: up, Samples: floats(4000, 4)})
+			require.Equal(t, before+2, refs.len())
+			require.Equal(t, map[string][]sample{
+				`{__name__="up", job="node"}`:  {{T: 1000, F: 1}, {T: 2000, F: 2}, {T: 4000, F: 4}},
+				`{__name__="up", job="other"}`: {{T: 3000, F: 3}},
+			}, queryAs(t, h.client, id, eq("__name__", "up")))
+		})
+	}
+
+	// Labels out of order in the body, sorted by the distributor: a span
+	// that is no key. The series is cached and found by its key bytes.
+	unsorted := labelSpan(t, lbls("zone", "a", "__name__", "z"))
+	sorted := lbls("__name__", "z", "zone", "a")
+	before := refs.len()
+	for k := range 3 {
+		push(tenant.DefaultTenant, [][]byte{unsorted}, &ingesterpb.TimeSeries{Labels: sorted, Samples: floats(float64(1000*(k+1)), 1)})
+		require.Equal(t, before+1, refs.len())
+	}
+	require.Equal(t, map[string][]sample{`{__name__="z", zone="a"}`: {{T: 1000, F: 1}, {T: 2000, F: 1}, {T: 3000, F: 1}}},
+		queryAs(t, h.client, tenant.DefaultTenant, eq("__name__", "z")))
+}

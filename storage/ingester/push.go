@@ -157,9 +157,14 @@ func (p *protoPush) numSeries() int { return len(p.Series) }
 
 // readSeries reads the labels right away: messages hold no key bytes.
 func (p *protoPush) readSeries(k int, st *pushState) seriesData {
-	ts := p.Series[k]
 	st.series(p, k)
 	st.labels()
+	return p.data(k, st)
+}
+
+// data returns the rest of series k.
+func (p *protoPush) data(k int, st *pushState) seriesData {
+	ts := p.Series[k]
 	st.samples = st.samples[:0]
 	for _, smp := range ts.GetSamples() {
 		st.samples = append(st.samples, sampleView{t: smp.GetTimestampMs(), v: smp.GetValue()})
@@ -180,6 +185,27 @@ func (p *protoPush) readLabels(k int, st *pushState) {
 }
 
 func (p *protoPush) pushMetadata() []*ingesterpb.MetricMetadata { return p.Metadata }
+
+// spanPush is a protoPush whose series come with the bytes their labels
+// were decoded from (see localClient.PushWithLabelSpans): a series with a
+// span is looked up by it, as a pushRequest's is, and its labels are read
+// only on a miss. The messages stay what the series is: only the key
+// bytes of the labels read are ever cached (cacheable).
+type spanPush struct {
+	*protoPush
+	spans [][]byte
+}
+
+var _ pushInput = spanPush{}
+
+func (p spanPush) readSeries(k int, st *pushState) seriesData {
+	if p.spans[k] == nil {
+		return p.protoPush.readSeries(k, st)
+	}
+	st.series(p, k)
+	st.raw = p.spans[k]
+	return p.data(k, st)
+}
 
 // seriesResult accumulates what happened to one series of the request.
 type seriesResult struct {
@@ -501,12 +527,19 @@ func (st *pushState) rawKey() []byte {
 
 // cacheable says whether the current series' labels, read, may be cached
 // under their key bytes: only sorted ones, so that appendKey finds them
-// again when the head deletes the series; and of a pushRequest only those
-// whose raw span is the key bytes, the only ones a later push can find by
-// that span. Either way nothing but the bytes a series' labels encode to
-// is ever a key, so a hit is always the series pushed.
+// again when the head deletes the series. Nothing but the bytes a series'
+// labels encode to is ever a key, so a hit is always the series pushed. A
+// series whose span is not its key bytes (a sender's labels out of order,
+// with empty values, or encoded otherwise) misses by its span on every
+// push and is found by its key bytes, once its labels are read.
 func (st *pushState) cacheable() bool {
-	return st.labelsRead && !st.unsorted && (st.raw == nil || string(st.raw) == string(st.key[st.prefixLen:]))
+	return st.labelsRead && !st.unsorted
+}
+
+// rawIsKey says whether the current series' span, its labels read, is
+// their key bytes: then the key bytes were looked up already.
+func (st *pushState) rawIsKey() bool {
+	return st.raw != nil && string(st.raw) == string(st.key[st.prefixLen:])
 }
 
 // beginLabels starts the labels of the current series; addLabel adds them.
@@ -558,7 +591,7 @@ func (st *pushState) seriesRef(refs *refCache, getRef storage.GetRef) pushedSeri
 		// No labels of the client's own: the series is invalid, tenant or not.
 		return pushedSeries{ls: labels.EmptyLabels()}
 	}
-	if refs != nil && st.raw == nil {
+	if refs != nil && !st.rawIsKey() {
 		if ref, ok := refs.get(refs.key(st.key)); ok {
 			return pushedSeries{ref: ref, cached: ref, ls: labels.EmptyLabels()}
 		}
