@@ -59,6 +59,15 @@ type pushState struct {
 	// of order.
 	nLabels  int
 	unsorted bool
+
+	// What the series' spans found in the ref cache, looked up for the
+	// whole push before its first append (lookupSpans): spanRefs[k] is
+	// series k's ref, 0 for a miss or no span; spansLooked says whether
+	// they were. spanKeys and spanOrder are scratch.
+	spanKeys    []refKey
+	spanRefs    []storage.SeriesRef
+	spanOrder   []int32
+	spansLooked bool
 }
 
 var pushStatePool = sync.Pool{New: func() any {
@@ -78,6 +87,10 @@ func (st *pushState) release() {
 	if cap(st.key) > maxPooledKey {
 		st.key = nil
 	}
+	if cap(st.spanKeys) > maxPooledSamples {
+		st.spanKeys, st.spanRefs, st.spanOrder = nil, nil, nil
+	}
+	st.spansLooked = false
 	st.in, st.raw = nil, nil
 	pushStatePool.Put(st)
 }
@@ -103,6 +116,9 @@ type pushInput interface {
 	// readLabels writes the labels of series k into st: beginLabels, then
 	// addLabel for each.
 	readLabels(k int, st *pushState)
+	// span returns the span of series k that may be its key bytes without
+	// st.tenant's label (what readSeries sets st.raw to), nil for none.
+	span(k int) []byte
 	pushMetadata() []*ingesterpb.MetricMetadata
 }
 
@@ -127,15 +143,20 @@ func (r *pushRequest) numSeries() int { return len(r.series) }
 func (r *pushRequest) readSeries(k int, st *pushState) seriesData {
 	s := r.series[k]
 	st.series(r, k)
-	if s.keyOK {
-		st.raw = r.bytes(s.keyBytes)
-	}
+	st.raw = r.span(k)
 	return seriesData{
 		samples:    r.samples[s.samples.lo:s.samples.hi],
 		histograms: r.histograms[s.histograms.lo:s.histograms.hi],
 		exemplars:  r.exemplars[s.exemplars.lo:s.exemplars.hi],
 		startMs:    s.startMs,
 	}
+}
+
+func (r *pushRequest) span(k int) []byte {
+	if s := &r.series[k]; s.keyOK {
+		return r.bytes(s.keyBytes)
+	}
+	return nil
 }
 
 func (r *pushRequest) readLabels(k int, st *pushState) {
@@ -186,6 +207,8 @@ func (p *protoPush) readLabels(k int, st *pushState) {
 
 func (p *protoPush) pushMetadata() []*ingesterpb.MetricMetadata { return p.Metadata }
 
+func (p *protoPush) span(int) []byte { return nil }
+
 // spanPush is a protoPush whose series come with the bytes their labels
 // were decoded from (see localClient.PushWithLabelSpans): a series with a
 // span is looked up by it, as a pushRequest's is, and its labels are read
@@ -197,6 +220,8 @@ type spanPush struct {
 }
 
 var _ pushInput = spanPush{}
+
+func (p spanPush) span(k int) []byte { return p.spans[k] }
 
 func (p spanPush) readSeries(k int, st *pushState) seriesData {
 	if p.spans[k] == nil {
@@ -263,6 +288,9 @@ func (i *Ingester) push(ctx context.Context, id string, in pushInput) (*ingester
 	st := pushStatePool.Get().(*pushState)
 	defer st.release()
 	st.setTenant(id)
+	if i.refs != nil {
+		st.lookupSpans(i.refs, in)
+	}
 
 	var rejected [numReasons]uint64
 	for idx := range in.numSeries() {
@@ -501,6 +529,30 @@ func (st *pushState) setTenant(id string) {
 	st.prefixLen = len(st.key)
 }
 
+// lookupSpans looks every series of in that has a span up in refs by it,
+// all at once (refCache.getAll), before anything is appended: looked up
+// one series at a time, between appends, each lookup waited for its own
+// cache miss, a sixth of an all-in-one's CPU at 100k series.
+func (st *pushState) lookupSpans(refs *refCache, in pushInput) {
+	n := in.numSeries()
+	st.spanKeys = st.spanKeys[:0]
+	any := false
+	for k := range n {
+		var key refKey
+		if st.raw = in.span(k); st.raw != nil {
+			key, any = refs.key(st.rawKey()), true
+		}
+		st.spanKeys = append(st.spanKeys, key)
+	}
+	st.raw = nil
+	if !any {
+		return
+	}
+	st.spanRefs = slices.Grow(st.spanRefs[:0], n)[:n]
+	st.spanOrder = refs.getAll(st.spanKeys, st.spanRefs, st.spanOrder)
+	st.spansLooked = true
+}
+
 // series makes series k of in the current one, its labels not read yet.
 func (st *pushState) series(in pushInput, k int) {
 	st.in, st.k, st.labelsRead, st.raw = in, k, false, nil
@@ -582,7 +634,14 @@ type pushedSeries struct {
 // the client's own) has neither ref nor labels.
 func (st *pushState) seriesRef(refs *refCache, getRef storage.GetRef) pushedSeries {
 	if refs != nil && st.raw != nil && !st.labelsRead {
-		if ref, ok := refs.get(refs.key(st.rawKey())); ok {
+		ref, ok := storage.SeriesRef(0), false
+		if st.spansLooked {
+			ref = st.spanRefs[st.k]
+			ok = ref != 0
+		} else {
+			ref, ok = refs.get(refs.key(st.rawKey()))
+		}
+		if ok {
 			return pushedSeries{ref: ref, cached: ref, ls: labels.EmptyLabels()}
 		}
 	}

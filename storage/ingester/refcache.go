@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -101,6 +102,50 @@ func (c *refCache) get(k refKey) (storage.SeriesRef, bool) {
 		return 0, false
 	}
 	return e.ref, true
+}
+
+// getAll is get for every key of keys whose h is not 0 (0: none wanted):
+// refs[i] becomes keys[i]'s ref, 0 on a miss (a ref is never 0). The
+// lookups are grouped by stripe and each stripe's lock is taken once:
+// between two lookups under one lock there is no atomic operation, which
+// is a memory fence on amd64, so the processor overlaps their cache
+// misses into the tables, where one get per series waits out each one.
+// order is scratch, returned for reuse.
+func (c *refCache) getAll(keys []refKey, refs []storage.SeriesRef, order []int32) []int32 {
+	var next [refCacheStripes + 1]int32 // counting sort of the keys by stripe
+	for _, k := range keys {
+		if k.h != 0 {
+			next[k.h%refCacheStripes+1]++
+		}
+	}
+	for i := 1; i <= refCacheStripes; i++ {
+		next[i] += next[i-1]
+	}
+	order = slices.Grow(order[:0], int(next[refCacheStripes]))[:next[refCacheStripes]]
+	start := next
+	for i, k := range keys {
+		refs[i] = 0
+		if k.h != 0 {
+			sk := k.h % refCacheStripes
+			order[next[sk]] = int32(i)
+			next[sk]++
+		}
+	}
+	for sk := range c.stripes {
+		run := order[start[sk]:start[sk+1]]
+		if len(run) == 0 {
+			continue
+		}
+		s := &c.stripes[sk]
+		s.mu.RLock()
+		for _, i := range run {
+			if j := s.find(keys[i].h); j >= 0 && s.entries[j].check == keys[i].check {
+				refs[i] = s.entries[j].ref
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return order
 }
 
 // put caches ref for the series with key k. When two series share k.h the

@@ -241,3 +241,35 @@ func TestKeyBytesAreTheWire(t *testing.T) {
 		require.Equal(t, appendKey(nil, ls), r.bytes(s.keyBytes), "labels %s", ls)
 	}
 }
+
+// getAll answers what get does for each key, in the keys' order, whatever
+// stripes they fall in; a key with h 0 is not looked up.
+func TestRefCacheGetAll(t *testing.T) {
+	c := newRefCache()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var keys []refKey
+	for i := range 3000 {
+		k := c.key([]byte(fmt.Sprintf("series-%d", i)))
+		if i%3 != 0 {
+			c.put(k, storage.SeriesRef(i+1))
+		}
+		keys = append(keys, k)
+	}
+	keys = append(keys, refKey{}, refKey{h: keys[1].h, check: keys[1].check ^ 1})
+	rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	refs := make([]storage.SeriesRef, len(keys))
+	for i := range refs {
+		refs[i] = 99 // overwritten, hit or miss
+	}
+	order := c.getAll(keys, refs, nil)
+	require.Len(t, order, len(keys)-1, "every key but the empty one")
+	for i, k := range keys {
+		want := storage.SeriesRef(0)
+		if k.h != 0 {
+			if ref, ok := c.get(k); ok {
+				want = ref
+			}
+		}
+		require.Equal(t, want, refs[i], "key %d", i)
+	}
+}
