@@ -73,7 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute, "Default interval of rule groups that set none (Prometheus's global evaluation_interval).")
 	fs.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Minimum time before a firing alert is sent to the notifiers again.")
 	fs.DurationVar(&c.QueryOffset, "ruler.query-offset", 0, "Default offset of rule evaluation timestamps, for late data.")
-	fs.StringVar(&c.ExternalURL, "ruler.external-url", "", "URL the generator links of alerts point at.")
+	fs.StringVar(&c.ExternalURL, "ruler.external-url", "", "URL the generator links of alerts point at (default: http://<hostname>:<http port>, as Prometheus's --web.external-url).")
 	fs.Var(&c.AlertmanagerURL, "ruler.alertmanager-url", "Comma-separated notifier URLs (http://host:9093, dns+http://name:9093, dnssrv+http://_web._tcp.name). Empty in all-in-one mode: the embedded notifier.")
 	fs.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second, "Timeout of one send to a notifier.")
 	fs.IntVar(&c.NotificationQueue, "ruler.notification-queue-capacity", 10000, "Alerts queued for the notifiers before the oldest are dropped.")

@@ -109,9 +109,12 @@ func (rs *runtimes) get(id string) (*tenantRuntime, error) {
 		done:  make(chan struct{}),
 	}
 	rt.notifier = notifier.NewManager(&notifier.Options{
-		QueueCapacity:  rs.queue,
-		ExternalLabels: rs.extLbls,
-		Registerer:     reg,
+		QueueCapacity: rs.queue,
+		// As Prometheus by default: what is queued at shutdown is sent,
+		// not left for the next leader's resend.
+		DrainOnShutdown: true,
+		ExternalLabels:  rs.extLbls,
+		Registerer:      reg,
 		// The notifier (Pharos's or Mimir's) files each alert under the
 		// tenant of the request.
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {

@@ -125,9 +125,10 @@ func notifierPeersFromJoin(join []string, advertise, bind string) []string {
 	return peers
 }
 
-// notifierExternalURL is upstream's default --web.external-url: this host
-// at the port the notifier is served on, plus its route prefix.
-func notifierExternalURL(scheme string, listen net.Addr, prefix string) string {
+// hostExternalURL is upstream's default --web.external-url: this host at
+// the port listen serves, plus the route prefix (Prometheus's for its
+// generator links, Alertmanager's for the links in notifications).
+func hostExternalURL(scheme string, listen net.Addr, prefix string) string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
@@ -164,7 +165,7 @@ func (a *App) buildNotifier(mux *http.ServeMux) error {
 		prefix, listen = "", ln.Addr()
 	}
 	if ncfg.ExternalURL == "" {
-		ncfg.ExternalURL = notifierExternalURL(a.sec.scheme, listen, prefix)
+		ncfg.ExternalURL = hostExternalURL(a.sec.scheme, listen, prefix)
 	}
 	n, err := alerting.New(ncfg, prefix, a.logger.With("component", "notifier"), a.reg)
 	if err != nil {

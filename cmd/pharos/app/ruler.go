@@ -47,8 +47,14 @@ func (a *App) buildRuler(mux *http.ServeMux, dings distributor.Ingesters) error 
 	if httpURL == "" {
 		httpURL = a.sec.scheme + "://" + advertiseAddr(a.httpLn.Addr(), len(cfg.Ruler.Peers) == 0)
 	}
+	rcfg := cfg.Ruler
+	if rcfg.ExternalURL == "" {
+		// As Prometheus: an alert's generatorURL is absolute, so that a
+		// receiver (a Slack message) can follow it to this host's UI.
+		rcfg.ExternalURL = hostExternalURL(a.sec.scheme, a.httpLn.Addr(), "")
+	}
 	r, err := ruler.New(ruler.Options{
-		Config:                  cfg.Ruler,
+		Config:                  rcfg,
 		Rules:                   cfg.Rules,
 		RaftDir:                 filepath.Join(cfg.Storage.Path, "raft"),
 		Queryable:               a.queryable,

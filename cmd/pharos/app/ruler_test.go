@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,19 +164,31 @@ func TestAllInOneRulerReplaysTheTutorial(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "a rule reading ALERTS of an earlier rule in its group")
 
 	// The embedded notifier has it, and ALERTS is queryable.
+	var generatorURL string
 	require.Eventually(t, func() bool {
 		var alerts []struct {
-			Labels      map[string]string `json:"labels"`
-			Annotations map[string]string `json:"annotations"`
+			Labels       map[string]string `json:"labels"`
+			Annotations  map[string]string `json:"annotations"`
+			GeneratorURL string            `json:"generatorURL"`
 		}
 		rulerGetJSON(t, base+"/alertmanager/api/v2/alerts", &alerts)
 		for _, al := range alerts {
 			if al.Labels["alertname"] == "TooManyNodes" && al.Annotations["description"] == "The number of the nodes in the cluster increased" {
+				generatorURL = al.GeneratorURL
 				return true
 			}
 		}
 		return false
 	}, 15*time.Second, 100*time.Millisecond)
+	// Absolute, as Prometheus's: this host's UI, for a receiver to follow.
+	u, err := url.Parse(generatorURL)
+	require.NoError(t, err)
+	b, err := url.Parse(base)
+	require.NoError(t, err)
+	require.True(t, u.IsAbs(), generatorURL)
+	require.Equal(t, b.Port(), u.Port(), generatorURL)
+	require.Equal(t, "/graph", u.Path, generatorURL)
+	require.Equal(t, "count(kube_node_info) > 0", u.Query().Get("g0.expr"))
 	require.Eventually(t, func() bool {
 		r := instantQuery(t, base, `ALERTS{alertname="TooManyNodes",alertstate="firing"}`)
 		return len(r.Data.Result) == 1
