@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,4 +389,58 @@ func TestRestartAllKeepsAlertState(t *testing.T) {
 		return false
 	}, 15*time.Second, 20*time.Millisecond, "no resolved notification")
 	require.Nil(t, alertOn(l, "TooManyNodes"), "resolved alerts are not active")
+}
+
+// Stopping sends what the notifier has queued (as Prometheus drains its
+// queue), but an Alertmanager that takes requests and never answers must
+// not hold the stop for a send timeout per batch: the drain is bounded.
+func TestStopBoundsTheNotificationDrain(t *testing.T) {
+	var received atomic.Int32
+	unblock := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.Add(1)
+		<-unblock
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(unblock) }) // first, so that Close returns
+	c := newClusterWith(t, 1, `groups:
+- name: always
+  interval: 100ms
+  rules:
+  - alert: Always
+    expr: vector(1) > 0
+`, func(cfg *Config) { cfg.AlertmanagerURL = []string{hung.URL} }, nil)
+	rp := c.leader()
+	rp.r.runtimes.drainTimeout = 200 * time.Millisecond
+	require.Eventually(t, func() bool { return received.Load() > 0 }, 20*time.Second, 20*time.Millisecond,
+		"a send to the hung Alertmanager is under way")
+	// The resend after ResendDelay waits in the queue behind it.
+	require.Eventually(t, func() bool {
+		mfs, err := rp.reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "prometheus_notifications_queue_length" {
+				for _, m := range mf.GetMetric() {
+					if m.GetGauge().GetValue() > 0 {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "alerts are queued")
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		c.stop(rp)
+	}()
+	require.Eventually(t, func() bool {
+		select {
+		case <-stopped:
+			return true
+		default:
+			return false
+		}
+	}, 5*time.Second, 20*time.Millisecond, "the stop waited on the hung Alertmanager")
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -65,6 +68,8 @@ type runtimes struct {
 	extLbls labels.Labels
 	reg     prometheus.Registerer
 	logger  *slog.Logger
+	// drainTimeout is notifierDrainTimeout, shorter in tests.
+	drainTimeout time.Duration
 
 	// shared holds the process-wide rule timing summaries and histograms,
 	// which every tenant's metrics use: a summary costs ~70 KiB.
@@ -78,7 +83,8 @@ type runtimes struct {
 }
 
 func newRuntimes(home string, cfg *promconfig.Config, queue int, ext labels.Labels, reg prometheus.Registerer, logger *slog.Logger) (*runtimes, error) {
-	rs := &runtimes{home: home, cfg: cfg, queue: queue, extLbls: ext, reg: reg, logger: logger, byID: map[string]*tenantRuntime{}}
+	rs := &runtimes{home: home, cfg: cfg, queue: queue, extLbls: ext, reg: reg, logger: logger, byID: map[string]*tenantRuntime{},
+		drainTimeout: notifierDrainTimeout}
 	rs.shared = rules.NewGroupMetrics(nil)
 	if err := registerAll(reg, rs.shared.EvalDuration, rs.shared.EvalDurationHistogram, rs.shared.IterationDuration, rs.shared.IterationDurationHistogram); err != nil {
 		return nil, fmt.Errorf("rule metrics: %w", err)
@@ -209,9 +215,7 @@ func (rs *runtimes) retain(keep map[string][]string) {
 	}
 	started := rs.started
 	rs.mu.Unlock()
-	for _, rt := range drop {
-		rt.stop(started)
-	}
+	rs.stopRuntimes(drop, started)
 }
 
 // stopAll stops every runtime; get fails afterwards.
@@ -222,17 +226,42 @@ func (rs *runtimes) stopAll() {
 	rs.byID = map[string]*tenantRuntime{}
 	started := rs.started
 	rs.mu.Unlock()
-	for _, rt := range all {
-		rt.stop(started)
-	}
+	rs.stopRuntimes(slices.Collect(maps.Values(all)), started)
 }
 
-func (rt *tenantRuntime) stop(started bool) {
-	rt.notifier.Stop()
-	if started {
-		<-rt.done
+// notifierDrainTimeout bounds how long stopping runtimes waits for their
+// notifiers to send what is queued (DrainOnShutdown): an unreachable
+// Alertmanager would otherwise hold a shutdown for a send timeout per
+// batch. What is not sent by then is left to the next leader's resend.
+const notifierDrainTimeout = 10 * time.Second
+
+// stopRuntimes stops the notifiers of rts together and waits for them, up
+// to notifierDrainTimeout in all; started says whether they were run.
+func (rs *runtimes) stopRuntimes(rts []*tenantRuntime, started bool) {
+	for _, rt := range rts {
+		rt.notifier.Stop()
 	}
-	rt.reg.unregisterAll()
+	deadline := time.NewTimer(rs.drainTimeout)
+	defer deadline.Stop()
+	expired := false
+	for _, rt := range rts {
+		if started && !expired {
+			select {
+			case <-rt.done:
+			case <-deadline.C:
+				expired = true
+			}
+		}
+		if expired {
+			select {
+			case <-rt.done:
+			default:
+				rs.logger.Warn("notifications still queued after the drain timeout; left to the next leader's resend",
+					"tenant", rt.id, "timeout", rs.drainTimeout)
+			}
+		}
+		rt.reg.unregisterAll()
+	}
 }
 
 func (rs *runtimes) homeNotifier() *notifier.Manager {
