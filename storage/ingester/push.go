@@ -62,12 +62,11 @@ type pushState struct {
 
 	// What the series' spans found in the ref cache, looked up for the
 	// whole push before its first append (lookupSpans): spanRefs[k] is
-	// series k's ref, 0 for a miss or no span; spansLooked says whether
-	// they were. spanKeys and spanOrder are scratch.
-	spanKeys    []refKey
-	spanRefs    []storage.SeriesRef
-	spanOrder   []int32
-	spansLooked bool
+	// series k's ref, 0 for a miss or no span. spanKeys and spanOrder are
+	// scratch.
+	spanKeys  []refKey
+	spanRefs  []storage.SeriesRef
+	spanOrder []int32
 }
 
 var pushStatePool = sync.Pool{New: func() any {
@@ -90,7 +89,6 @@ func (st *pushState) release() {
 	if cap(st.spanKeys) > maxPooledSamples {
 		st.spanKeys, st.spanRefs, st.spanOrder = nil, nil, nil
 	}
-	st.spansLooked = false
 	st.in, st.raw = nil, nil
 	pushStatePool.Put(st)
 }
@@ -545,12 +543,12 @@ func (st *pushState) lookupSpans(refs *refCache, in pushInput) {
 		st.spanKeys = append(st.spanKeys, key)
 	}
 	st.raw = nil
+	st.spanRefs = slices.Grow(st.spanRefs[:0], n)[:n]
 	if !any {
+		clear(st.spanRefs)
 		return
 	}
-	st.spanRefs = slices.Grow(st.spanRefs[:0], n)[:n]
 	st.spanOrder = refs.getAll(st.spanKeys, st.spanRefs, st.spanOrder)
-	st.spansLooked = true
 }
 
 // series makes series k of in the current one, its labels not read yet.
@@ -631,17 +629,11 @@ type pushedSeries struct {
 // allocation either while the head knows them: the lookup uses a scratch
 // buffer and the tsdb's own copy of the labels comes back. Only new series
 // pay for a copy, which the head keeps. An invalid series (no labels of
-// the client's own) has neither ref nor labels.
+// the client's own) has neither ref nor labels. With refs, lookupSpans
+// must have looked the push's spans up in it.
 func (st *pushState) seriesRef(refs *refCache, getRef storage.GetRef) pushedSeries {
 	if refs != nil && st.raw != nil && !st.labelsRead {
-		ref, ok := storage.SeriesRef(0), false
-		if st.spansLooked {
-			ref = st.spanRefs[st.k]
-			ok = ref != 0
-		} else {
-			ref, ok = refs.get(refs.key(st.rawKey()))
-		}
-		if ok {
+		if ref := st.spanRefs[st.k]; ref != 0 {
 			return pushedSeries{ref: ref, cached: ref, ls: labels.EmptyLabels()}
 		}
 	}

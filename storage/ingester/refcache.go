@@ -93,15 +93,18 @@ func (c *refCache) stripe(k refKey) *refStripe { return &c.stripes[k.h%refCacheS
 func (c *refCache) get(k refKey) (storage.SeriesRef, bool) {
 	s := c.stripe(k)
 	s.mu.RLock()
-	var e refEntry
-	if i := s.find(k.h); i >= 0 {
-		e = s.entries[i]
-	}
+	ref := s.lookup(k)
 	s.mu.RUnlock()
-	if e.h == 0 || e.check != k.check {
-		return 0, false
+	return ref, ref != 0
+}
+
+// lookup returns the ref of the entry with key k, 0 for none (a ref is
+// never 0). The caller holds s.mu.
+func (s *refStripe) lookup(k refKey) storage.SeriesRef {
+	if i := s.find(k.h); i >= 0 && s.entries[i].check == k.check {
+		return s.entries[i].ref
 	}
-	return e.ref, true
+	return 0
 }
 
 // getAll is get for every key of keys whose h is not 0 (0: none wanted):
@@ -139,9 +142,7 @@ func (c *refCache) getAll(keys []refKey, refs []storage.SeriesRef, order []int32
 		s := &c.stripes[sk]
 		s.mu.RLock()
 		for _, i := range run {
-			if j := s.find(keys[i].h); j >= 0 && s.entries[j].check == keys[i].check {
-				refs[i] = s.entries[j].ref
-			}
+			refs[i] = s.lookup(keys[i])
 		}
 		s.mu.RUnlock()
 	}

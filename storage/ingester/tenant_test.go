@@ -199,6 +199,9 @@ func BenchmarkSeriesLabels(b *testing.B) {
 					b.Run(fmt.Sprintf("ref_cache=%t", refs != nil), func(b *testing.B) {
 						b.ReportAllocs()
 						for b.Loop() {
+							if refs != nil {
+								st.lookupSpans(refs, in) // as push does
+							}
 							for k := range in.numSeries() {
 								in.readSeries(k, st)
 								sr := st.seriesRef(refs, getRef)
