@@ -301,3 +301,25 @@ func BenchmarkPushDecoded(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*benchSeries/b.Elapsed().Seconds(), "samples/s")
 }
+
+// BenchmarkPushRequestDecode is the ingester's decode of one 2000-series
+// push as the distributor sends a remote-write request on: one sample per
+// series, labels of the node-exporter shape.
+func BenchmarkPushRequestDecode(b *testing.B) {
+	req := benchRequests()[0]
+	for _, ts := range req.Series {
+		ts.Samples = ts.Samples[:1]
+		ts.Samples[0].TimestampMs, ts.Samples[0].Value = 1_700_000_000_000, 1234.5
+	}
+	wire, err := req.MarshalVT()
+	require.NoError(b, err)
+	var r pushRequest
+	b.SetBytes(int64(len(wire)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.UnmarshalVT(wire); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*benchPerRequest/b.Elapsed().Seconds(), "series/s")
+}

@@ -158,11 +158,10 @@ func (r *pushRequest) span(k int) []byte {
 }
 
 func (r *pushRequest) readLabels(k int, st *pushState) {
-	s := r.series[k]
 	st.beginLabels()
-	for _, lv := range r.labels[s.labels.lo:s.labels.hi] {
-		st.addLabel(yoloString(r.bytes(lv.name)), yoloString(r.bytes(lv.value)))
-	}
+	r.rangeLabels(&r.series[k], func(name, value []byte) {
+		st.addLabel(yoloString(name), yoloString(value))
+	})
 }
 
 func (r *pushRequest) pushMetadata() []*ingesterpb.MetricMetadata { return r.metadata }

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -14,9 +15,9 @@ import (
 	"github.com/pharos-tsdb/pharos/storage/ingesterpb"
 )
 
-// pushRequest is a PushRequest decoded for the append path. Label names and
-// values are offsets into buf, a copy of the request that the pushRequest
-// owns; samples are values. A decoded request of 2000 series therefore holds
+// pushRequest is a PushRequest decoded for the append path. Labels stay in
+// buf, a copy of the request that the pushRequest owns, and are read from
+// there when needed (rangeLabels); samples are values. A decoded request of 2000 series therefore holds
 // a handful of slices instead of tens of thousands of small messages, which
 // the vtproto pool loses at every GC and the GC has to scan while they live.
 // Histograms, exemplars and metadata are rare on this path and are decoded
@@ -27,7 +28,6 @@ import (
 type pushRequest struct {
 	buf        []byte
 	series     []seriesView
-	labels     []labelView
 	samples    []sampleView
 	histograms []*ingesterpb.Histogram
 	exemplars  []*ingesterpb.Exemplar
@@ -38,13 +38,14 @@ type pushRequest struct {
 type span struct{ lo, hi int }
 
 type seriesView struct {
-	labels, samples, histograms, exemplars span
+	samples, histograms, exemplars span
 	// keyBytes is the span of buf from the first label field's tag to the
-	// last one's end, when no other field lies between them: the series'
-	// key bytes if the distributor sent them in the ingester's own order
-	// (see appendKey). keyOK says whether it is set.
+	// last one's end. When no other field lies between them (keyOK), it is
+	// the series' key bytes if the distributor sent them in the ingester's
+	// own order (see appendKey).
 	keyBytes span
 	keyOK    bool
+	labels   int // label fields
 	startMs  int64
 }
 
@@ -112,7 +113,7 @@ func (p *pushRequests) put(r *pushRequest) {
 
 // footprint is the memory r holds, roughly.
 func (r *pushRequest) footprint() int {
-	return cap(r.buf) + cap(r.series)*int(unsafe.Sizeof(seriesView{})) + cap(r.labels)*int(unsafe.Sizeof(labelView{})) +
+	return cap(r.buf) + cap(r.series)*int(unsafe.Sizeof(seriesView{})) +
 		cap(r.samples)*int(unsafe.Sizeof(sampleView{})) + 8*(cap(r.histograms)+cap(r.exemplars)+cap(r.metadata))
 }
 
@@ -121,7 +122,7 @@ func (r *pushRequest) reset() {
 	clear(r.exemplars)
 	clear(r.metadata)
 	r.buf = r.buf[:0]
-	r.series, r.labels, r.samples = r.series[:0], r.labels[:0], r.samples[:0]
+	r.series, r.samples = r.series[:0], r.samples[:0]
 	r.histograms, r.exemplars, r.metadata = r.histograms[:0], r.exemplars[:0], r.metadata[:0]
 }
 
@@ -199,18 +200,55 @@ func (r *pushRequest) decode() error {
 	return nil
 }
 
-// decodeSeries parses the TimeSeries in r.buf[lo:hi] and appends it.
+// Tags of the TimeSeries fields the fast paths of decodeSeries read.
+const (
+	tagSeriesLabels  = ingesterpb.TagTimeSeriesLabels
+	tagSeriesSamples = 2<<3 | 2
+	tagSampleTime    = 1<<3 | 0
+	tagSampleValue   = 2<<3 | 1
+)
+
+// decodeSeries parses the TimeSeries in r.buf[lo:hi] and appends it. Its
+// labels are checked but not kept: a series found in the ref cache by its
+// key bytes never needs them, and readLabels reads them again from buf for
+// the others. Keeping a view of every label was a fifth of the decode.
+// Short labels and float samples, what every encoder writes for them, are
+// read without the general protowire walk.
 func (r *pushRequest) decodeSeries(lo, hi int) error {
 	s := seriesView{
-		labels:     span{len(r.labels), len(r.labels)},
 		samples:    span{len(r.samples), len(r.samples)},
 		histograms: span{len(r.histograms), len(r.histograms)},
 		exemplars:  span{len(r.exemplars), len(r.exemplars)},
 	}
 	b := r.buf[:hi]
 	contiguous := true // the label fields so far, up to s.keyBytes.hi
+	label := func(tagAt, end int) {
+		if s.labels == 0 {
+			s.keyBytes.lo = tagAt
+		} else if s.keyBytes.hi != tagAt {
+			contiguous = false
+		}
+		s.keyBytes.hi = end
+		s.labels++
+	}
 	for off := lo; off < hi; {
 		tagAt := off
+		if off+1 < hi && b[off+1] < 0x80 {
+			end := off + 2 + int(b[off+1])
+			switch {
+			case end > hi:
+			case b[off] == tagSeriesLabels && ingesterpb.SplitShortLabelPair(b[off+2:end]) >= 0:
+				label(tagAt, end)
+				off = end
+				continue
+			case b[off] == tagSeriesSamples:
+				if smp, ok := decodeFloatSample(b[off+2 : end]); ok {
+					r.samples = append(r.samples, smp)
+					off = end
+					continue
+				}
+			}
+		}
 		num, typ, n := protowire.ConsumeTag(b[off:])
 		if n < 0 {
 			return protowire.ParseError(n)
@@ -229,17 +267,10 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 			off += n
 			switch num {
 			case 1:
-				l, err := r.decodeLabel(start, off)
-				if err != nil {
+				if _, err := r.decodeLabel(start, off); err != nil {
 					return fmt.Errorf("label: %w", err)
 				}
-				if len(r.labels) == s.labels.lo {
-					s.keyBytes.lo = tagAt
-				} else if s.keyBytes.hi != tagAt {
-					contiguous = false
-				}
-				s.keyBytes.hi = off
-				r.labels = append(r.labels, l)
+				label(tagAt, off)
 			case 2:
 				smp, err := decodeSample(v)
 				if err != nil {
@@ -277,11 +308,47 @@ func (r *pushRequest) decodeSeries(lo, hi int) error {
 			off += n
 		}
 	}
-	s.labels.hi, s.samples.hi = len(r.labels), len(r.samples)
+	s.samples.hi = len(r.samples)
 	s.histograms.hi, s.exemplars.hi = len(r.histograms), len(r.exemplars)
-	s.keyOK = contiguous && s.labels.hi > s.labels.lo
+	s.keyOK = contiguous && s.labels > 0
 	r.series = append(r.series, s)
 	return nil
+}
+
+// rangeLabels calls f with each label of series s, which decodeSeries has
+// checked, in the order sent.
+func (r *pushRequest) rangeLabels(s *seriesView, f func(name, value []byte)) {
+	if s.labels == 0 {
+		return
+	}
+	b := r.buf[:s.keyBytes.hi]
+	for off := s.keyBytes.lo; off < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		off += n
+		if num != 1 {
+			off += protowire.ConsumeFieldValue(num, typ, b[off:])
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b[off:])
+		off += n
+		start := off - len(v)
+		l, _ := r.decodeLabel(start, off)
+		f(r.bytes(l.name), r.bytes(l.value))
+	}
+}
+
+// decodeFloatSample reads a Sample written with both fields, in order, as
+// every encoder writes one with a timestamp and a non-zero value; ok is
+// false for any other form, which decodeSample reads.
+func decodeFloatSample(b []byte) (s sampleView, ok bool) {
+	if len(b) < 11 || b[0] != tagSampleTime {
+		return s, false
+	}
+	t, n := protowire.ConsumeVarint(b[1:])
+	if n < 0 || len(b) != 1+n+9 || b[1+n] != tagSampleValue {
+		return s, false
+	}
+	return sampleView{t: int64(t), v: math.Float64frombits(binary.LittleEndian.Uint64(b[2+n:]))}, true
 }
 
 // decodeLabel parses the LabelPair in r.buf[lo:hi]; the last occurrence of a

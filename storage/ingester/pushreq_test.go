@@ -68,11 +68,20 @@ func randomPushRequest(rng *rand.Rand) *ingesterpb.PushRequest {
 		if s%3 == 0 && len(ts.Labels) > 0 {
 			ts.Labels[0].Value = nil // empty values are absent on the wire
 		}
+		if s%5 == 1 && len(ts.Labels) > 0 {
+			// Longer than the decoder's fast path for labels reads.
+			ts.Labels[len(ts.Labels)-1].Value = []byte(strings.Repeat("v", 100+rng.IntN(200)))
+		}
 		for range rng.IntN(12) {
 			ts.Samples = append(ts.Samples, &ingesterpb.Sample{TimestampMs: rng.Int64() - math.MaxInt64/2, Value: rng.NormFloat64()})
 		}
 		if rng.IntN(4) == 0 {
 			ts.Samples = append(ts.Samples, &ingesterpb.Sample{}) // all defaults: an empty message
+		}
+		if rng.IntN(4) == 0 {
+			// One field left at its default: the fast path for samples
+			// reads only those with both.
+			ts.Samples = append(ts.Samples, &ingesterpb.Sample{TimestampMs: rng.Int64N(1 << 40)}, &ingesterpb.Sample{Value: 1})
 		}
 		if rng.IntN(4) == 0 {
 			ts.Histograms = append(ts.Histograms, &ingesterpb.Histogram{
@@ -324,4 +333,51 @@ func TestPushWithInterceptor(t *testing.T) {
 		`{__name__="up", job="a"}`: {{T: 1000, F: 1}, {T: 2000, F: 2}},
 		`{__name__="up", job="b"}`: {{T: 1000, F: 3}},
 	}, got)
+}
+
+// TestPushRequestDecodeUncommonForms covers the forms an encoder may write
+// that the decoder's fast paths leave to the general walk: a sample's
+// fields in reverse order, labels on both sides of a sample, a LabelPair
+// without its value field. Each must decode as the generated decoder reads
+// it, and such a series has no key bytes.
+func TestPushRequestDecodeUncommonForms(t *testing.T) {
+	label := func(b []byte, name, value string) []byte {
+		var lp []byte
+		lp = protowire.AppendTag(lp, 1, protowire.BytesType)
+		lp = protowire.AppendString(lp, name)
+		lp = protowire.AppendTag(lp, 2, protowire.BytesType)
+		lp = protowire.AppendString(lp, value)
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		return protowire.AppendBytes(b, lp)
+	}
+	var reversed []byte
+	reversed = protowire.AppendTag(reversed, 2, protowire.Fixed64Type)
+	reversed = protowire.AppendFixed64(reversed, math.Float64bits(2.5))
+	reversed = protowire.AppendTag(reversed, 1, protowire.VarintType)
+	reversed = protowire.AppendVarint(reversed, 1_700_000_000_000)
+
+	var series []byte
+	series = label(series, "__name__", "up")
+	series = protowire.AppendTag(series, 2, protowire.BytesType)
+	series = protowire.AppendBytes(series, reversed)
+	series = label(series, "job", "node")
+	// A LabelPair without a value: an empty one, which push drops.
+	var half []byte
+	half = protowire.AppendTag(half, 1, protowire.BytesType)
+	half = protowire.AppendString(half, "zone")
+	series = protowire.AppendTag(series, 1, protowire.BytesType)
+	series = protowire.AppendBytes(series, half)
+	raw := protowire.AppendTag(nil, 1, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, series)
+
+	want := &ingesterpb.PushRequest{}
+	require.NoError(t, want.UnmarshalVT(raw))
+	var got pushRequest
+	require.NoError(t, got.UnmarshalVT(raw))
+	require.False(t, got.series[0].keyOK, "labels with a sample between them are no key bytes")
+	wantSeries, _ := viewOf((*protoPush)(want))
+	gotSeries, _ := viewOf(&got)
+	require.Equal(t, wantSeries, gotSeries)
+	require.Equal(t, [][2]string{{"__name__", "up"}, {"job", "node"}}, gotSeries[0].Labels, "zone has no value")
+	require.Equal(t, []sampleView{{t: 1_700_000_000_000, v: 2.5}}, gotSeries[0].Samples)
 }
