@@ -150,8 +150,9 @@ func (d *Distributor) Push(ctx context.Context, req *ingesterpb.PushRequest) (*P
 // push is Push for a request that may come with the span of the body each
 // series' labels were decoded from (remotewrite.Request.LabelSpans, nil
 // for none), which an ingester of the same process finds known series by
-// (see labelSpanPusher). A span is dropped with any change to its series'
-// labels but those the ingester makes itself.
+// (see labelSpanPusher), and which are sent to remote ingesters in place of
+// the labels' encoding (ingesterpb.LabelSpanPush). A span is dropped with
+// any change to its series' labels.
 func (d *Distributor) push(ctx context.Context, req *ingesterpb.PushRequest, spans [][]byte) (*PushResult, error) {
 	if d.inflight != nil {
 		select {
@@ -182,11 +183,20 @@ func (d *Distributor) push(ctx context.Context, req *ingesterpb.PushRequest, spa
 	// sends req as it is.
 	var keep []int
 	var samples, histograms, exemplars int
+	ownSpans := false
 	for i, ts := range req.Series {
 		samples += len(ts.Samples)
 		histograms += len(ts.Histograms)
 		exemplars += len(ts.Exemplars)
-		ok := d.validate(&v, i, ts, res)
+		ok, normalised := d.validate(&v, i, ts, res)
+		if normalised && spans != nil && spans[i] != nil {
+			// The span no longer is the series' labels as sent on. The
+			// caller's slice is left as it is.
+			if !ownSpans {
+				spans, ownSpans = slices.Clone(spans), true
+			}
+			spans[i] = nil
+		}
 		if !ok && keep == nil {
 			keep = make([]int, i, len(req.Series))
 			for j := range keep {
@@ -227,18 +237,22 @@ func (d *Distributor) push(ctx context.Context, req *ingesterpb.PushRequest, spa
 	return res, nil
 }
 
-// validate checks one series and records what it rejects. It returns false
-// when nothing of the series is left to send.
-func (d *Distributor) validate(v *validator, i int, ts *ingesterpb.TimeSeries, res *PushResult) bool {
-	if reason, msg := v.labels(ts); reason != "" {
-		d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg,
-			Samples: len(ts.Samples), Histograms: len(ts.Histograms)})
-		return false
+// validate checks one series and records what it rejects. ok is false
+// when nothing of the series is left to send; normalised says its labels
+// may have been changed (see validator.labels).
+func (d *Distributor) validate(v *validator, i int, ts *ingesterpb.TimeSeries, res *PushResult) (ok, normalised bool) {
+	if !v.plain(ts.Labels) {
+		normalised = true
+		if reason, msg := v.labelsFull(ts); reason != "" {
+			d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg,
+				Samples: len(ts.Samples), Histograms: len(ts.Histograms)})
+			return false, true
+		}
 	}
 	if reason, msg, s, h := v.samples(ts); reason != "" {
 		d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg, Samples: s, Histograms: h})
 	}
-	return len(ts.Samples) > 0 || len(ts.Histograms) > 0 || len(ts.Exemplars) > 0
+	return len(ts.Samples) > 0 || len(ts.Histograms) > 0 || len(ts.Exemplars) > 0, normalised
 }
 
 func (d *Distributor) reject(res *PushResult, r Rejection) {

@@ -27,8 +27,8 @@ type batch struct {
 	// pos maps a series of req to its position in the request being sent;
 	// nil means the identity (the batch is the whole request).
 	pos []int
-	// spans: the label spans of req's series, when the client takes them
-	// and req is not the request being sent (pos set); scratch.
+	// spans: the label spans of req's series when req is not the request
+	// being sent (pos set); scratch.
 	spans [][]byte
 	resp  *ingesterpb.PushResponse
 	err   error
@@ -233,6 +233,9 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, spa
 		if r.whole {
 			// Every call sends req: marshal it once for all of them.
 			m := ingesterclient.NewShared(req)
+			if spans != nil {
+				m = ingesterclient.NewSharedAs(req, ingesterpb.LabelSpanPush{Req: req, Spans: spans})
+			}
 			defer m.Release() // after wg.Wait: no call uses it any more
 			opts = []grpc.CallOption{m.CallOption()}
 		}
@@ -375,15 +378,22 @@ func (d *Distributor) pushOne(ctx context.Context, b *batch, spans [][]byte, opt
 		return
 	}
 	start := time.Now()
-	if sp, ok := b.client.(labelSpanPusher); ok && spans != nil {
-		if b.pos != nil {
-			for _, p := range b.pos {
-				b.spans = append(b.spans, spans[p])
-			}
-			spans = b.spans
+	if spans != nil && b.pos != nil {
+		for _, p := range b.pos {
+			b.spans = append(b.spans, spans[p])
 		}
+		spans = b.spans
+	}
+	if sp, ok := b.client.(labelSpanPusher); ok && spans != nil {
 		b.resp, b.err = sp.PushWithLabelSpans(ctx, b.req, spans)
 	} else {
+		if spans != nil && len(opts) == 0 {
+			// Not marshalled by send for every batch: this one's labels
+			// still go out as the spans they were decoded from.
+			m := ingesterclient.NewSharedAs(b.req, ingesterpb.LabelSpanPush{Req: b.req, Spans: spans})
+			defer m.Release()
+			opts = []grpc.CallOption{m.CallOption()}
+		}
 		b.resp, b.err = b.client.Push(ctx, b.req, opts...)
 	}
 	d.ingesterLatency.Observe(time.Since(start).Seconds())

@@ -12,9 +12,15 @@ import (
 
 // vtMessage is what protoc-gen-go-vtproto generates for every message.
 type vtMessage interface {
+	vtMarshaler
+	UnmarshalVT([]byte) error
+}
+
+// vtMarshaler is what Marshal needs of a message: vtprotobuf's sizing and
+// marshalling, which ingesterpb.LabelSpanPush has too.
+type vtMarshaler interface {
 	SizeVT() int
 	MarshalToSizedBufferVT([]byte) (int, error)
-	UnmarshalVT([]byte) error
 }
 
 // BufferUnmarshaler is implemented by messages that decode straight from
@@ -62,7 +68,7 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // below gRPC's pooling threshold (small), else into a buffer from pool
 // (pooled), which the caller owns and must return to pool.
 func marshalVT(v any, pool mem.BufferPool) (small []byte, pooled *[]byte, err error) {
-	m, ok := v.(vtMessage)
+	m, ok := v.(vtMarshaler)
 	if !ok {
 		return nil, nil, fmt.Errorf("ingesterclient codec: cannot marshal %T: not a vtprotobuf message", v)
 	}
@@ -117,6 +123,7 @@ func (Codec) Name() string { return "proto" }
 // call reaches the codec (a client that is not a gRPC connection).
 type Shared struct {
 	msg  any
+	enc  any            // what is marshalled in msg's place: msg, or see NewSharedAs
 	pool mem.BufferPool // where the bytes come from and go back to
 
 	mu       sync.Mutex
@@ -130,7 +137,15 @@ type Shared struct {
 // NewShared returns msg, a vtprotobuf message, to be marshalled at most once.
 // msg must not change until Release.
 func NewShared(msg any) *Shared {
-	return &Shared{msg: msg, pool: mem.DefaultBufferPool()}
+	return NewSharedAs(msg, msg)
+}
+
+// NewSharedAs is NewShared for a message sent as enc, a vtprotobuf message
+// whose bytes decode to msg (ingesterpb.LabelSpanPush): the calls pass msg,
+// and enc is what is marshalled, once. If a call marshals after Release,
+// msg is marshalled instead, so enc need not outlive Release.
+func NewSharedAs(msg, enc any) *Shared {
+	return &Shared{msg: msg, enc: enc, pool: mem.DefaultBufferPool()}
 }
 
 // CallOption makes a call marshal the message through s. Other messages of
@@ -180,7 +195,7 @@ func (s *Shared) marshal() (mem.BufferSlice, error) {
 }
 
 func (s *Shared) marshalOnce() ([]byte, *sharedBytes, error) {
-	small, pooled, err := marshalVT(s.msg, s.pool)
+	small, pooled, err := marshalVT(s.enc, s.pool)
 	if err != nil || pooled == nil {
 		return small, nil, err
 	}
