@@ -53,7 +53,7 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(Encoded); ok {
 		return mem.BufferSlice{e.EncodedBuffer()}, nil
 	}
-	pool := mem.DefaultBufferPool()
+	pool := buffers
 	small, pooled, err := marshalVT(v, pool)
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("ingesterclient codec: cannot unmarshal into %T: not a vtprotobuf message", v)
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(buffers)
 	defer buf.Free()
 	return m.UnmarshalVT(buf.ReadOnlyData())
 }
@@ -145,7 +145,7 @@ func NewShared(msg any) *Shared {
 // and enc is what is marshalled, once. If a call marshals after Release,
 // msg is marshalled instead, so enc need not outlive Release.
 func NewSharedAs(msg, enc any) *Shared {
-	return &Shared{msg: msg, enc: enc, pool: mem.DefaultBufferPool()}
+	return &Shared{msg: msg, enc: enc, pool: buffers}
 }
 
 // CallOption makes a call marshal the message through s. Other messages of
