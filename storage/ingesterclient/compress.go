@@ -19,7 +19,7 @@ const (
 )
 
 // gRPC keeps compressors in a process-wide registry; registering ours once,
-// here, is the only global this package has.
+// here, is one of the two globals this package has (buffers is the other).
 func init() {
 	encoding.RegisterCompressor(&snappyCompressor{})
 	encoding.RegisterCompressor(&s2Compressor{})

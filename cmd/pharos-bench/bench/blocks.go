@@ -26,7 +26,7 @@ type BlockRun struct {
 // into as a tsdb of their own, and times the range queries on them.
 func localBlocks(ctx context.Context, cfg Config, dir string, endMs int64) (_ *BlockRun, err error) {
 	t := time.Now()
-	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
+	db, err := tsdb.Open(dir, nil, nil, cfg.tsdbOptions(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb on the blocks: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 )
 
 // Config is one run's load.
@@ -39,6 +41,11 @@ type Config struct {
 	// into blocks (RunBlocks, and the local tsdb's own blocks).
 	QueryBlocks bool `yaml:"query_blocks"`
 
+	// LocalWALCompression is the WAL compression of the harness's own
+	// tsdb (compression.None, Snappy or Zstd): the same as the target's
+	// ingesters, so that both sides write the same WAL; "" is none.
+	LocalWALCompression string `yaml:"local_wal_compression"`
+
 	// ProfileDir receives CPU and heap profiles of the target's processes
 	// in the write and the query phase; "" takes none.
 	ProfileDir string `yaml:"profile_dir"`
@@ -62,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.QueryStep, "query.step", 15*time.Second, "Step of the range queries.")
 	fs.DurationVar(&c.QuerySettle, "query.settle", 0, "Before each timed query phase (both sides, and every restart), wait at least this long and until the process uses under 0.1 cores, so that queries are not timed while the head writes a write burst's chunks to disk (once a minute: 65s covers it); 0 times them at once.")
 	fs.BoolVar(&c.QueryBlocks, "query.blocks", true, "After the other phases, time the range queries again on the written data compacted into blocks, the head empty, on both sides (with -pharos: restarted on the blocks alone), as a dashboard reads yesterday's data.")
+	fs.StringVar(&c.LocalWALCompression, "local.wal-compression", compression.Snappy, "WAL compression of the harness's own tsdb, the direct appends: none, snappy or zstd. The default is Pharos's (and Prometheus's) -storage.wal-compression, so that both sides compress the same WAL; match it when -pharos.args sets another.")
 	fs.StringVar(&c.ProfileDir, "profile.dir", "", "Save a 10s CPU profile, a heap profile and a 2s execution trace of each Pharos process, in the write phase (from when every series exists) and the query phase, into this directory.")
 }
 
@@ -86,6 +94,8 @@ func (c *Config) Validate() error {
 		return errors.New("query_concurrency: must be positive")
 	case c.QueryStep <= 0:
 		return errors.New("query_step: must be positive")
+	case c.LocalWALCompression != "" && c.LocalWALCompression != compression.None && c.LocalWALCompression != compression.Snappy && c.LocalWALCompression != compression.Zstd:
+		return fmt.Errorf("local_wal_compression: %q is not none, snappy or zstd", c.LocalWALCompression)
 	}
 	return nil
 }
@@ -478,4 +488,14 @@ func (g *gate) slowest() int {
 		return 1 << 30
 	}
 	return m
+}
+
+// tsdbOptions are the options of the harness's own tsdb.
+func (c *Config) tsdbOptions() *tsdb.Options {
+	o := tsdb.DefaultOptions()
+	o.WALCompression = c.LocalWALCompression
+	if o.WALCompression == "" {
+		o.WALCompression = compression.None
+	}
+	return o
 }

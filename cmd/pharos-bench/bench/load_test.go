@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/util/compression"
 	"github.com/stretchr/testify/require"
 )
 
@@ -135,4 +137,18 @@ func TestLoadWarm(t *testing.T) {
 	default:
 		t.Fatal("not warm after every writer stopped")
 	}
+}
+
+// The harness's tsdb compresses its WAL as Pharos's ingesters do by
+// default, unless told otherwise; an unknown compression is refused.
+func TestLocalWALCompression(t *testing.T) {
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, compression.Snappy, cfg.tsdbOptions().WALCompression)
+
+	cfg.LocalWALCompression = ""
+	require.Equal(t, compression.None, cfg.tsdbOptions().WALCompression)
+	cfg.LocalWALCompression = "lz4"
+	require.ErrorContains(t, cfg.Validate(), `local_wal_compression: "lz4"`)
 }

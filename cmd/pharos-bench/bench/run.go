@@ -101,7 +101,7 @@ func RunLocal(ctx context.Context, cfg Config, dir string, t0 int64) (*Result, e
 	before := selfUsage()
 	load := NewLoad(cfg, t0, 0)
 	cpu0 := selfUsage().CPUSeconds
-	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
+	db, err := tsdb.Open(dir, nil, nil, cfg.tsdbOptions(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
@@ -164,7 +164,7 @@ func runByLabels(ctx context.Context, cfg Config, dir string, t0 int64) (*Result
 	load := NewLoad(cfg, t0, 0)
 	// CPU from after the labelling and with the open, as RunLocal counts.
 	cpu0 := selfUsage().CPUSeconds
-	db, err := tsdb.Open(dir, nil, nil, tsdb.DefaultOptions(), nil)
+	db, err := tsdb.Open(dir, nil, nil, cfg.tsdbOptions(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb: %w", err)
 	}
