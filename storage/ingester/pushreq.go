@@ -200,11 +200,12 @@ func (r *pushRequest) decode() error {
 	return nil
 }
 
-// Tags of the TimeSeries fields the fast paths of decodeSeries read.
+// Tags of the TimeSeries and Sample fields the fast paths of decodeSeries
+// read (field number << 3 | wire type).
 const (
 	tagSeriesLabels  = ingesterpb.TagTimeSeriesLabels
 	tagSeriesSamples = 2<<3 | 2
-	tagSampleTime    = 1<<3 | 0
+	tagSampleTime    = 1 << 3 // varint
 	tagSampleValue   = 2<<3 | 1
 )
 
