@@ -429,7 +429,7 @@ func BenchmarkValidateLabels(b *testing.B) {
 	c0 := cpuTime()
 	for b.Loop() {
 		for _, ts := range req.Series {
-			if reason, msg := v.labels(ts); reason != "" {
+			if reason, msg, _ := v.labels(ts); reason != "" {
 				b.Fatal(msg)
 			}
 		}

@@ -241,14 +241,13 @@ func (d *Distributor) push(ctx context.Context, req *ingesterpb.PushRequest, spa
 // when nothing of the series is left to send; normalised says its labels
 // may have been changed (see validator.labels).
 func (d *Distributor) validate(v *validator, i int, ts *ingesterpb.TimeSeries, res *PushResult) (ok, normalised bool) {
-	if !v.plain(ts.Labels) {
-		normalised = true
-		if reason, msg := v.labelsFull(ts); reason != "" {
-			d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg,
-				Samples: len(ts.Samples), Histograms: len(ts.Histograms)})
-			return false, true
-		}
+	reason, msg, plain := v.labels(ts)
+	if reason != "" {
+		d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg,
+			Samples: len(ts.Samples), Histograms: len(ts.Histograms)})
+		return false, true
 	}
+	normalised = !plain
 	if reason, msg, s, h := v.samples(ts); reason != "" {
 		d.reject(res, Rejection{Index: i, Reason: reason, Series: FormatSeries(ts.Labels), Message: msg, Samples: s, Histograms: h})
 	}

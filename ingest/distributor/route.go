@@ -232,9 +232,11 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, spa
 		var opts []grpc.CallOption
 		if r.whole {
 			// Every call sends req: marshal it once for all of them.
-			m := ingesterclient.NewShared(req)
+			var m *ingesterclient.Shared
 			if spans != nil {
 				m = ingesterclient.NewSharedAs(req, ingesterpb.LabelSpanPush{Req: req, Spans: spans})
+			} else {
+				m = ingesterclient.NewShared(req)
 			}
 			defer m.Release() // after wg.Wait: no call uses it any more
 			opts = []grpc.CallOption{m.CallOption()}

@@ -80,12 +80,14 @@ func newValidator(cfg *Config, l Limits, id string, now time.Time) validator {
 func lessPair(a, b *ingesterpb.LabelPair) int { return bytes.Compare(a.Name, b.Name) }
 
 // labels normalises ts.Labels (drops empty values, sorts) and checks them.
-// It returns a non-empty reason and a message when the series is invalid.
-func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string) {
+// It returns a non-empty reason and a message when the series is invalid;
+// plain says the labels passed as they were sent (see plain), unchanged.
+func (v *validator) labels(ts *ingesterpb.TimeSeries) (reason, msg string, plain bool) {
 	if v.plain(ts.Labels) {
-		return "", ""
+		return "", "", true
 	}
-	return v.labelsFull(ts)
+	reason, msg = v.labelsFull(ts)
+	return reason, msg, false
 }
 
 // labelsFull is labels without plain's shortcut.

@@ -78,10 +78,11 @@ func TestValidatorPlainIsSound(t *testing.T) {
 			require.Equal(t, FormatSeries(ls), FormatSeries(full.Labels), "plain accepted labels that normalising changes")
 		}
 		ts := &ingesterpb.TimeSeries{Labels: cloneLabels(ls)}
-		reason, msg := v.labels(ts)
+		reason, msg, plainToo := v.labels(ts)
 		require.Equal(t, wantReason, reason)
 		require.Equal(t, wantMsg, msg)
 		require.Equal(t, FormatSeries(full.Labels), FormatSeries(ts.Labels))
+		require.Equal(t, v.plain(ls), plainToo, "labels says whether the labels were plain")
 	}
 	require.Greater(t, plain, n/20)
 	require.Less(t, plain, n*19/20)
