@@ -403,7 +403,32 @@ func (r *Request) decodeV2(b []byte) error {
 		index++
 	}
 	r.finishSeries()
+	// Sliced only now: keyBytes moved as it grew.
+	lo := 0
+	for _, hi := range r.keyEnds {
+		if hi < 0 {
+			r.labelSpans = append(r.labelSpans, nil)
+			continue
+		}
+		r.labelSpans = append(r.labelSpans, r.keyBytes[lo:hi:hi])
+		lo = hi
+	}
 	return nil
+}
+
+// appendKeyBytes encodes the labels of a 2.0 series as 1.0 label fields
+// into keyBytes (see LabelSpans).
+func (r *Request) appendKeyBytes(ls []*ingesterpb.LabelPair) {
+	for _, l := range ls {
+		if len(l.Value) == 0 {
+			r.keyEnds = append(r.keyEnds, -1)
+			return
+		}
+	}
+	for _, l := range ls {
+		r.keyBytes = ingesterpb.AppendLabelField(r.keyBytes, l.Name, l.Value)
+	}
+	r.keyEnds = append(r.keyEnds, len(r.keyBytes))
 }
 
 // symbol resolves a symbol reference; ok is false when it is out of range.
@@ -601,6 +626,7 @@ func (r *Request) decodeV2Series(b []byte, index int) error {
 			return fmt.Errorf("metadata: %w", err)
 		}
 	}
+	r.appendKeyBytes(ts.Labels)
 	return nil
 }
 

@@ -659,17 +659,38 @@ func TestDecodeV1LabelSpans(t *testing.T) {
 	require.Nil(t, spans[2])
 	require.Len(t, r.Push.Series[2].Labels, 2)
 
+	// 2.0: the decoder encodes each valid series' labels itself, as
+	// MarshalVT would; none for a series with an empty value, and an
+	// invalid series (exemplars alone) shifts nothing.
 	st := writev2.NewSymbolTable()
-	v2 := &writev2.Request{Timeseries: []writev2.TimeSeries{{
-		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "up"), nil),
-		Samples:    []writev2.Sample{{Timestamp: 1, Value: 1}},
-	}}}
+	one := func(ls labels.Labels, samples ...writev2.Sample) writev2.TimeSeries {
+		ts := writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(ls, nil), Samples: samples}
+		if len(samples) == 0 {
+			ts.Exemplars = []writev2.Exemplar{{Value: 1, Timestamp: 1}}
+		}
+		return ts
+	}
+	smp := writev2.Sample{Timestamp: 1, Value: 1}
+	v2 := &writev2.Request{Timeseries: []writev2.TimeSeries{
+		one(labels.FromStrings("__name__", "up"), smp),
+		one(labels.FromStrings("__name__", "a", "empty", ""), smp),
+		one(labels.FromStrings("__name__", "exemplars_alone")),
+		one(labels.FromStrings("__name__", "b", "job", "node"), smp),
+	}}
 	v2.Symbols = st.Symbols()
 	body, err = v2.Marshal()
 	require.NoError(t, err)
 	r2 := NewRequest()
 	defer r2.Release()
 	require.NoError(t, r2.DecodeProto(V2, body))
-	require.Len(t, r2.Push.Series, 1)
-	require.Nil(t, r2.LabelSpans())
+	require.Len(t, r2.Push.Series, 3)
+	require.Len(t, r2.Invalid, 1)
+	spans2 := r2.LabelSpans()
+	require.Len(t, spans2, 3)
+	for _, i := range []int{0, 2} {
+		want, err := (&ingesterpb.TimeSeries{Labels: r2.Push.Series[i].Labels}).MarshalVT()
+		require.NoError(t, err)
+		require.Equal(t, want, spans2[i], "series %d", i)
+	}
+	require.Nil(t, spans2[1])
 }

@@ -142,9 +142,14 @@ type Request struct {
 	exemplarPtrs []*ingesterpb.Exemplar
 	metaPtrs     []*ingesterpb.MetricMetadata
 
-	// labelSpans holds, per series of Push (1.0 only), the span of raw
-	// its label fields take (see LabelSpans).
+	// labelSpans holds, per series of Push, the span of raw its label
+	// fields take (1.0), or of keyBytes its labels were encoded into (2.0;
+	// see LabelSpans).
 	labelSpans [][]byte
+	// keyBytes holds a 2.0 request's series' labels as 1.0 label fields,
+	// keyEnds where each series' end (-1: none).
+	keyBytes []byte
+	keyEnds  []int
 
 	symbols [][]byte // 2.0 symbol table, sub-slices of raw
 	scratch []byte   // histogram re-encoding
@@ -191,6 +196,7 @@ func (r *Request) reset() {
 	r.metaPtrs = r.metaPtrs[:0]
 	clear(r.labelSpans) // drop references into raw
 	r.labelSpans = r.labelSpans[:0]
+	r.keyBytes, r.keyEnds = r.keyBytes[:0], r.keyEnds[:0]
 	clear(r.metaSeen)
 	clear(r.symbols) // drop references into raw
 	r.symbols = r.symbols[:0]
@@ -293,16 +299,19 @@ func (r *Request) DecodeProto(v Version, data []byte) error {
 	return nil
 }
 
-// LabelSpans returns, for each series of a 1.0 request's Push, the bytes of
-// the body its labels were decoded from: its label fields as they follow
-// one another in the TimeSeries message (tags included), nil for a series
-// whose label fields are not contiguous or that has none. A 1.0 Label has
-// the encoding of ingester.proto's LabelPair, so the span is what an
-// ingester keys known series by whenever the sender encoded the labels as
-// Pharos's distributor does (sorted, without empty values, with the
-// shortest lengths): see ingester's localClient.PushWithLabelSpans. Nil
-// for 2.0, whose labels are symbol references. Valid until Release, and
-// only while the series' labels are the ones decoded.
+// LabelSpans returns, for each series of a request's Push, its labels as
+// the label fields of a 1.0 TimeSeries (tags included). For 1.0 they are
+// the bytes of the body the labels were decoded from, as they follow one
+// another in the TimeSeries message; nil for a series whose label fields
+// are not contiguous or that has none. A 1.0 Label has the encoding of
+// ingester.proto's LabelPair, so the span is what an ingester keys known
+// series by whenever the sender encoded the labels as Pharos's distributor
+// does (sorted, without empty values, with the shortest lengths): see
+// ingester's localClient.PushWithLabelSpans. 2.0's labels are symbol
+// references, different in every request, so the decoder encodes each
+// series' labels that way once (nil for a series with an empty value,
+// which validation drops anyway). Valid until Release, and only while the
+// series' labels are the ones decoded.
 func (r *Request) LabelSpans() [][]byte {
 	if len(r.labelSpans) != len(r.Push.Series) {
 		return nil

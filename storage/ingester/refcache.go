@@ -294,24 +294,7 @@ func appendKey(buf []byte, ls labels.Labels) []byte {
 
 // appendKeyLabel appends one label as a TimeSeries' labels field.
 func appendKeyLabel(buf []byte, name, value string) []byte {
-	n := 0
-	if name != "" {
-		n += 1 + protowire.SizeBytes(len(name))
-	}
-	if value != "" {
-		n += 1 + protowire.SizeBytes(len(value))
-	}
-	buf = append(buf, ingesterpb.TagTimeSeriesLabels)
-	buf = protowire.AppendVarint(buf, uint64(n))
-	if name != "" {
-		buf = append(buf, ingesterpb.TagLabelPairName)
-		buf = protowire.AppendString(buf, name)
-	}
-	if value != "" {
-		buf = append(buf, ingesterpb.TagLabelPairValue)
-		buf = protowire.AppendString(buf, value)
-	}
-	return buf
+	return ingesterpb.AppendLabelField(buf, name, value)
 }
 
 // rangeKey calls f with each label of key bytes that appendKeyLabel wrote,
