@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,11 +74,15 @@ func TestCloseDrainsInFlightPushes(t *testing.T) {
 	require.NoError(t, err)
 	admitted := make(chan struct{})
 	release := make(chan struct{})
+	// The first push admitted waits for the test; others pass. Whether
+	// the test already waits on admitted must not decide which push that
+	// is: a select with a default let a push that arrived first through,
+	// and the test then waited for ever.
+	var first atomic.Bool
 	ing.testHookPushAdmitted = func() {
-		select {
-		case admitted <- struct{}{}:
+		if first.CompareAndSwap(false, true) {
+			admitted <- struct{}{}
 			<-release
-		default:
 		}
 	}
 	h := serve(t, ing)
