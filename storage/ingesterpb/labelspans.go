@@ -24,38 +24,41 @@ type LabelSpanPush struct {
 func (p LabelSpanPush) SizeVT() (n int) {
 	m := p.Req
 	for k, ts := range m.Series {
-		l := p.seriesSize(k, ts)
-		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+		if span := p.Spans[k]; span != nil {
+			n += sizeField(seriesSizeWithSpan(ts, span))
+		} else {
+			n += sizeField(ts.SizeVT())
+		}
 	}
-	for _, e := range m.Metadata {
-		l := e.SizeVT()
-		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
-	}
-	return n + len(m.unknownFields)
+	return n + sizeRepeated(m.Metadata) + len(m.unknownFields)
 }
 
-func (p LabelSpanPush) seriesSize(k int, ts *TimeSeries) int {
-	span := p.Spans[k]
-	if span == nil {
-		return ts.SizeVT()
-	}
+// seriesSizeWithSpan is TimeSeries.SizeVT with span for the label fields.
+func seriesSizeWithSpan(ts *TimeSeries, span []byte) int {
 	n := len(span)
-	for _, e := range ts.Samples {
-		l := e.SizeVT()
-		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	for _, e := range ts.Samples { // every series has one: no generic call
+		n += sizeField(e.SizeVT())
 	}
-	for _, e := range ts.Histograms {
-		l := e.SizeVT()
-		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
-	}
-	for _, e := range ts.Exemplars {
-		l := e.SizeVT()
-		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	if len(ts.Histograms)+len(ts.Exemplars) > 0 { // rare: two generic calls a series were a tenth of the marshalling
+		n += sizeRepeated(ts.Histograms) + sizeRepeated(ts.Exemplars)
 	}
 	if ts.StartTimestampMs != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(ts.StartTimestampMs))
 	}
 	return n + len(ts.unknownFields)
+}
+
+// sizeField is the size of a length-delimited field of l bytes, its
+// one-byte tag included.
+func sizeField(l int) int { return 1 + l + protohelpers.SizeOfVarint(uint64(l)) }
+
+// sizeRepeated is the size of a repeated message field, as the generated
+// SizeVT methods count it.
+func sizeRepeated[M interface{ SizeVT() int }](ms []M) (n int) {
+	for _, m := range ms {
+		n += sizeField(m.SizeVT())
+	}
+	return n
 }
 
 // MarshalToSizedBufferVT marshals into the end of dAtA, which must hold
@@ -66,19 +69,12 @@ func (p LabelSpanPush) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 	i := len(dAtA)
 	i -= len(m.unknownFields)
 	copy(dAtA[i:], m.unknownFields)
-	for k := len(m.Metadata) - 1; k >= 0; k-- {
-		size, err := m.Metadata[k].MarshalToSizedBufferVT(dAtA[:i])
-		if err != nil {
-			return 0, err
-		}
-		i -= size
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
-		i--
-		dAtA[i] = 0x12
+	i, err := marshalRepeated(dAtA, i, m.Metadata, 0x12)
+	if err != nil {
+		return 0, err
 	}
 	for k := len(m.Series) - 1; k >= 0; k-- {
 		var size int
-		var err error
 		if span := p.Spans[k]; span == nil {
 			size, err = m.Series[k].MarshalToSizedBufferVT(dAtA[:i])
 		} else {
@@ -87,10 +83,7 @@ func (p LabelSpanPush) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		i -= size
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
-		i--
-		dAtA[i] = 0xa
+		i = prependField(dAtA, i-size, size, 0xa)
 	}
 	return len(dAtA) - i, nil
 }
@@ -106,37 +99,48 @@ func marshalSeriesWithSpan(m *TimeSeries, span, dAtA []byte) (int, error) {
 		i--
 		dAtA[i] = 0x28
 	}
-	for k := len(m.Exemplars) - 1; k >= 0; k-- {
-		size, err := m.Exemplars[k].MarshalToSizedBufferVT(dAtA[:i])
-		if err != nil {
+	if len(m.Histograms)+len(m.Exemplars) > 0 { // rare: two generic calls a series were a tenth of the marshalling
+		var err error
+		if i, err = marshalRepeated(dAtA, i, m.Exemplars, 0x22); err != nil {
 			return 0, err
 		}
-		i -= size
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
-		i--
-		dAtA[i] = 0x22
-	}
-	for k := len(m.Histograms) - 1; k >= 0; k-- {
-		size, err := m.Histograms[k].MarshalToSizedBufferVT(dAtA[:i])
-		if err != nil {
+		if i, err = marshalRepeated(dAtA, i, m.Histograms, 0x1a); err != nil {
 			return 0, err
 		}
-		i -= size
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
-		i--
-		dAtA[i] = 0x1a
 	}
-	for k := len(m.Samples) - 1; k >= 0; k-- {
+	for k := len(m.Samples) - 1; k >= 0; k-- { // every series has one: no generic call
 		size, err := m.Samples[k].MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
 			return 0, err
 		}
-		i -= size
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
-		i--
-		dAtA[i] = 0x12
+		i = prependField(dAtA, i-size, size, 0x12)
 	}
 	i -= len(span)
 	copy(dAtA[i:], span)
 	return len(dAtA) - i, nil
+}
+
+// marshalRepeated writes the messages of a repeated field, each under tag,
+// into dAtA[:i] backwards, as the generated MarshalToSizedBufferVT methods
+// do; it returns where the first one starts.
+func marshalRepeated[M interface {
+	MarshalToSizedBufferVT([]byte) (int, error)
+}](dAtA []byte, i int, ms []M, tag byte) (int, error) {
+	for k := len(ms) - 1; k >= 0; k-- {
+		size, err := ms[k].MarshalToSizedBufferVT(dAtA[:i])
+		if err != nil {
+			return 0, err
+		}
+		i = prependField(dAtA, i-size, size, tag)
+	}
+	return i, nil
+}
+
+// prependField writes the tag and length of a field whose size bytes
+// start at dAtA[i] in front of them, and returns where the field starts.
+func prependField(dAtA []byte, i, size int, tag byte) int {
+	i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
+	i--
+	dAtA[i] = tag
+	return i
 }
