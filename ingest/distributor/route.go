@@ -232,12 +232,7 @@ func (d *Distributor) send(ctx context.Context, req *ingesterpb.PushRequest, spa
 		var opts []grpc.CallOption
 		if r.whole {
 			// Every call sends req: marshal it once for all of them.
-			var m *ingesterclient.Shared
-			if spans != nil {
-				m = ingesterclient.NewSharedAs(req, ingesterpb.LabelSpanPush{Req: req, Spans: spans})
-			} else {
-				m = ingesterclient.NewShared(req)
-			}
+			m := sharedPush(req, spans)
 			defer m.Release() // after wg.Wait: no call uses it any more
 			opts = []grpc.CallOption{m.CallOption()}
 		}
@@ -373,6 +368,15 @@ func containsSorted(s []int, v int) bool {
 	return j < len(s) && s[j] == v
 }
 
+// sharedPush is req marshalled once for the calls that send it, its
+// series' labels from spans when there are any (ingesterpb.LabelSpanPush).
+func sharedPush(req *ingesterpb.PushRequest, spans [][]byte) *ingesterclient.Shared {
+	if spans == nil {
+		return ingesterclient.NewShared(req)
+	}
+	return ingesterclient.NewSharedAs(req, ingesterpb.LabelSpanPush{Req: req, Spans: spans})
+}
+
 // pushOne sends b; spans are the label spans of the request being sent,
 // or nil.
 func (d *Distributor) pushOne(ctx context.Context, b *batch, spans [][]byte, opts ...grpc.CallOption) {
@@ -392,7 +396,7 @@ func (d *Distributor) pushOne(ctx context.Context, b *batch, spans [][]byte, opt
 		if spans != nil && len(opts) == 0 {
 			// Not marshalled by send for every batch: this one's labels
 			// still go out as the spans they were decoded from.
-			m := ingesterclient.NewSharedAs(b.req, ingesterpb.LabelSpanPush{Req: b.req, Spans: spans})
+			m := sharedPush(b.req, spans)
 			defer m.Release()
 			opts = []grpc.CallOption{m.CallOption()}
 		}

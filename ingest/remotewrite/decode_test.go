@@ -627,8 +627,9 @@ func FuzzDecodeV2(f *testing.F) {
 
 // A 1.0 series' label span is the encoding an ingester keys it by when the
 // sender encodes as Prometheus does (labels first, sorted); labels split by
-// another field have none, and 2.0 requests have no spans at all.
-func TestDecodeV1LabelSpans(t *testing.T) {
+// another field have none. A 2.0 series' span is its labels encoded so by
+// the decoder.
+func TestDecodeLabelSpans(t *testing.T) {
 	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "node"}}, Samples: []prompb.Sample{{Timestamp: 1, Value: 1}}},
 		{Labels: []prompb.Label{{Name: "__name__", Value: "x"}}, Samples: []prompb.Sample{{Timestamp: 1, Value: 2}}},
